@@ -1,0 +1,515 @@
+/* One redirected USB device: its libusb device, usbredirhost, peer connection and state. */
+#include "usb_session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <usbredirhost.h>
+
+#include "log.h"
+#include "peer_conn.h"
+#include "usb_redirector.h"
+#include "usbredir_hello.h"
+#include "version.h"
+
+#define CONNECT_TIMEOUT_MS 10000 /* a SYN to a dead host would wait minutes */
+#define HELLO_TIMEOUT_MS 10000   /* QEMU sends its hello at once */
+#define STABLE_SESSION_MS 10000  /* ran this long: next failure starts backoff over */
+/* Backpressure: stop reading guest requests while this much is unsent
+ * (about 0.7 s of a 100 Mbit link), resume below the low mark. */
+#define OUT_HIGH_WATER (8u << 20)
+#define OUT_LOW_WATER (2u << 20)
+
+static const struct peer_conn_ops session_conn_ops;
+
+static void session_attempt(struct usb_session *s);
+static void session_fail(struct usb_session *s, bool graceful);
+
+const char *usb_session_state_name(enum usb_session_state state)
+{
+    static const char *const names[] = {
+        [SESSION_WAIT_SLOT] = "waiting-for-slot",
+        [SESSION_CONNECTING] = "connecting",
+        [SESSION_WAIT_PEER] = "waiting-for-peer",
+        [SESSION_RUNNING] = "redirected",
+        [SESSION_BACKOFF] = "retrying",
+        [SESSION_CLOSING] = "closing",
+        [SESSION_REJECTED] = "rejected-by-peer",
+    };
+    return names[state];
+}
+
+struct usb_session *usb_session_new(struct usb_redirector *r,
+                                    libusb_device *dev, const char *name)
+{
+    struct usb_session *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->r = r;
+    s->dev = libusb_ref_device(dev);
+    snprintf(s->name, sizeof(s->name), "%s", name);
+    s->state = SESSION_WAIT_SLOT;
+    s->device_present = true;
+    uv_timer_init(r->loop, &s->timer);
+    s->timer.data = s;
+    backoff_init(&s->backoff, r->cfg->reconnect_min_ms,
+                 r->cfg->reconnect_max_ms);
+    return s;
+}
+
+static void on_session_timer_closed(uv_handle_t *handle)
+{
+    struct usb_session *s = handle->data;
+    struct usb_redirector *r = s->r;
+
+    libusb_unref_device(s->dev);
+    free(s);
+    usb_redirector_session_closed(r);
+}
+
+/* Called once the session holds no connection and no usbredirhost. */
+static void session_free(struct usb_session *s)
+{
+    uv_timer_stop(&s->timer);
+    usb_redirector_forget(s->r, s);
+    uv_close((uv_handle_t *)&s->timer, on_session_timer_closed);
+}
+
+/* ---- usbredirhost callbacks ---- */
+
+static void host_log(void *priv, int level, const char *msg)
+{
+    struct usb_session *s = priv;
+    /* usbredir's errors are often fallout of an unplug: report them as
+     * warnings, and its warnings as info. */
+    static const int map[] = {LOG_WARNING, LOG_WARNING, LOG_INFO, LOG_DEBUG,
+                              LOG_DEBUG, LOG_DEBUG};
+    int lvl = (level >= 0 && level <= 5) ? map[level] : LOG_DEBUG;
+    log_msg(lvl, "%s: usbredir: %s", s->name, msg);
+}
+
+/* Called from usbredirhost_read_guest_data() only: hands over the chunk
+ * that on_peer_data() is processing. */
+static int host_read(void *priv, uint8_t *data, int count)
+{
+    struct usb_session *s = priv;
+    size_t avail = s->in_len - s->in_pos;
+    size_t n = (size_t)count < avail ? (size_t)count : avail;
+
+    memcpy(data, s->in_data + s->in_pos, n);
+    s->in_pos += n;
+    return (int)n;
+}
+
+/* Called from usbredirhost_write_guest_data() only (see session_flush):
+ * takes ownership of one packet; it is sent with the rest of the batch. */
+static int host_write(void *priv, uint8_t *data, int count)
+{
+    struct usb_session *s = priv;
+
+    if (!s->host)
+        return 0; /* still inside usbredirhost_open: keep it queued */
+    if (!s->conn) {
+        usbredirhost_free_write_buffer(s->host, data);
+        return count; /* nobody to send to any more */
+    }
+    if (s->batch_len == USB_SESSION_MAX_BATCH)
+        return 0; /* sent after this batch; session_flush loops */
+    s->batch[s->batch_len++] = uv_buf_init((char *)data, (unsigned)count);
+    return count;
+}
+
+static uint64_t host_buffered_output(void *priv)
+{
+    struct usb_session *s = priv;
+    return s->queued_bytes;
+}
+
+static void on_batch_written(void *ctx, uv_buf_t *bufs, unsigned nbufs,
+                             int status)
+{
+    struct usb_session *s = ctx;
+    (void)status; /* failures reach the session through on_peer_gone */
+
+    for (unsigned i = 0; i < nbufs; i++) {
+        s->queued_bytes -= bufs[i].len;
+        usbredirhost_free_write_buffer(s->host, (uint8_t *)bufs[i].base);
+    }
+    if (s->reading_paused && s->queued_bytes < OUT_LOW_WATER && s->conn &&
+        s->state == SESSION_RUNNING) {
+        s->reading_paused = false;
+        peer_conn_read_start(s->conn);
+    }
+}
+
+static void session_submit_batch(struct usb_session *s)
+{
+    uint64_t bytes = 0;
+
+    if (!s->batch_len)
+        return;
+    for (unsigned i = 0; i < s->batch_len; i++)
+        bytes += s->batch[i].len;
+    s->queued_bytes += bytes;
+    s->bytes_to_peer += bytes;
+    if (peer_conn_write(s->conn, s->batch, s->batch_len, on_batch_written, s) <
+        0)
+        on_batch_written(s, s->batch, s->batch_len, UV_ECANCELED);
+    s->batch_len = 0;
+    if (!s->reading_paused && s->queued_bytes > OUT_HIGH_WATER) {
+        s->reading_paused = true;
+        peer_conn_read_stop(s->conn);
+        log_debug("%s: peer is slow, pausing requests", s->name);
+    }
+}
+
+/* Called from usbredirhost whenever it queued packets (libusb transfer
+ * callbacks, set_device, read processing) and by the session itself. */
+static void session_flush(struct usb_session *s)
+{
+    if (!s->host) {
+        s->flush_deferred = true;
+        return;
+    }
+    if (s->in_flush)
+        return;
+    s->in_flush = true;
+    do {
+        usbredirhost_write_guest_data(s->host);
+        if (s->conn)
+            session_submit_batch(s);
+    } while (s->conn && usbredirhost_has_data_to_write(s->host));
+    s->in_flush = false;
+}
+
+static void host_flush(void *priv) { session_flush(priv); }
+
+/* ---- lifecycle ---- */
+
+static void session_reset_streams(struct usb_session *s)
+{
+    s->in_data = NULL;
+    s->in_len = s->in_pos = 0;
+    s->hello_bytes = 0;
+    s->hello_ok = false;
+    s->reading_paused = false;
+    s->batch_len = 0;
+    s->flush_deferred = false;
+    s->queued_bytes = 0;
+}
+
+static void on_retry_timer(uv_timer_t *timer) { session_attempt(timer->data); }
+
+static void session_schedule_retry(struct usb_session *s)
+{
+    uint32_t delay = backoff_next(&s->backoff, (uint32_t)random());
+
+    s->state = SESSION_BACKOFF;
+    log_debug("%s: next attempt in %u ms", s->name, delay);
+    uv_timer_start(&s->timer, on_retry_timer, delay, 0);
+}
+
+/* The connection is closed and usbredirhost gone: decide what comes next.
+ * Called from the connection's close callback and from session_fail(). */
+static void session_after_close(struct usb_session *s)
+{
+    struct usb_redirector *r = s->r;
+
+    s->conn = NULL;
+    if (s->host) {
+        usbredirhost_close(s->host);
+        s->host = NULL;
+    }
+    session_reset_streams(s);
+    if (s->running_since_ms &&
+        uv_now(r->loop) - s->running_since_ms >= STABLE_SESSION_MS)
+        backoff_reset(&s->backoff);
+    s->running_since_ms = 0;
+
+    if (r->stopping || !s->device_present) {
+        session_free(s);
+    } else if (s->rejected) {
+        s->state = SESSION_REJECTED;
+        usb_redirector_release_slot(r, s);
+    } else if (r->cfg->usb_mode == USB_PEER_CONNECT) {
+        session_schedule_retry(s);
+    } else {
+        session_attempt(s);
+    }
+}
+
+/* Hands the device back to the host and closes the connection; the next
+ * state is chosen when the close completed. graceful: let the peer see
+ * the device disconnect before the connection goes. */
+static void session_fail(struct usb_session *s, bool graceful)
+{
+    uv_timer_stop(&s->timer);
+    s->state = SESSION_CLOSING;
+    if (s->host) {
+        /* Releases the interfaces and reattaches kernel drivers now; queues
+         * a device_disconnect for the peer. */
+        usbredirhost_set_device(s->host, NULL);
+        if (graceful)
+            session_flush(s);
+    }
+    if (s->conn)
+        peer_conn_close(s->conn, graceful);
+    else
+        session_after_close(s);
+}
+
+static void on_hello_timeout(uv_timer_t *timer)
+{
+    struct usb_session *s = timer->data;
+    log_warn("%s: peer %s sent no usbredir hello within %d s; disconnecting",
+             s->name, peer_conn_name(s->conn), HELLO_TIMEOUT_MS / 1000);
+    session_fail(s, false);
+}
+
+/* Connected to a peer: take the device from the host and start usbredir. */
+static void session_start(struct usb_session *s, struct peer_conn *c)
+{
+    struct usb_redirector *r = s->r;
+    libusb_device_handle *handle;
+
+    s->conn = c;
+    peer_conn_set_owner(c, &session_conn_ops, s);
+    session_reset_streams(s);
+    int rc = libusb_open(s->dev, &handle);
+    if (rc < 0) {
+        log_warn("%s: cannot open the device: %s", s->name,
+                 libusb_error_name(rc));
+        if (rc == LIBUSB_ERROR_NO_DEVICE)
+            s->device_present = false; /* the LEFT event is on its way */
+        session_fail(s, false);
+        return;
+    }
+    /* usbredirhost takes ownership of handle, and closes it on failure. */
+    struct usbredirhost *host = usbredirhost_open_full(
+        r->ctx, handle, host_log, host_read, host_write, host_flush, NULL,
+        NULL, NULL, NULL, s, "redir-agent " REDIR_VERSION,
+        r->cfg->usbredir_debug, usbredirhost_fl_write_cb_owns_buffer);
+    if (!host) {
+        log_warn("%s: cannot take the device from the host (claiming its "
+                 "interfaces failed)", s->name);
+        session_fail(s, false);
+        return;
+    }
+    s->host = host;
+    usbredirhost_set_buffered_output_size_cb(host, host_buffered_output);
+    s->state = SESSION_RUNNING;
+    s->running_since_ms = uv_now(r->loop);
+    uv_timer_start(&s->timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
+    peer_conn_read_start(c);
+    if (s->failed_attempts)
+        log_info("%s: redirected to %s (slot %u) after %u failed attempts",
+                 s->name, peer_conn_name(c), s->slot->index,
+                 s->failed_attempts);
+    else
+        log_info("%s: redirected to %s (slot %u)", s->name, peer_conn_name(c),
+                 s->slot->index);
+    s->failed_attempts = 0;
+    session_flush(s);
+}
+
+/* Called from the retry timer, when a slot is taken, and after a close. */
+static void session_attempt(struct usb_session *s)
+{
+    struct usb_redirector *r = s->r;
+    struct usb_slot *slot = s->slot;
+
+    if (r->cfg->usb_mode == USB_PEER_CONNECT) {
+        s->state = SESSION_CONNECTING;
+        s->conn = peer_conn_connect(r->loop, &slot->addr, CONNECT_TIMEOUT_MS,
+                                    &session_conn_ops, s);
+        if (!s->conn) {
+            log_warn("%s: cannot start connecting to %s", s->name, slot->name);
+            session_schedule_retry(s);
+        }
+        return;
+    }
+    if (slot->parked) {
+        struct peer_conn *c = slot->parked;
+        slot->parked = NULL;
+        session_start(s, c);
+        return;
+    }
+    s->state = SESSION_WAIT_PEER;
+    log_info("%s: waiting for the peer to connect to %s (slot %u)", s->name,
+             slot->name, slot->index);
+}
+
+/* ---- connection callbacks ---- */
+
+static void on_peer_connected(void *owner, struct peer_conn *c, int status)
+{
+    struct usb_session *s = owner;
+
+    if (status == 0) {
+        session_start(s, c);
+        return;
+    }
+    if (s->failed_attempts++ == 0)
+        log_warn("%s: cannot connect to %s: %s; retrying every %u ms at most",
+                 s->name, s->slot->name, uv_strerror(status),
+                 s->r->cfg->reconnect_max_ms);
+    else
+        log_debug("%s: cannot connect to %s: %s", s->name, s->slot->name,
+                  uv_strerror(status));
+    session_fail(s, false);
+}
+
+static bool session_check_hello(struct usb_session *s, const uint8_t *data,
+                                size_t len)
+{
+    const char *why = NULL;
+    size_t want = sizeof(s->hello_header) - s->hello_bytes;
+    size_t n = len < want ? len : want;
+
+    memcpy(s->hello_header + s->hello_bytes, data, n);
+    s->hello_bytes += n;
+    enum usbredir_hello_result res =
+        usbredir_hello_check(s->hello_header, s->hello_bytes, &why);
+    if (res == USBREDIR_HELLO_BAD) {
+        log_warn("%s: peer %s is not a usbredir peer (%s); disconnecting",
+                 s->name, peer_conn_name(s->conn), why);
+        session_fail(s, false);
+        return false;
+    }
+    if (res == USBREDIR_HELLO_OK) {
+        s->hello_ok = true;
+        uv_timer_stop(&s->timer);
+    }
+    return true;
+}
+
+static void on_peer_data(void *owner, struct peer_conn *c, const uint8_t *data,
+                         size_t len)
+{
+    struct usb_session *s = owner;
+    (void)c;
+
+    if (s->state != SESSION_RUNNING)
+        return;
+    s->bytes_from_peer += len;
+    if (!s->hello_ok && !session_check_hello(s, data, len))
+        return;
+    s->in_data = data;
+    s->in_len = len;
+    s->in_pos = 0;
+    int rc = usbredirhost_read_guest_data(s->host);
+    s->in_data = NULL;
+    switch (rc) {
+    case 0:
+        session_flush(s);
+        return;
+    case usbredirhost_read_device_rejected:
+        log_notice("%s: peer %s refused the device (its filter); not offering "
+                   "it again until it is replugged",
+                   s->name, peer_conn_name(s->conn));
+        s->rejected = true;
+        session_fail(s, true);
+        return;
+    case usbredirhost_read_device_lost:
+        log_notice("%s: device lost while redirected", s->name);
+        session_fail(s, true);
+        return;
+    default:
+        log_warn("%s: malformed usbredir data from peer %s; disconnecting",
+                 s->name, peer_conn_name(s->conn));
+        session_fail(s, false);
+        return;
+    }
+}
+
+static void on_peer_gone(void *owner, struct peer_conn *c, int status)
+{
+    struct usb_session *s = owner;
+
+    if (s->state != SESSION_RUNNING)
+        return;
+    if (status == UV_EOF)
+        log_notice("%s: peer %s closed the connection", s->name,
+                   peer_conn_name(c));
+    else
+        log_notice("%s: connection to peer %s lost: %s", s->name,
+                   peer_conn_name(c), uv_strerror(status));
+    session_fail(s, false);
+}
+
+static void on_peer_closed(void *owner, struct peer_conn *c)
+{
+    struct usb_session *s = owner;
+    (void)c;
+    session_after_close(s);
+}
+
+static const struct peer_conn_ops session_conn_ops = {
+    .on_connected = on_peer_connected,
+    .on_data = on_peer_data,
+    .on_gone = on_peer_gone,
+    .on_closed = on_peer_closed,
+};
+
+/* ---- entry points from the redirector ---- */
+
+void usb_session_take_slot(struct usb_session *s, struct usb_slot *slot)
+{
+    s->slot = slot;
+    slot->session = s;
+    backoff_reset(&s->backoff);
+    session_attempt(s);
+}
+
+void usb_session_peer_arrived(struct usb_session *s, struct peer_conn *c)
+{
+    if (s->state == SESSION_WAIT_PEER) {
+        session_start(s, c);
+        return;
+    }
+    /* A new connection while one is running: the peer restarted and the
+     * old connection is stale. Switch once the old one is closed. */
+    if (s->slot->parked)
+        peer_conn_close(s->slot->parked, false);
+    s->slot->parked = c;
+    if (s->state == SESSION_RUNNING) {
+        log_notice("%s: peer reconnected from %s; replacing the old connection",
+                   s->name, peer_conn_name(c));
+        session_fail(s, false);
+    }
+}
+
+/* Called from the redirector for a hotplug LEFT event and at shutdown. */
+static void session_end(struct usb_session *s)
+{
+    switch (s->state) {
+    case SESSION_RUNNING:
+        session_fail(s, true);
+        break;
+    case SESSION_CONNECTING:
+        session_fail(s, false);
+        break;
+    case SESSION_CLOSING:
+        break; /* session_after_close frees it */
+    default:
+        session_free(s);
+        break;
+    }
+}
+
+void usb_session_device_left(struct usb_session *s)
+{
+    s->device_present = false;
+    if (s->state == SESSION_RUNNING)
+        log_info("%s: unplugged; detaching it from peer %s", s->name,
+                 peer_conn_name(s->conn));
+    else
+        log_info("%s: unplugged", s->name);
+    session_end(s);
+}
+
+void usb_session_shutdown(struct usb_session *s)
+{
+    if (s->state == SESSION_RUNNING)
+        log_info("%s: handing the device back to the host", s->name);
+    session_end(s);
+}

@@ -1,0 +1,392 @@
+/* The agent's configuration: /etc/redir-agent.ini parsed once into a plain struct. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <usbredirfilter.h>
+
+#include "log.h"
+
+#define RECONNECT_MIN_DEFAULT_MS 100
+#define RECONNECT_MAX_DEFAULT_MS 5000
+#define RECONNECT_LIMIT_MS 3600000 /* an hour: beyond that it is a typo */
+#define FILTER_TEXT_MAX 4096
+#define USBREDIR_DEBUG_DEFAULT 2 /* usbredir's errors and warnings */
+
+struct config_parse;
+typedef int (*key_parser)(struct config_parse *p, const char *value);
+
+struct key_def {
+    const char *section;
+    const char *name;
+    key_parser parse;
+    bool repeatable;
+};
+
+struct config_parse {
+    FILE *file;
+    const char *path;
+    int line;           /* line the reader handed to inih last */
+    int err_line;       /* first error found by us, 0 if none */
+    char err[CONFIG_ERR_MAX];
+    struct agent_config *cfg;
+    int seen_line[16];  /* per key_def index: line it was first set on */
+    int usb_mode_line;
+    int reconnect_line; /* last reconnect_* key, for the min > max error */
+};
+
+static void config_fail(struct config_parse *p, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void config_fail(struct config_parse *p, const char *fmt, ...)
+{
+    va_list ap;
+    int n;
+
+    if (p->err_line)
+        return; /* keep the first error: later ones are often fallout */
+    p->err_line = p->line;
+    n = snprintf(p->err, sizeof(p->err), "%s:%d: ", p->path, p->line);
+    va_start(ap, fmt);
+    vsnprintf(p->err + n, sizeof(p->err) - (size_t)n, fmt, ap);
+    va_end(ap);
+}
+
+static int parse_uint(const char *value, uint32_t min, uint32_t max,
+                      uint32_t *out)
+{
+    char *end;
+    unsigned long v;
+
+    if (!isdigit((unsigned char)*value))
+        return -1;
+    errno = 0;
+    v = strtoul(value, &end, 10);
+    if (errno || *end || v < min || v > max)
+        return -1;
+    *out = (uint32_t)v;
+    return 0;
+}
+
+static int parse_log_level(struct config_parse *p, const char *value)
+{
+    int level = log_level_from_name(value);
+    if (level < 0) {
+        config_fail(p, "[agent] log_level: '%s' is not one of error, "
+                       "warning, notice, info, debug", value);
+        return 0;
+    }
+    p->cfg->log_level = level;
+    return 1;
+}
+
+/* Splits a comma-separated endpoint list into cfg->usb_slots. */
+static int parse_slots(struct config_parse *p, const char *key,
+                       const char *value)
+{
+    struct agent_config *cfg = p->cfg;
+    char buf[1024], why[300];
+
+    if (strlen(value) >= sizeof(buf)) {
+        config_fail(p, "[usb] %s: list too long", key);
+        return 0;
+    }
+    strcpy(buf, value);
+    for (char *tok = buf, *comma; tok; tok = comma ? comma + 1 : NULL) {
+        comma = strchr(tok, ',');
+        if (comma)
+            *comma = '\0';
+        while (isspace((unsigned char)*tok))
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && isspace((unsigned char)end[-1]))
+            *--end = '\0';
+        if (!*tok) {
+            config_fail(p, "[usb] %s: empty entry in the list", key);
+            return 0;
+        }
+        if (cfg->usb_nslots == CONFIG_MAX_SLOTS) {
+            config_fail(p, "[usb] %s: more than %d endpoints", key,
+                        CONFIG_MAX_SLOTS);
+            return 0;
+        }
+        if (hostport_parse(tok, &cfg->usb_slots[cfg->usb_nslots], why,
+                           sizeof(why)) < 0) {
+            config_fail(p, "[usb] %s: %s", key, why);
+            return 0;
+        }
+        cfg->usb_nslots++;
+    }
+    if (cfg->usb_nslots == 0) {
+        config_fail(p, "[usb] %s: no HOST:PORT given", key);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_peer(struct config_parse *p, const char *value,
+                      enum usb_peer_mode mode)
+{
+    const char *key = mode == USB_PEER_CONNECT ? "connect" : "listen";
+
+    if (p->cfg->usb_mode != USB_PEER_NONE) {
+        config_fail(p, "[usb] %s: 'connect' and 'listen' are exclusive (the "
+                       "other is set on line %d)", key, p->usb_mode_line);
+        return 0;
+    }
+    p->cfg->usb_mode = mode;
+    p->usb_mode_line = p->line;
+    return parse_slots(p, key, value);
+}
+
+static int parse_connect(struct config_parse *p, const char *value)
+{
+    return parse_peer(p, value, USB_PEER_CONNECT);
+}
+
+static int parse_listen(struct config_parse *p, const char *value)
+{
+    return parse_peer(p, value, USB_PEER_LISTEN);
+}
+
+/* Repeated filter lines are joined with '|', so long filters can be split. */
+static bool filter_allow_values_ok(const struct usbredirfilter_rule *rules,
+                                   int count)
+{
+    /* usbredirfilter_verify() lets any allow value through */
+    for (int i = 0; i < count; i++)
+        if (rules[i].allow != 0 && rules[i].allow != 1)
+            return false;
+    return true;
+}
+
+static int parse_filter(struct config_parse *p, const char *value)
+{
+    struct agent_config *cfg = p->cfg;
+    struct usbredirfilter_rule *rules = NULL;
+    int count = 0;
+
+    if (usbredirfilter_string_to_rules(value, ",", "|", &rules, &count) != 0 ||
+        usbredirfilter_verify(rules, count) != 0 || count == 0 ||
+        !filter_allow_values_ok(rules, count)) {
+        usbredirfilter_free(rules);
+        config_fail(p, "[usb] filter: '%s' is not a valid usbredirfilter rule "
+                       "list (CLASS,VID,PID,BCD,ALLOW|...)", value);
+        return 0;
+    }
+    usbredirfilter_free(rules);
+
+    size_t old = cfg->usb_filter_text ? strlen(cfg->usb_filter_text) : 0;
+    size_t len = old + 1 + strlen(value) + 1;
+    if (len > FILTER_TEXT_MAX) {
+        config_fail(p, "[usb] filter: longer than %d characters in all",
+                    FILTER_TEXT_MAX);
+        return 0;
+    }
+    char *text = realloc(cfg->usb_filter_text, len);
+    if (!text) {
+        config_fail(p, "out of memory");
+        return 0;
+    }
+    snprintf(text + old, len - old, "%s%s", old ? "|" : "", value);
+    cfg->usb_filter_text = text;
+    return 1;
+}
+
+static int parse_reconnect(struct config_parse *p, const char *key,
+                           const char *value, uint32_t *out)
+{
+    p->reconnect_line = p->line;
+    if (parse_uint(value, 1, RECONNECT_LIMIT_MS, out) < 0) {
+        config_fail(p, "[usb] %s: '%s' is not a number of milliseconds from "
+                       "1 to %d", key, value, RECONNECT_LIMIT_MS);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_reconnect_min(struct config_parse *p, const char *value)
+{
+    return parse_reconnect(p, "reconnect_min_ms", value,
+                           &p->cfg->reconnect_min_ms);
+}
+
+static int parse_reconnect_max(struct config_parse *p, const char *value)
+{
+    return parse_reconnect(p, "reconnect_max_ms", value,
+                           &p->cfg->reconnect_max_ms);
+}
+
+static int parse_usbredir_debug(struct config_parse *p, const char *value)
+{
+    uint32_t v;
+    if (parse_uint(value, 0, 5, &v) < 0) {
+        config_fail(p, "[usb] usbredir_debug: '%s' is not a level from 0 to 5",
+                    value);
+        return 0;
+    }
+    p->cfg->usbredir_debug = (int)v;
+    return 1;
+}
+
+static const struct key_def keys[] = {
+    {"agent", "log_level", parse_log_level, false},
+    {"usb", "connect", parse_connect, false},
+    {"usb", "listen", parse_listen, false},
+    {"usb", "filter", parse_filter, true},
+    {"usb", "reconnect_min_ms", parse_reconnect_min, false},
+    {"usb", "reconnect_max_ms", parse_reconnect_max, false},
+    {"usb", "usbredir_debug", parse_usbredir_debug, false},
+};
+
+static bool section_known(const char *section)
+{
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+        if (strcmp(keys[i].section, section) == 0)
+            return true;
+    return false;
+}
+
+static int config_handle_key(void *user, const char *section, const char *name,
+                             const char *value)
+{
+    struct config_parse *p = user;
+
+    if (!section_known(section)) {
+        /* reported by the reader when it saw the header */
+        return 0;
+    }
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (strcmp(keys[i].section, section) || strcmp(keys[i].name, name))
+            continue;
+        if (!*value) {
+            config_fail(p, "[%s] %s: empty value", section, name);
+            return 0;
+        }
+        if (p->seen_line[i] && !keys[i].repeatable) {
+            config_fail(p, "[%s] %s: set twice (first on line %d)", section,
+                        name, p->seen_line[i]);
+            return 0;
+        }
+        if (!p->seen_line[i])
+            p->seen_line[i] = p->line;
+        return keys[i].parse(p, value);
+    }
+    config_fail(p, "[%s]: unknown key '%s'", section, name);
+    return 0;
+}
+
+/* Called by inih for each raw line: counts lines (inih does not tell its
+ * handler where it is) and checks section headers, which inih does not
+ * report when a section has no keys. */
+static char *config_read_line(char *str, int num, void *stream)
+{
+    struct config_parse *p = stream;
+    char *line = fgets(str, num, p->file);
+    if (!line)
+        return NULL;
+    p->line++;
+
+    size_t len = strlen(line);
+    if (len == (size_t)num - 1 && line[len - 1] != '\n' && !feof(p->file)) {
+        config_fail(p, "line longer than %d characters", num - 2);
+        int c;
+        while ((c = fgetc(p->file)) != EOF && c != '\n')
+            ;
+    }
+    const char *s = line;
+    while (isspace((unsigned char)*s))
+        s++;
+    if (*s == '[') {
+        const char *end = strchr(s, ']');
+        char name[64];
+        size_t n = end ? (size_t)(end - s - 1) : 0;
+        if (end && n < sizeof(name)) {
+            memcpy(name, s + 1, n);
+            name[n] = '\0';
+            if (!section_known(name))
+                config_fail(p, "unknown section [%s]", name);
+        }
+    }
+    return line;
+}
+
+static void config_defaults(struct agent_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->log_level = LOG_INFO;
+    cfg->usb_mode = USB_PEER_NONE;
+    cfg->reconnect_min_ms = RECONNECT_MIN_DEFAULT_MS;
+    cfg->reconnect_max_ms = RECONNECT_MAX_DEFAULT_MS;
+    cfg->usbredir_debug = USBREDIR_DEBUG_DEFAULT;
+}
+
+static int config_finish(struct config_parse *p)
+{
+    struct agent_config *cfg = p->cfg;
+
+    if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
+        p->line = p->reconnect_line;
+        config_fail(p, "[usb] reconnect_min_ms (%u) is larger than "
+                       "reconnect_max_ms (%u)",
+                    cfg->reconnect_min_ms, cfg->reconnect_max_ms);
+        return -1;
+    }
+    if (cfg->usb_filter_text &&
+        usbredirfilter_string_to_rules(cfg->usb_filter_text, ",", "|",
+                                       &cfg->usb_filter_rules,
+                                       &cfg->usb_filter_count) != 0) {
+        config_fail(p, "[usb] filter: cannot be parsed");
+        return -1;
+    }
+    return 0;
+}
+
+int config_load(const char *path, struct agent_config *cfg, char *err,
+                size_t err_len)
+{
+    struct config_parse p = {.path = path, .cfg = cfg};
+
+    config_defaults(cfg);
+    cfg->path = strdup(path);
+    p.file = fopen(path, "re");
+    if (!p.file) {
+        snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    int syntax_line = ini_parse_stream(config_read_line, &p, config_handle_key,
+                                       &p);
+    fclose(p.file);
+
+    if (syntax_line > 0 && (!p.err_line || syntax_line < p.err_line)) {
+        snprintf(err, err_len,
+                 "%s:%d: syntax error: expected 'key = value' or '[section]'",
+                 path, syntax_line);
+        return -1;
+    }
+    if (syntax_line < 0) {
+        snprintf(err, err_len, "%s: out of memory while parsing", path);
+        return -1;
+    }
+    if (!p.err_line && config_finish(&p) < 0 && !p.err_line)
+        snprintf(p.err, sizeof(p.err), "%s: invalid configuration", path);
+    if (p.err_line || p.err[0]) {
+        snprintf(err, err_len, "%s", p.err);
+        return -1;
+    }
+    return 0;
+}
+
+void config_free(struct agent_config *cfg)
+{
+    free(cfg->path);
+    free(cfg->usb_filter_text);
+    usbredirfilter_free(cfg->usb_filter_rules);
+    memset(cfg, 0, sizeof(*cfg));
+}

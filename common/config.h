@@ -1,0 +1,43 @@
+/* The agent's configuration: /etc/redir-agent.ini parsed once into a plain struct. */
+#ifndef REDIR_CONFIG_H
+#define REDIR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hostport.h"
+
+#define CONFIG_DEFAULT_PATH "/etc/redir-agent.ini"
+#define CONFIG_MAX_SLOTS 64 /* more QEMU chardevs per thin client is a typo */
+#define CONFIG_ERR_MAX 512
+
+enum usb_peer_mode {
+    USB_PEER_NONE,    /* no [usb] connect/listen: USB redirection off */
+    USB_PEER_CONNECT, /* the agent dials QEMU chardevs (server=on) */
+    USB_PEER_LISTEN,  /* QEMU chardevs dial the agent (reconnect=N) */
+};
+
+struct usbredirfilter_rule;
+
+struct agent_config {
+    char *path;
+    int log_level; /* syslog level */
+
+    enum usb_peer_mode usb_mode;
+    struct hostport usb_slots[CONFIG_MAX_SLOTS];
+    size_t usb_nslots;
+    char *usb_filter_text; /* NULL: default policy */
+    struct usbredirfilter_rule *usb_filter_rules;
+    int usb_filter_count;
+    uint32_t reconnect_min_ms;
+    uint32_t reconnect_max_ms;
+    int usbredir_debug; /* usbredirhost verbosity, 0..5 */
+};
+
+/* Parses path into cfg. Returns 0, or -1 with "FILE:LINE: what is wrong"
+ * in err. cfg is always left in a state config_free() accepts. */
+int config_load(const char *path, struct agent_config *cfg, char *err,
+                size_t err_len);
+void config_free(struct agent_config *cfg);
+
+#endif

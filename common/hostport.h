@@ -1,0 +1,22 @@
+/* HOST:PORT endpoints as written in the config ("10.0.0.5:4000", "[::1]:4000"). */
+#ifndef REDIR_HOSTPORT_H
+#define REDIR_HOSTPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define HOSTPORT_HOST_MAX 256 /* DNS names are at most 253 characters */
+
+struct hostport {
+    char host[HOSTPORT_HOST_MAX];
+    uint16_t port;
+};
+
+/* Parses one endpoint; on failure returns -1 and a reason in why. */
+int hostport_parse(const char *text, struct hostport *hp, char *why,
+                   size_t why_len);
+
+/* Formats as "host:port" or "[v6]:port". */
+const char *hostport_str(const struct hostport *hp, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,134 @@
+/* Unit tests of config loading: every bad-config case gives its FILE:LINE message. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <usbredirfilter.h>
+
+#include "check.h"
+#include "config.h"
+
+static char path[256];
+
+static int load(const char *text, struct agent_config *cfg, char *err,
+                size_t err_len)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    err[0] = '\0';
+    return config_load(path, cfg, err, err_len);
+}
+
+/* Loads text and checks that it fails with "PATH:LINE: <expect...>". */
+static void expect_error(const char *text, int line, const char *expect)
+{
+    struct agent_config cfg;
+    char err[CONFIG_ERR_MAX], want[CONFIG_ERR_MAX];
+    int rc = load(text, &cfg, err, sizeof(err));
+
+    snprintf(want, sizeof(want), "%s:%d: ", path, line);
+    CHECK(rc == -1, "config should be refused: %s", text);
+    CHECK(strncmp(err, want, strlen(want)) == 0, "'%s' should start with '%s'",
+          err, want);
+    CHECK(strstr(err, expect) != NULL, "'%s' should mention '%s'", err, expect);
+    config_free(&cfg);
+}
+
+static void test_bad_configs(void)
+{
+    expect_error("[usb]\nconnect = 127.0.0.1:4000\nlisten = 127.0.0.1:4001\n", 3,
+                 "'connect' and 'listen' are exclusive (the other is set on line 2)");
+    expect_error("[usb]\nconnect = 127.0.0.1:0\n", 2, "port must be a number");
+    expect_error("[usb]\nconnect = 127.0.0.1:65536\n", 2, "port must be a number");
+    expect_error("[usb]\nconnect = 127.0.0.1:40x0\n", 2, "port must be a number");
+    expect_error("[usb]\nconnect = 127.0.0.1\n", 2, "expected HOST:PORT");
+    expect_error("[usb]\nconnect = :4000\n", 2, "missing or too long host");
+    expect_error("[usb]\nconnect = [::1:4000\n", 2, "expected [IPv6]:PORT");
+    expect_error("[usb]\nconnect = ho$t:4000\n", 2, "invalid character in host");
+    expect_error("[usb]\nconnect = 127.0.0.1:4000,,\n", 2, "[usb] connect");
+    expect_error("[usb]\nconnect =\n", 2, "empty value");
+    expect_error("[usb]\nconnect = a:1\nconnect = b:2\n", 3, "set twice (first on line 2)");
+    expect_error("; comment\n[usbx]\n", 2, "unknown section [usbx]");
+    expect_error("[usb]\n\n[nope]\nkey = 1\n", 3, "unknown section [nope]");
+    expect_error("[usb]\nconect = 127.0.0.1:4000\n", 2, "unknown key 'conect'");
+    expect_error("[agent]\nlog_level = loud\n", 2, "'loud' is not one of");
+    expect_error("[usb]\nfilter = 0x03,-1,-1\n", 2, "not a valid usbredirfilter");
+    expect_error("[usb]\nfilter = 0x03,-1,-1,-1,2\n", 2, "not a valid usbredirfilter");
+    expect_error("[usb]\nfilter = 0x103,-1,-1,-1,0\n", 2, "not a valid usbredirfilter");
+    expect_error("[usb]\nreconnect_min_ms = -5\n", 2, "not a number of milliseconds");
+    expect_error("[usb]\nreconnect_min_ms = 5000\nreconnect_max_ms = 100\n", 3,
+                 "reconnect_min_ms (5000) is larger than reconnect_max_ms (100)");
+    expect_error("[usb]\nusbredir_debug = 6\n", 2, "not a level from 0 to 5");
+    expect_error("[usb]\nthis line has no equals sign\n", 2, "syntax error");
+    expect_error("[usb\n", 1, "syntax error");
+
+    char longline[400];
+    memset(longline, 'x', sizeof(longline));
+    memcpy(longline, "[usb]\nfilter = ", 15);
+    longline[sizeof(longline) - 2] = '\n';
+    longline[sizeof(longline) - 1] = '\0';
+    expect_error(longline, 2, "line longer than");
+}
+
+static void test_good_config(void)
+{
+    struct agent_config cfg;
+    char err[CONFIG_ERR_MAX];
+    int rc = load("; sample\n[agent]\nlog_level = debug\n"
+                  "[usb]\nconnect = 10.0.0.1:4000, [::1]:4001 ,host.example:5\n"
+                  "filter = 0x03,-1,-1,-1,0   ; keep HID local\n"
+                  "filter = -1,-1,-1,-1,1\n"
+                  "reconnect_min_ms = 50\nreconnect_max_ms = 2000\n",
+                  &cfg, err, sizeof(err));
+
+    CHECK(rc == 0, "good config refused: %s", err);
+    CHECK(cfg.usb_mode == USB_PEER_CONNECT, "mode %d", cfg.usb_mode);
+    CHECK(cfg.usb_nslots == 3, "%zu slots", cfg.usb_nslots);
+    CHECK(strcmp(cfg.usb_slots[1].host, "::1") == 0 && cfg.usb_slots[1].port == 4001,
+          "slot 2 is %s:%u", cfg.usb_slots[1].host, cfg.usb_slots[1].port);
+    CHECK(strcmp(cfg.usb_slots[2].host, "host.example") == 0, "slot 3 host");
+    CHECK(cfg.usb_filter_count == 2, "%d filter rules", cfg.usb_filter_count);
+    CHECK(cfg.usb_filter_text &&
+              strcmp(cfg.usb_filter_text, "0x03,-1,-1,-1,0|-1,-1,-1,-1,1") == 0,
+          "filter text %s", cfg.usb_filter_text);
+    CHECK(cfg.reconnect_min_ms == 50 && cfg.reconnect_max_ms == 2000, "backoff");
+    CHECK(cfg.log_level == 7, "log level %d", cfg.log_level);
+    config_free(&cfg);
+
+    rc = load("", &cfg, err, sizeof(err));
+    CHECK(rc == 0 && cfg.usb_mode == USB_PEER_NONE, "empty config: %s", err);
+    config_free(&cfg);
+}
+
+static void test_missing_file(void)
+{
+    struct agent_config cfg;
+    char err[CONFIG_ERR_MAX];
+    int rc = config_load("/nonexistent/redir-agent.ini", &cfg, err, sizeof(err));
+
+    CHECK(rc == -1, "missing file accepted");
+    CHECK(strcmp(err, "/nonexistent/redir-agent.ini: cannot open: No such file "
+                      "or directory") == 0, "%s", err);
+    config_free(&cfg);
+}
+
+static void test_sample_config(void)
+{
+    struct agent_config cfg;
+    char err[CONFIG_ERR_MAX];
+    int rc = config_load(SAMPLE_CONFIG, &cfg, err, sizeof(err));
+
+    CHECK(rc == 0, "the shipped sample config is refused: %s", err);
+    config_free(&cfg);
+}
+
+int main(void)
+{
+    snprintf(path, sizeof(path), "/tmp/redir-test-config-%d.ini", (int)getpid());
+    test_bad_configs();
+    test_good_config();
+    test_missing_file();
+    test_sample_config();
+    unlink(path);
+    return check_summary();
+}

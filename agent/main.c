@@ -1,4 +1,5 @@
-/* redir-agent: command line, signals, and the one libuv loop everything runs on. */
+/* redir-agent: command line, signals, and the one libuv loop everything runs
+ * on. */
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -27,21 +28,22 @@ struct agent {
 
 static void usage(FILE *out)
 {
-    fprintf(out,
-            "Usage: redir-agent [-c FILE] [-f] [--check-config]\n"
-            "       redir-agent --version | --help\n"
-            "\n"
-            "Redirects USB devices plugged into this machine to QEMU usb-redir\n"
-            "chardevs over TCP.\n"
-            "\n"
-            "  -c, --config FILE   configuration file (default %s)\n"
-            "  -f, --foreground    stay in the foreground, log to stderr\n"
-            "      --check-config  check the configuration and exit\n"
-            "  -V, --version       print the version and exit\n"
-            "  -h, --help          print this help and exit\n"
-            "\n"
-            "Signals: SIGTERM/SIGINT hand every device back and exit.\n",
-            CONFIG_DEFAULT_PATH);
+    fprintf(
+        out,
+        "Usage: redir-agent [-c FILE] [-f] [--check-config]\n"
+        "       redir-agent --version | --help\n"
+        "\n"
+        "Redirects USB devices plugged into this machine to QEMU usb-redir\n"
+        "chardevs over TCP.\n"
+        "\n"
+        "  -c, --config FILE   configuration file (default %s)\n"
+        "  -f, --foreground    stay in the foreground, log to stderr\n"
+        "      --check-config  check the configuration and exit\n"
+        "  -V, --version       print the version and exit\n"
+        "  -h, --help          print this help and exit\n"
+        "\n"
+        "Signals: SIGTERM/SIGINT hand every device back and exit.\n",
+        CONFIG_DEFAULT_PATH);
 }
 
 static void on_walk_close(uv_handle_t *handle, void *arg)
@@ -160,7 +162,8 @@ int main(int argc, char **argv)
         }
     }
     if (optind < argc) {
-        fprintf(stderr, "redir-agent: unexpected argument '%s'\n", argv[optind]);
+        fprintf(stderr, "redir-agent: unexpected argument '%s'\n",
+                argv[optind]);
         usage(stderr);
         return 2;
     }

@@ -1,4 +1,5 @@
-/* One TCP connection to a usbredir peer: resolve, connect or accept, read, batched writes, close. */
+/* One TCP connection to a usbredir peer: resolve, connect or accept, read,
+ * batched writes, close. */
 #include "peer_conn.h"
 
 #include <netinet/in.h>
@@ -11,7 +12,7 @@
 #include "log.h"
 
 #define CLOSE_FLUSH_TIMEOUT_MS 1000 /* bounded wait for a peer to take data */
-#define KEEPALIVE_IDLE_S 10  /* detect a dead peer within ~25 s ... */
+#define KEEPALIVE_IDLE_S 10         /* detect a dead peer within ~25 s ... */
 #define KEEPALIVE_INTERVAL_S 5
 #define KEEPALIVE_COUNT 3
 #define USER_TIMEOUT_MS 30000 /* ... and unacknowledged data within 30 s */
@@ -25,10 +26,10 @@ struct peer_conn {
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     enum conn_phase phase;
-    bool tcp_open;       /* tcp handle initialized, must be closed */
-    bool resolving;      /* resolve_req in flight */
-    bool gone_reported;  /* on_gone is called once */
-    int handles_open;    /* handles not yet closed */
+    bool tcp_open;      /* tcp handle initialized, must be closed */
+    bool resolving;     /* resolve_req in flight */
+    bool gone_reported; /* on_gone is called once */
+    int handles_open;   /* handles not yet closed */
     const struct peer_conn_ops *ops;
     void *owner;
     char name[HOSTPORT_HOST_MAX + 8];
@@ -129,8 +130,7 @@ static void on_connect(uv_connect_t *req, int status)
     conn_report_connected(c, status);
 }
 
-static void on_resolved(uv_getaddrinfo_t *req, int status,
-                        struct addrinfo *res)
+static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     struct peer_conn *c = req->data;
 
@@ -146,8 +146,8 @@ static void on_resolved(uv_getaddrinfo_t *req, int status,
     if (status == 0) {
         c->phase = CONN_CONNECTING;
         c->connect_req.data = c;
-        status = uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr,
-                                on_connect);
+        status =
+            uv_tcp_connect(&c->connect_req, &c->tcp, res->ai_addr, on_connect);
     }
     uv_freeaddrinfo(res);
     if (status < 0)
@@ -307,8 +307,8 @@ int peer_conn_write(struct peer_conn *c, uv_buf_t *bufs, unsigned nbufs,
     w->ctx = ctx;
     w->nbufs = nbufs;
     memcpy(w->bufs, bufs, nbufs * sizeof(uv_buf_t));
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, nbufs,
-                      on_written);
+    int rc =
+        uv_write(&w->req, (uv_stream_t *)&c->tcp, w->bufs, nbufs, on_written);
     if (rc < 0)
         free(w);
     return rc;

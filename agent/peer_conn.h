@@ -1,4 +1,5 @@
-/* One TCP connection to a usbredir peer: resolve, connect or accept, read, batched writes, close. */
+/* One TCP connection to a usbredir peer: resolve, connect or accept, read,
+ * batched writes, close. */
 #ifndef REDIR_PEER_CONN_H
 #define REDIR_PEER_CONN_H
 
@@ -27,8 +28,8 @@ struct peer_conn_ops {
 
 /* Called when a write finished (status 0) or was abandoned (< 0); the
  * callee frees the buffers it passed to peer_conn_write(). */
-typedef void (*peer_conn_write_done)(void *ctx, uv_buf_t *bufs,
-                                     unsigned nbufs, int status);
+typedef void (*peer_conn_write_done)(void *ctx, uv_buf_t *bufs, unsigned nbufs,
+                                     int status);
 
 /* Starts resolving and connecting; on_connected reports the outcome,
  * failing after timeout_ms. */

@@ -1,4 +1,5 @@
-/* libusb's file descriptors watched by the libuv loop: no event thread, no polling. */
+/* libusb's file descriptors watched by the libuv loop: no event thread, no
+ * polling. */
 #include "usb_events.h"
 
 #include <poll.h>

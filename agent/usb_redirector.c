@@ -1,4 +1,5 @@
-/* USB redirection as a whole: hotplug, policy decisions, slots, and the sessions on them. */
+/* USB redirection as a whole: hotplug, policy decisions, slots, and the
+ * sessions on them. */
 #include "usb_redirector.h"
 
 #include <fcntl.h>
@@ -33,8 +34,8 @@ static void device_port_path(libusb_device *dev, char *buf, size_t len)
         return;
     }
     for (int i = 0; i < n && (size_t)off < len; i++)
-        off += snprintf(buf + off, len - (size_t)off, i ? ".%u" : "%u",
-                        ports[i]);
+        off +=
+            snprintf(buf + off, len - (size_t)off, i ? ".%u" : "%u", ports[i]);
 }
 
 /* Reads the product string from sysfs (cached by the kernel, no device
@@ -267,8 +268,8 @@ static void on_peer_connection(uv_stream_t *server, int status)
     struct peer_conn *c;
 
     if (status < 0) {
-        log_warn("slot %u: accepting on %s failed: %s", slot->index,
-                 slot->name, uv_strerror(status));
+        log_warn("slot %u: accepting on %s failed: %s", slot->index, slot->name,
+                 uv_strerror(status));
         return;
     }
     c = peer_conn_accept(server);

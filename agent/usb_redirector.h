@@ -1,4 +1,5 @@
-/* USB redirection as a whole: hotplug, policy decisions, slots, and the sessions on them. */
+/* USB redirection as a whole: hotplug, policy decisions, slots, and the
+ * sessions on them. */
 #ifndef REDIR_USB_REDIRECTOR_H
 #define REDIR_USB_REDIRECTOR_H
 

@@ -1,4 +1,5 @@
-/* One redirected USB device: its libusb device, usbredirhost, peer connection and state. */
+/* One redirected USB device: its libusb device, usbredirhost, peer connection
+ * and state. */
 #include "usb_session.h"
 
 #include <stdlib.h>
@@ -13,7 +14,8 @@
 
 #define CONNECT_TIMEOUT_MS 10000 /* a SYN to a dead host would wait minutes */
 #define HELLO_TIMEOUT_MS 10000   /* QEMU sends its hello at once */
-#define STABLE_SESSION_MS 10000  /* ran this long: next failure starts backoff over */
+#define STABLE_SESSION_MS                                                      \
+    10000 /* ran this long: next failure starts backoff over */
 /* Backpressure: stop reading guest requests while this much is unsent
  * (about 0.7 s of a 100 Mbit link), resume below the low mark. */
 #define OUT_HIGH_WATER (8u << 20)
@@ -81,8 +83,8 @@ static void host_log(void *priv, int level, const char *msg)
     struct usb_session *s = priv;
     /* usbredir's errors are often fallout of an unplug: report them as
      * warnings, and its warnings as info. */
-    static const int map[] = {LOG_WARNING, LOG_WARNING, LOG_INFO, LOG_DEBUG,
-                              LOG_DEBUG, LOG_DEBUG};
+    static const int map[] = {LOG_WARNING, LOG_WARNING, LOG_INFO,
+                              LOG_DEBUG,   LOG_DEBUG,   LOG_DEBUG};
     int lvl = (level >= 0 && level <= 5) ? map[level] : LOG_DEBUG;
     log_msg(lvl, "%s: usbredir: %s", s->name, msg);
 }
@@ -285,12 +287,13 @@ static void session_start(struct usb_session *s, struct peer_conn *c)
     }
     /* usbredirhost takes ownership of handle, and closes it on failure. */
     struct usbredirhost *host = usbredirhost_open_full(
-        r->ctx, handle, host_log, host_read, host_write, host_flush, NULL,
-        NULL, NULL, NULL, s, "redir-agent " REDIR_VERSION,
-        r->cfg->usbredir_debug, usbredirhost_fl_write_cb_owns_buffer);
+        r->ctx, handle, host_log, host_read, host_write, host_flush, NULL, NULL,
+        NULL, NULL, s, "redir-agent " REDIR_VERSION, r->cfg->usbredir_debug,
+        usbredirhost_fl_write_cb_owns_buffer);
     if (!host) {
         log_warn("%s: cannot take the device from the host (claiming its "
-                 "interfaces failed)", s->name);
+                 "interfaces failed)",
+                 s->name);
         session_fail(s, false);
         return;
     }
@@ -399,9 +402,7 @@ static void on_peer_data(void *owner, struct peer_conn *c, const uint8_t *data,
     int rc = usbredirhost_read_guest_data(s->host);
     s->in_data = NULL;
     switch (rc) {
-    case 0:
-        session_flush(s);
-        return;
+    case 0: session_flush(s); return;
     case usbredirhost_read_device_rejected:
         log_notice("%s: peer %s refused the device (its filter); not offering "
                    "it again until it is replugged",
@@ -482,17 +483,10 @@ void usb_session_peer_arrived(struct usb_session *s, struct peer_conn *c)
 static void session_end(struct usb_session *s)
 {
     switch (s->state) {
-    case SESSION_RUNNING:
-        session_fail(s, true);
-        break;
-    case SESSION_CONNECTING:
-        session_fail(s, false);
-        break;
-    case SESSION_CLOSING:
-        break; /* session_after_close frees it */
-    default:
-        session_free(s);
-        break;
+    case SESSION_RUNNING: session_fail(s, true); break;
+    case SESSION_CONNECTING: session_fail(s, false); break;
+    case SESSION_CLOSING: break; /* session_after_close frees it */
+    default: session_free(s); break;
     }
 }
 

@@ -1,4 +1,5 @@
-/* One redirected USB device: its libusb device, usbredirhost, peer connection and state. */
+/* One redirected USB device: its libusb device, usbredirhost, peer connection
+ * and state. */
 #ifndef REDIR_USB_SESSION_H
 #define REDIR_USB_SESSION_H
 

@@ -1,4 +1,5 @@
-/* The agent's configuration: /etc/redir-agent.ini parsed once into a plain struct. */
+/* The agent's configuration: /etc/redir-agent.ini parsed once into a plain
+ * struct. */
 #include "config.h"
 
 #include <ctype.h>
@@ -32,11 +33,11 @@ struct key_def {
 struct config_parse {
     FILE *file;
     const char *path;
-    int line;           /* line the reader handed to inih last */
-    int err_line;       /* first error found by us, 0 if none */
+    int line;     /* line the reader handed to inih last */
+    int err_line; /* first error found by us, 0 if none */
     char err[CONFIG_ERR_MAX];
     struct agent_config *cfg;
-    int seen_line[16];  /* per key_def index: line it was first set on */
+    int seen_line[16]; /* per key_def index: line it was first set on */
     int usb_mode_line;
     int reconnect_line; /* last reconnect_* key, for the min > max error */
 };
@@ -78,8 +79,10 @@ static int parse_log_level(struct config_parse *p, const char *value)
 {
     int level = log_level_from_name(value);
     if (level < 0) {
-        config_fail(p, "[agent] log_level: '%s' is not one of error, "
-                       "warning, notice, info, debug", value);
+        config_fail(p,
+                    "[agent] log_level: '%s' is not one of error, "
+                    "warning, notice, info, debug",
+                    value);
         return 0;
     }
     p->cfg->log_level = level;
@@ -136,8 +139,10 @@ static int parse_peer(struct config_parse *p, const char *value,
     const char *key = mode == USB_PEER_CONNECT ? "connect" : "listen";
 
     if (p->cfg->usb_mode != USB_PEER_NONE) {
-        config_fail(p, "[usb] %s: 'connect' and 'listen' are exclusive (the "
-                       "other is set on line %d)", key, p->usb_mode_line);
+        config_fail(p,
+                    "[usb] %s: 'connect' and 'listen' are exclusive (the "
+                    "other is set on line %d)",
+                    key, p->usb_mode_line);
         return 0;
     }
     p->cfg->usb_mode = mode;
@@ -176,8 +181,10 @@ static int parse_filter(struct config_parse *p, const char *value)
         usbredirfilter_verify(rules, count) != 0 || count == 0 ||
         !filter_allow_values_ok(rules, count)) {
         usbredirfilter_free(rules);
-        config_fail(p, "[usb] filter: '%s' is not a valid usbredirfilter rule "
-                       "list (CLASS,VID,PID,BCD,ALLOW|...)", value);
+        config_fail(p,
+                    "[usb] filter: '%s' is not a valid usbredirfilter rule "
+                    "list (CLASS,VID,PID,BCD,ALLOW|...)",
+                    value);
         return 0;
     }
     usbredirfilter_free(rules);
@@ -204,8 +211,10 @@ static int parse_reconnect(struct config_parse *p, const char *key,
 {
     p->reconnect_line = p->line;
     if (parse_uint(value, 1, RECONNECT_LIMIT_MS, out) < 0) {
-        config_fail(p, "[usb] %s: '%s' is not a number of milliseconds from "
-                       "1 to %d", key, value, RECONNECT_LIMIT_MS);
+        config_fail(p,
+                    "[usb] %s: '%s' is not a number of milliseconds from "
+                    "1 to %d",
+                    key, value, RECONNECT_LIMIT_MS);
         return 0;
     }
     return 1;
@@ -333,8 +342,9 @@ static int config_finish(struct config_parse *p)
 
     if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
         p->line = p->reconnect_line;
-        config_fail(p, "[usb] reconnect_min_ms (%u) is larger than "
-                       "reconnect_max_ms (%u)",
+        config_fail(p,
+                    "[usb] reconnect_min_ms (%u) is larger than "
+                    "reconnect_max_ms (%u)",
                     cfg->reconnect_min_ms, cfg->reconnect_max_ms);
         return -1;
     }
@@ -360,8 +370,8 @@ int config_load(const char *path, struct agent_config *cfg, char *err,
         snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    int syntax_line = ini_parse_stream(config_read_line, &p, config_handle_key,
-                                       &p);
+    int syntax_line =
+        ini_parse_stream(config_read_line, &p, config_handle_key, &p);
     fclose(p.file);
 
     if (syntax_line > 0 && (!p.err_line || syntax_line < p.err_line)) {

@@ -1,4 +1,5 @@
-/* The agent's configuration: /etc/redir-agent.ini parsed once into a plain struct. */
+/* The agent's configuration: /etc/redir-agent.ini parsed once into a plain
+ * struct. */
 #ifndef REDIR_CONFIG_H
 #define REDIR_CONFIG_H
 

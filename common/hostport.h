@@ -1,4 +1,5 @@
-/* HOST:PORT endpoints as written in the config ("10.0.0.5:4000", "[::1]:4000"). */
+/* HOST:PORT endpoints as written in the config ("10.0.0.5:4000", "[::1]:4000").
+ */
 #ifndef REDIR_HOSTPORT_H
 #define REDIR_HOSTPORT_H
 

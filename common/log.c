@@ -1,4 +1,5 @@
-/* Logging: one line per event, to stderr in the foreground or syslog as a daemon. */
+/* Logging: one line per event, to stderr in the foreground or syslog as a
+ * daemon. */
 #include "log.h"
 
 #include <stdarg.h>

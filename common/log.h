@@ -1,11 +1,13 @@
-/* Logging: one line per event, to stderr in the foreground or syslog as a daemon. */
+/* Logging: one line per event, to stderr in the foreground or syslog as a
+ * daemon. */
 #ifndef REDIR_LOG_H
 #define REDIR_LOG_H
 
 #include <stdbool.h>
 #include <syslog.h>
 
-/* Levels are syslog's: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG. */
+/* Levels are syslog's: LOG_ERR, LOG_WARNING, LOG_NOTICE, LOG_INFO, LOG_DEBUG.
+ */
 void log_open(const char *ident, bool to_stderr);
 void log_set_level(int level);
 int log_get_level(void);

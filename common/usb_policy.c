@@ -1,4 +1,5 @@
-/* USB device policy: a pure decision from descriptors to "redirect" or "keep local". */
+/* USB device policy: a pure decision from descriptors to "redirect" or "keep
+ * local". */
 #include "usb_policy.h"
 
 #include <errno.h>
@@ -50,10 +51,10 @@ static void decide_by_filter(const struct usb_policy *policy,
         (int)dev->n_interfaces, dev->vid, dev->pid, dev->bcd_device, 0);
     out->redirect = r == 0;
     snprintf(out->reason, sizeof(out->reason), "filter: %s",
-             r == 0          ? "allowed"
-             : r == -EPERM   ? "denied by a rule"
-             : r == -ENOENT  ? "no rule matched"
-                             : "invalid device data");
+             r == 0         ? "allowed"
+             : r == -EPERM  ? "denied by a rule"
+             : r == -ENOENT ? "no rule matched"
+                            : "invalid device data");
 }
 
 void usb_policy_decide(const struct usb_policy *policy,

@@ -1,4 +1,5 @@
-/* USB device policy: a pure decision from descriptors to "redirect" or "keep local". */
+/* USB device policy: a pure decision from descriptors to "redirect" or "keep
+ * local". */
 #ifndef REDIR_USB_POLICY_H
 #define REDIR_USB_POLICY_H
 

@@ -1,4 +1,5 @@
-/* Early sanity check of a peer's first usbredir packet, before usbredirhost sees it. */
+/* Early sanity check of a peer's first usbredir packet, before usbredirhost
+ * sees it. */
 #include "usbredir_hello.h"
 
 #include <usbredirproto.h>

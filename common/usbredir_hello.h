@@ -1,4 +1,5 @@
-/* Early sanity check of a peer's first usbredir packet, before usbredirhost sees it. */
+/* Early sanity check of a peer's first usbredir packet, before usbredirhost
+ * sees it. */
 #ifndef REDIR_USBREDIR_HELLO_H
 #define REDIR_USBREDIR_HELLO_H
 

@@ -1,4 +1,5 @@
-/* A minimal test harness: CHECK records failures, check_summary prints "N passed, N failed". */
+/* A minimal test harness: CHECK records failures, check_summary prints "N
+ * passed, N failed". */
 #ifndef REDIR_TEST_CHECK_H
 #define REDIR_TEST_CHECK_H
 

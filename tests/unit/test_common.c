@@ -1,4 +1,5 @@
-/* Unit tests of the small common pieces: HOST:PORT parsing, backoff, the hello check. */
+/* Unit tests of the small common pieces: HOST:PORT parsing, backoff, the hello
+ * check. */
 #include <string.h>
 
 #include "backoff.h"
@@ -11,19 +12,27 @@ static void test_hostport(void)
     struct hostport hp;
     char why[300], buf[300];
 
-    CHECK(hostport_parse("127.0.0.1:4000", &hp, why, sizeof(why)) == 0, "%s", why);
+    CHECK(hostport_parse("127.0.0.1:4000", &hp, why, sizeof(why)) == 0, "%s",
+          why);
     CHECK(strcmp(hp.host, "127.0.0.1") == 0 && hp.port == 4000, "v4");
-    CHECK(hostport_parse("[fe80::1%eth0]:1", &hp, why, sizeof(why)) == 0, "%s", why);
-    CHECK(strcmp(hostport_str(&hp, buf, sizeof(buf)), "[fe80::1%eth0]:1") == 0, "%s", buf);
-    CHECK(hostport_parse("::1:4000", &hp, why, sizeof(why)) < 0, "bare v6 accepted");
-    CHECK(hostport_parse("host:", &hp, why, sizeof(why)) < 0, "no port accepted");
+    CHECK(hostport_parse("[fe80::1%eth0]:1", &hp, why, sizeof(why)) == 0, "%s",
+          why);
+    CHECK(strcmp(hostport_str(&hp, buf, sizeof(buf)), "[fe80::1%eth0]:1") == 0,
+          "%s", buf);
+    CHECK(hostport_parse("::1:4000", &hp, why, sizeof(why)) < 0,
+          "bare v6 accepted");
+    CHECK(hostport_parse("host:", &hp, why, sizeof(why)) < 0,
+          "no port accepted");
     CHECK(hostport_parse("host:+1", &hp, why, sizeof(why)) < 0, "+1 accepted");
-    CHECK(hostport_parse("host: 1", &hp, why, sizeof(why)) < 0, "space accepted");
-    CHECK(hostport_parse("[]:1", &hp, why, sizeof(why)) < 0, "empty v6 accepted");
+    CHECK(hostport_parse("host: 1", &hp, why, sizeof(why)) < 0,
+          "space accepted");
+    CHECK(hostport_parse("[]:1", &hp, why, sizeof(why)) < 0,
+          "empty v6 accepted");
     char longhost[400];
     memset(longhost, 'a', sizeof(longhost));
     strcpy(longhost + 300, ":80");
-    CHECK(hostport_parse(longhost, &hp, why, sizeof(why)) < 0, "long host accepted");
+    CHECK(hostport_parse(longhost, &hp, why, sizeof(why)) < 0,
+          "long host accepted");
 }
 
 static void test_backoff(void)
@@ -54,19 +63,24 @@ static void test_hello(void)
     uint8_t hello[12] = {0, 0, 0, 0, 68, 0, 0, 0, 0, 0, 0, 0};
     uint8_t garbage[12] = {0x47, 0x45, 0x54, 0x20};
 
-    CHECK(usbredir_hello_check(hello, 0, &why) == USBREDIR_HELLO_NEED_MORE, "empty");
-    CHECK(usbredir_hello_check(hello, 11, &why) == USBREDIR_HELLO_NEED_MORE, "partial");
+    CHECK(usbredir_hello_check(hello, 0, &why) == USBREDIR_HELLO_NEED_MORE,
+          "empty");
+    CHECK(usbredir_hello_check(hello, 11, &why) == USBREDIR_HELLO_NEED_MORE,
+          "partial");
     CHECK(usbredir_hello_check(hello, 12, &why) == USBREDIR_HELLO_OK, "valid");
     CHECK(usbredir_hello_check(garbage, 1, &why) == USBREDIR_HELLO_BAD,
           "garbage judged from its first byte");
     CHECK(why && strstr(why, "not a usbredir hello"), "why: %s", why);
     hello[4] = 63;
-    CHECK(usbredir_hello_check(hello, 12, &why) == USBREDIR_HELLO_BAD, "short length");
+    CHECK(usbredir_hello_check(hello, 12, &why) == USBREDIR_HELLO_BAD,
+          "short length");
     hello[4] = 66;
-    CHECK(usbredir_hello_check(hello, 12, &why) == USBREDIR_HELLO_BAD, "odd caps");
+    CHECK(usbredir_hello_check(hello, 12, &why) == USBREDIR_HELLO_BAD,
+          "odd caps");
     hello[4] = 0;
     hello[5] = 1;
-    CHECK(usbredir_hello_check(hello, 12, &why) == USBREDIR_HELLO_BAD, "huge length");
+    CHECK(usbredir_hello_check(hello, 12, &why) == USBREDIR_HELLO_BAD,
+          "huge length");
 }
 
 int main(void)

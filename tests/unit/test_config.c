@@ -1,4 +1,5 @@
-/* Unit tests of config loading: every bad-config case gives its FILE:LINE message. */
+/* Unit tests of config loading: every bad-config case gives its FILE:LINE
+ * message. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -36,28 +37,38 @@ static void expect_error(const char *text, int line, const char *expect)
 
 static void test_bad_configs(void)
 {
-    expect_error("[usb]\nconnect = 127.0.0.1:4000\nlisten = 127.0.0.1:4001\n", 3,
-                 "'connect' and 'listen' are exclusive (the other is set on line 2)");
+    expect_error(
+        "[usb]\nconnect = 127.0.0.1:4000\nlisten = 127.0.0.1:4001\n", 3,
+        "'connect' and 'listen' are exclusive (the other is set on line 2)");
     expect_error("[usb]\nconnect = 127.0.0.1:0\n", 2, "port must be a number");
-    expect_error("[usb]\nconnect = 127.0.0.1:65536\n", 2, "port must be a number");
-    expect_error("[usb]\nconnect = 127.0.0.1:40x0\n", 2, "port must be a number");
+    expect_error("[usb]\nconnect = 127.0.0.1:65536\n", 2,
+                 "port must be a number");
+    expect_error("[usb]\nconnect = 127.0.0.1:40x0\n", 2,
+                 "port must be a number");
     expect_error("[usb]\nconnect = 127.0.0.1\n", 2, "expected HOST:PORT");
     expect_error("[usb]\nconnect = :4000\n", 2, "missing or too long host");
     expect_error("[usb]\nconnect = [::1:4000\n", 2, "expected [IPv6]:PORT");
-    expect_error("[usb]\nconnect = ho$t:4000\n", 2, "invalid character in host");
+    expect_error("[usb]\nconnect = ho$t:4000\n", 2,
+                 "invalid character in host");
     expect_error("[usb]\nconnect = 127.0.0.1:4000,,\n", 2, "[usb] connect");
     expect_error("[usb]\nconnect =\n", 2, "empty value");
-    expect_error("[usb]\nconnect = a:1\nconnect = b:2\n", 3, "set twice (first on line 2)");
+    expect_error("[usb]\nconnect = a:1\nconnect = b:2\n", 3,
+                 "set twice (first on line 2)");
     expect_error("; comment\n[usbx]\n", 2, "unknown section [usbx]");
     expect_error("[usb]\n\n[nope]\nkey = 1\n", 3, "unknown section [nope]");
     expect_error("[usb]\nconect = 127.0.0.1:4000\n", 2, "unknown key 'conect'");
     expect_error("[agent]\nlog_level = loud\n", 2, "'loud' is not one of");
-    expect_error("[usb]\nfilter = 0x03,-1,-1\n", 2, "not a valid usbredirfilter");
-    expect_error("[usb]\nfilter = 0x03,-1,-1,-1,2\n", 2, "not a valid usbredirfilter");
-    expect_error("[usb]\nfilter = 0x103,-1,-1,-1,0\n", 2, "not a valid usbredirfilter");
-    expect_error("[usb]\nreconnect_min_ms = -5\n", 2, "not a number of milliseconds");
-    expect_error("[usb]\nreconnect_min_ms = 5000\nreconnect_max_ms = 100\n", 3,
-                 "reconnect_min_ms (5000) is larger than reconnect_max_ms (100)");
+    expect_error("[usb]\nfilter = 0x03,-1,-1\n", 2,
+                 "not a valid usbredirfilter");
+    expect_error("[usb]\nfilter = 0x03,-1,-1,-1,2\n", 2,
+                 "not a valid usbredirfilter");
+    expect_error("[usb]\nfilter = 0x103,-1,-1,-1,0\n", 2,
+                 "not a valid usbredirfilter");
+    expect_error("[usb]\nreconnect_min_ms = -5\n", 2,
+                 "not a number of milliseconds");
+    expect_error(
+        "[usb]\nreconnect_min_ms = 5000\nreconnect_max_ms = 100\n", 3,
+        "reconnect_min_ms (5000) is larger than reconnect_max_ms (100)");
     expect_error("[usb]\nusbredir_debug = 6\n", 2, "not a level from 0 to 5");
     expect_error("[usb]\nthis line has no equals sign\n", 2, "syntax error");
     expect_error("[usb\n", 1, "syntax error");
@@ -84,14 +95,16 @@ static void test_good_config(void)
     CHECK(rc == 0, "good config refused: %s", err);
     CHECK(cfg.usb_mode == USB_PEER_CONNECT, "mode %d", cfg.usb_mode);
     CHECK(cfg.usb_nslots == 3, "%zu slots", cfg.usb_nslots);
-    CHECK(strcmp(cfg.usb_slots[1].host, "::1") == 0 && cfg.usb_slots[1].port == 4001,
+    CHECK(strcmp(cfg.usb_slots[1].host, "::1") == 0 &&
+              cfg.usb_slots[1].port == 4001,
           "slot 2 is %s:%u", cfg.usb_slots[1].host, cfg.usb_slots[1].port);
     CHECK(strcmp(cfg.usb_slots[2].host, "host.example") == 0, "slot 3 host");
     CHECK(cfg.usb_filter_count == 2, "%d filter rules", cfg.usb_filter_count);
     CHECK(cfg.usb_filter_text &&
               strcmp(cfg.usb_filter_text, "0x03,-1,-1,-1,0|-1,-1,-1,-1,1") == 0,
           "filter text %s", cfg.usb_filter_text);
-    CHECK(cfg.reconnect_min_ms == 50 && cfg.reconnect_max_ms == 2000, "backoff");
+    CHECK(cfg.reconnect_min_ms == 50 && cfg.reconnect_max_ms == 2000,
+          "backoff");
     CHECK(cfg.log_level == 7, "log level %d", cfg.log_level);
     config_free(&cfg);
 
@@ -104,11 +117,13 @@ static void test_missing_file(void)
 {
     struct agent_config cfg;
     char err[CONFIG_ERR_MAX];
-    int rc = config_load("/nonexistent/redir-agent.ini", &cfg, err, sizeof(err));
+    int rc =
+        config_load("/nonexistent/redir-agent.ini", &cfg, err, sizeof(err));
 
     CHECK(rc == -1, "missing file accepted");
     CHECK(strcmp(err, "/nonexistent/redir-agent.ini: cannot open: No such file "
-                      "or directory") == 0, "%s", err);
+                      "or directory") == 0,
+          "%s", err);
     config_free(&cfg);
 }
 
@@ -124,7 +139,8 @@ static void test_sample_config(void)
 
 int main(void)
 {
-    snprintf(path, sizeof(path), "/tmp/redir-test-config-%d.ini", (int)getpid());
+    snprintf(path, sizeof(path), "/tmp/redir-test-config-%d.ini",
+             (int)getpid());
     test_bad_configs();
     test_good_config();
     test_missing_file();

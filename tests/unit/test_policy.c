@@ -7,10 +7,14 @@
 #include "usb_policy.h"
 
 static struct usb_device_info device(uint16_t vid, uint16_t pid, uint8_t cls,
-                                     size_t n, const struct usb_interface_class *ifs)
+                                     size_t n,
+                                     const struct usb_interface_class *ifs)
 {
-    struct usb_device_info d = {.vid = vid, .pid = pid, .bcd_device = 0x0100,
-                                .dev_class = cls, .n_interfaces = n};
+    struct usb_device_info d = {.vid = vid,
+                                .pid = pid,
+                                .bcd_device = 0x0100,
+                                .dev_class = cls,
+                                .n_interfaces = n};
     if (n)
         memcpy(d.interfaces, ifs, n * sizeof(*ifs));
     return d;
@@ -62,7 +66,8 @@ static void test_filter(void)
     struct usb_device_info d;
 
     CHECK(usbredirfilter_string_to_rules("0x03,-1,-1,-1,0|-1,-1,-1,-1,1", ",",
-                                         "|", &rules, &count) == 0, "parse");
+                                         "|", &rules, &count) == 0,
+          "parse");
     struct usb_policy p = {.filter_rules = rules, .filter_count = count};
     d = device(0x1209, 0x4b42, 0, 1, kbd);
     expect(&p, &d, false, "filter: denied by a rule");
@@ -73,7 +78,8 @@ static void test_filter(void)
     usbredirfilter_free(rules);
 
     CHECK(usbredirfilter_string_to_rules("0x08,-1,-1,-1,1", ",", "|", &rules,
-                                         &count) == 0, "parse");
+                                         &count) == 0,
+          "parse");
     p = (struct usb_policy){.filter_rules = rules, .filter_count = count};
     d = device(0x1209, 0x100b, 0xff, 0, NULL);
     expect(&p, &d, false, "filter: no rule matched");

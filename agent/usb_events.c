@@ -3,13 +3,21 @@
 #include "usb_events.h"
 
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 
 #include "log.h"
 
+/* epoll refuses regular files (always ready by definition): umockdev's
+ * emulated usbfs nodes are such files. Real usbfs fds are pollable, so this
+ * only runs under emulation, at a period short enough to keep transfers
+ * moving and long enough not to burn a core. */
+#define UNWATCHABLE_FD_POLL_MS 1
+
 struct usb_fd_watch {
     uv_poll_t poll;
     int fd;
+    bool unwatchable; /* poll handle unused: serviced by the timer */
     struct usb_events *ev;
     struct usb_fd_watch *next;
 };
@@ -48,6 +56,22 @@ static void on_fd_ready(uv_poll_t *poll, int status, int events)
 
 static void on_timeout(uv_timer_t *timer) { usb_events_handle(timer->data); }
 
+static void usb_events_add_unwatchable(struct usb_events *ev, int fd)
+{
+    if (ev->unwatchable_fds++ == 0) {
+        log_debug("libusb fd %d cannot be watched by epoll; servicing it "
+                  "every %d ms", fd, UNWATCHABLE_FD_POLL_MS);
+        uv_timer_start(&ev->unwatchable_timer, on_timeout,
+                       UNWATCHABLE_FD_POLL_MS, UNWATCHABLE_FD_POLL_MS);
+    }
+}
+
+static void usb_events_remove_unwatchable(struct usb_events *ev)
+{
+    if (--ev->unwatchable_fds == 0)
+        uv_timer_stop(&ev->unwatchable_timer);
+}
+
 /* Without timerfd, libusb expects us to call it when its next transfer
  * timeout expires. On Linux this is never used. */
 static void usb_events_arm_timeout(struct usb_events *ev)
@@ -75,13 +99,18 @@ static void usb_events_watch(struct usb_events *ev, int fd, short events)
     }
     w->fd = fd;
     w->ev = ev;
-    if (uv_poll_init(ev->loop, &w->poll, fd) < 0) {
-        log_err("cannot watch libusb fd %d", fd);
+    int rc = uv_poll_init(ev->loop, &w->poll, fd);
+    if (rc == UV_EPERM) {
+        w->unwatchable = true;
+        usb_events_add_unwatchable(ev, fd);
+    } else if (rc < 0) {
+        log_err("cannot watch libusb fd %d: %s", fd, uv_strerror(rc));
         free(w);
         return;
+    } else {
+        w->poll.data = w;
+        uv_poll_start(&w->poll, poll_to_uv_events(events), on_fd_ready);
     }
-    w->poll.data = w;
-    uv_poll_start(&w->poll, poll_to_uv_events(events), on_fd_ready);
     w->next = ev->watches;
     ev->watches = w;
 }
@@ -93,6 +122,11 @@ static void usb_events_unwatch(struct usb_events *ev, int fd)
         if (w->fd != fd)
             continue;
         *pp = w->next;
+        if (w->unwatchable) {
+            usb_events_remove_unwatchable(ev);
+            free(w);
+            return;
+        }
         uv_poll_stop(&w->poll);
         uv_close((uv_handle_t *)&w->poll, on_watch_closed);
         return;
@@ -123,6 +157,9 @@ int usb_events_start(struct usb_events *ev, uv_loop_t *loop,
     ev->timeouts_by_fd = libusb_pollfds_handle_timeouts(ctx);
     uv_timer_init(loop, &ev->timeout_timer);
     ev->timeout_timer.data = ev;
+    uv_timer_init(loop, &ev->unwatchable_timer);
+    ev->unwatchable_timer.data = ev;
+    ev->unwatchable_fds = 0;
 
     fds = libusb_get_pollfds(ctx);
     if (!fds) {
@@ -143,5 +180,6 @@ void usb_events_stop(struct usb_events *ev)
         usb_events_unwatch(ev, ev->watches->fd);
     uv_timer_stop(&ev->timeout_timer);
     uv_close((uv_handle_t *)&ev->timeout_timer, NULL);
+    uv_close((uv_handle_t *)&ev->unwatchable_timer, NULL);
     ev->stopped = 1;
 }

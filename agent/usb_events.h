@@ -13,6 +13,8 @@ struct usb_events {
     libusb_context *ctx;
     struct usb_fd_watch *watches; /* one per libusb pollfd */
     uv_timer_t timeout_timer;     /* only used if libusb has no timerfd */
+    uv_timer_t unwatchable_timer; /* services fds epoll refuses */
+    unsigned unwatchable_fds;
     int timeouts_by_fd;           /* libusb_pollfds_handle_timeouts() */
     int stopped;
 };

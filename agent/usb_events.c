@@ -60,7 +60,8 @@ static void usb_events_add_unwatchable(struct usb_events *ev, int fd)
 {
     if (ev->unwatchable_fds++ == 0) {
         log_debug("libusb fd %d cannot be watched by epoll; servicing it "
-                  "every %d ms", fd, UNWATCHABLE_FD_POLL_MS);
+                  "every %d ms",
+                  fd, UNWATCHABLE_FD_POLL_MS);
         uv_timer_start(&ev->unwatchable_timer, on_timeout,
                        UNWATCHABLE_FD_POLL_MS, UNWATCHABLE_FD_POLL_MS);
     }

@@ -15,7 +15,7 @@ struct usb_events {
     uv_timer_t timeout_timer;     /* only used if libusb has no timerfd */
     uv_timer_t unwatchable_timer; /* services fds epoll refuses */
     unsigned unwatchable_fds;
-    int timeouts_by_fd;           /* libusb_pollfds_handle_timeouts() */
+    int timeouts_by_fd; /* libusb_pollfds_handle_timeouts() */
     int stopped;
 };
 

@@ -2,6 +2,8 @@
  * and state. */
 #include "usb_session.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <usbredirhost.h>
@@ -13,7 +15,10 @@
 #include "version.h"
 
 #define CONNECT_TIMEOUT_MS 10000 /* a SYN to a dead host would wait minutes */
-#define HELLO_TIMEOUT_MS 10000   /* QEMU sends its hello at once */
+/* A running QEMU sends its hello at once; a paused one only once resumed.
+ * The device stays the host's meanwhile, so this only bounds how long a
+ * silent peer keeps a connection. */
+#define HELLO_TIMEOUT_MS 10000
 #define STABLE_SESSION_MS                                                      \
     10000 /* ran this long: next failure starts backoff over */
 /* Backpressure: stop reading guest requests while this much is unsent
@@ -32,6 +37,7 @@ const char *usb_session_state_name(enum usb_session_state state)
         [SESSION_WAIT_SLOT] = "waiting-for-slot",
         [SESSION_CONNECTING] = "connecting",
         [SESSION_WAIT_PEER] = "waiting-for-peer",
+        [SESSION_HELLO] = "waiting-for-hello",
         [SESSION_RUNNING] = "redirected",
         [SESSION_BACKOFF] = "retrying",
         [SESSION_CLOSING] = "closing",
@@ -199,6 +205,26 @@ static void session_reset_streams(struct usb_session *s)
     s->queued_bytes = 0;
 }
 
+/* Logs a failed attempt: a warning for the first of a streak, debug for
+ * the repeats, so a peer that is down for an hour is not an hour of logs. */
+static void session_log_failure(struct usb_session *s, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void session_log_failure(struct usb_session *s, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (s->failed_attempts++ == 0)
+        log_warn("%s: %s; retrying every %u ms at most", s->name, msg,
+                 s->r->cfg->reconnect_max_ms);
+    else
+        log_debug("%s: %s (attempt %u)", s->name, msg, s->failed_attempts);
+}
+
 static void on_retry_timer(uv_timer_t *timer) { session_attempt(timer->data); }
 
 static void session_schedule_retry(struct usb_session *s)
@@ -262,20 +288,33 @@ static void session_fail(struct usb_session *s, bool graceful)
 static void on_hello_timeout(uv_timer_t *timer)
 {
     struct usb_session *s = timer->data;
-    log_warn("%s: peer %s sent no usbredir hello within %d s; disconnecting",
-             s->name, peer_conn_name(s->conn), HELLO_TIMEOUT_MS / 1000);
+    session_log_failure(s, "peer %s sent no usbredir hello within %d s",
+                        peer_conn_name(s->conn), HELLO_TIMEOUT_MS / 1000);
     session_fail(s, false);
 }
 
-/* Connected to a peer: take the device from the host and start usbredir. */
+/* Connected to a peer: wait for its hello before touching the device. */
 static void session_start(struct usb_session *s, struct peer_conn *c)
 {
-    struct usb_redirector *r = s->r;
-    libusb_device_handle *handle;
-
     s->conn = c;
     peer_conn_set_owner(c, &session_conn_ops, s);
     session_reset_streams(s);
+    s->state = SESSION_HELLO;
+    uv_timer_start(&s->timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
+    peer_conn_read_start(c);
+    log_msg(s->failed_attempts ? LOG_DEBUG : LOG_INFO,
+            "%s: connected to %s (slot %u); waiting for its usbredir hello",
+            s->name, peer_conn_name(c), s->slot->index);
+}
+
+/* The peer said hello: take the device from the host and start usbredir.
+ * Returns -1 if that failed (the session is failing then). */
+static int session_claim_device(struct usb_session *s)
+{
+    struct usb_redirector *r = s->r;
+    struct peer_conn *c = s->conn;
+    libusb_device_handle *handle;
+
     int rc = libusb_open(s->dev, &handle);
     if (rc < 0) {
         log_warn("%s: cannot open the device: %s", s->name,
@@ -283,7 +322,7 @@ static void session_start(struct usb_session *s, struct peer_conn *c)
         if (rc == LIBUSB_ERROR_NO_DEVICE)
             s->device_present = false; /* the LEFT event is on its way */
         session_fail(s, false);
-        return;
+        return -1;
     }
     /* usbredirhost takes ownership of handle, and closes it on failure. */
     struct usbredirhost *host = usbredirhost_open_full(
@@ -295,14 +334,12 @@ static void session_start(struct usb_session *s, struct peer_conn *c)
                  "interfaces failed)",
                  s->name);
         session_fail(s, false);
-        return;
+        return -1;
     }
     s->host = host;
     usbredirhost_set_buffered_output_size_cb(host, host_buffered_output);
     s->state = SESSION_RUNNING;
     s->running_since_ms = uv_now(r->loop);
-    uv_timer_start(&s->timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
-    peer_conn_read_start(c);
     if (s->failed_attempts)
         log_info("%s: redirected to %s (slot %u) after %u failed attempts",
                  s->name, peer_conn_name(c), s->slot->index,
@@ -312,6 +349,7 @@ static void session_start(struct usb_session *s, struct peer_conn *c)
                  s->slot->index);
     s->failed_attempts = 0;
     session_flush(s);
+    return 0;
 }
 
 /* Called from the retry timer, when a slot is taken, and after a close. */
@@ -351,16 +389,13 @@ static void on_peer_connected(void *owner, struct peer_conn *c, int status)
         session_start(s, c);
         return;
     }
-    if (s->failed_attempts++ == 0)
-        log_warn("%s: cannot connect to %s: %s; retrying every %u ms at most",
-                 s->name, s->slot->name, uv_strerror(status),
-                 s->r->cfg->reconnect_max_ms);
-    else
-        log_debug("%s: cannot connect to %s: %s", s->name, s->slot->name,
-                  uv_strerror(status));
+    session_log_failure(s, "cannot connect to %s: %s", s->slot->name,
+                        uv_strerror(status));
     session_fail(s, false);
 }
 
+/* Judges the first bytes of the peer; keeps them in hello_header until the
+ * header is complete. Returns false if the session failed. */
 static bool session_check_hello(struct usb_session *s, const uint8_t *data,
                                 size_t len)
 {
@@ -373,16 +408,60 @@ static bool session_check_hello(struct usb_session *s, const uint8_t *data,
     enum usbredir_hello_result res =
         usbredir_hello_check(s->hello_header, s->hello_bytes, &why);
     if (res == USBREDIR_HELLO_BAD) {
-        log_warn("%s: peer %s is not a usbredir peer (%s); disconnecting",
-                 s->name, peer_conn_name(s->conn), why);
+        session_log_failure(s, "peer %s is not a usbredir peer (%s)",
+                            peer_conn_name(s->conn), why);
         session_fail(s, false);
         return false;
     }
-    if (res == USBREDIR_HELLO_OK) {
-        s->hello_ok = true;
-        uv_timer_stop(&s->timer);
-    }
+    s->hello_ok = res == USBREDIR_HELLO_OK;
     return true;
+}
+
+/* Hands one chunk from the peer to usbredirhost. Returns -1 if the
+ * session failed. */
+static int session_feed(struct usb_session *s, const uint8_t *data, size_t len)
+{
+    s->in_data = data;
+    s->in_len = len;
+    s->in_pos = 0;
+    int rc = usbredirhost_read_guest_data(s->host);
+    s->in_data = NULL;
+    switch (rc) {
+    case 0: session_flush(s); return 0;
+    case usbredirhost_read_device_rejected:
+        log_notice("%s: peer %s refused the device (its filter); not offering "
+                   "it again until it is replugged",
+                   s->name, peer_conn_name(s->conn));
+        s->rejected = true;
+        session_fail(s, true);
+        return -1;
+    case usbredirhost_read_device_lost:
+        log_notice("%s: device lost while redirected", s->name);
+        session_fail(s, true);
+        return -1;
+    default:
+        log_warn("%s: malformed usbredir data from peer %s; disconnecting",
+                 s->name, peer_conn_name(s->conn));
+        session_fail(s, false);
+        return -1;
+    }
+}
+
+/* First bytes from the peer: once its hello header is judged good, claim
+ * the device, then feed what was held back and this chunk. */
+static void session_on_hello_data(struct usb_session *s, const uint8_t *data,
+                                  size_t len)
+{
+    size_t held = s->hello_bytes; /* bytes of earlier chunks, not fed yet */
+
+    if (!session_check_hello(s, data, len) || !s->hello_ok)
+        return;
+    uv_timer_stop(&s->timer);
+    if (session_claim_device(s) < 0)
+        return;
+    if (held && session_feed(s, s->hello_header, held) < 0)
+        return;
+    session_feed(s, data, len);
 }
 
 static void on_peer_data(void *owner, struct peer_conn *c, const uint8_t *data,
@@ -391,43 +470,27 @@ static void on_peer_data(void *owner, struct peer_conn *c, const uint8_t *data,
     struct usb_session *s = owner;
     (void)c;
 
-    if (s->state != SESSION_RUNNING)
-        return;
     s->bytes_from_peer += len;
-    if (!s->hello_ok && !session_check_hello(s, data, len))
-        return;
-    s->in_data = data;
-    s->in_len = len;
-    s->in_pos = 0;
-    int rc = usbredirhost_read_guest_data(s->host);
-    s->in_data = NULL;
-    switch (rc) {
-    case 0: session_flush(s); return;
-    case usbredirhost_read_device_rejected:
-        log_notice("%s: peer %s refused the device (its filter); not offering "
-                   "it again until it is replugged",
-                   s->name, peer_conn_name(s->conn));
-        s->rejected = true;
-        session_fail(s, true);
-        return;
-    case usbredirhost_read_device_lost:
-        log_notice("%s: device lost while redirected", s->name);
-        session_fail(s, true);
-        return;
-    default:
-        log_warn("%s: malformed usbredir data from peer %s; disconnecting",
-                 s->name, peer_conn_name(s->conn));
-        session_fail(s, false);
-        return;
-    }
+    if (s->state == SESSION_HELLO)
+        session_on_hello_data(s, data, len);
+    else if (s->state == SESSION_RUNNING)
+        session_feed(s, data, len);
 }
 
 static void on_peer_gone(void *owner, struct peer_conn *c, int status)
 {
     struct usb_session *s = owner;
 
-    if (s->state != SESSION_RUNNING)
+    if (s->state != SESSION_RUNNING && s->state != SESSION_HELLO)
         return;
+    if (s->state == SESSION_HELLO) {
+        session_log_failure(s,
+                            "peer %s closed the connection before its "
+                            "hello: %s",
+                            peer_conn_name(c), uv_strerror(status));
+        session_fail(s, false);
+        return;
+    }
     if (status == UV_EOF)
         log_notice("%s: peer %s closed the connection", s->name,
                    peer_conn_name(c));
@@ -472,7 +535,7 @@ void usb_session_peer_arrived(struct usb_session *s, struct peer_conn *c)
     if (s->slot->parked)
         peer_conn_close(s->slot->parked, false);
     s->slot->parked = c;
-    if (s->state == SESSION_RUNNING) {
+    if (s->state == SESSION_RUNNING || s->state == SESSION_HELLO) {
         log_notice("%s: peer reconnected from %s; replacing the old connection",
                    s->name, peer_conn_name(c));
         session_fail(s, false);

@@ -19,6 +19,8 @@ enum usb_session_state {
     SESSION_WAIT_SLOT,  /* allowed, every slot is busy */
     SESSION_CONNECTING, /* connect mode: dialing the slot's peer */
     SESSION_WAIT_PEER,  /* listen mode: waiting for the peer to dial in */
+    SESSION_HELLO,      /* connected; device still the host's until the
+                           peer's usbredir hello arrives */
     SESSION_RUNNING,    /* usbredirhost is redirecting the device */
     SESSION_BACKOFF,    /* waiting before the next attempt */
     SESSION_CLOSING,    /* connection closing; next state decided after */

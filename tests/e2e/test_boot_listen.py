@@ -18,12 +18,12 @@ def test(td):
 
     for run in ("first", "restarted"):
         at = agent.log_offset()
-        qemu = Qemu(td, slots=[("client", port)], usb_attach_wait_ms=2000,
+        qemu = Qemu(td, slots=[("client", port)], paused=False,
+                    usb_attach_wait_ms=3000,
                     name=f"qemu-{run}")
         qemu.start()
         agent.wait_log(r'"Emulated Disk" at 1-\d+: redirected to 127\.0\.0\.1:'
                        r'\d+ \(slot 1\)', start_offset=at)
-        qemu.cont()
         qemu.wait_usb_devices(1)
         qemu.wait_boot(timeout=60)
         if run == "first":

@@ -2,7 +2,7 @@
 # Installs every Debian package redir-agent needs to build, test and run its demo.
 set -eu
 
-PACKAGES="build-essential cmake pkg-config clang-format
+PACKAGES="build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
 libusb-1.0-0-dev libusbredirhost-dev libusbredirparser-dev libuv1-dev
 liblz4-dev libinih-dev
 umockdev libumockdev-dev libglib2.0-dev

@@ -741,15 +741,18 @@ class Qemu(_Proc):
             devs = [d for d in devs if d["attached"]]
         return devs
 
-    def wait_usb_devices(self, n, timeout=20):
-        """Wait until exactly n attached USB devices; return them."""
+    def wait_usb_devices(self, n, timeout=20, speed=480):
+        """Wait until exactly n attached USB devices, each at `speed` Mb/s
+        (None: any); return them.  Right after an attach QEMU may still list
+        the placeholder 1.5 Mb/s for a moment."""
         last = []
 
         def check():
             if not self.alive():
                 raise ProcessFailed(f"QEMU died (rc={self.returncode()})")
             last[:] = self.info_usb()
-            return len(last) == n
+            return len(last) == n and (
+                speed is None or all(d["speed"] == speed for d in last))
         try:
             wait_for(check, timeout, f"{n} attached USB device(s) in QEMU", 0.1)
         except TimeoutError as e:

@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "log.h"
+#include "serial_bridge.h"
 #include "usb_redirector.h"
 #include "version.h"
 
@@ -21,6 +22,8 @@ struct agent {
     struct agent_config cfg;
     struct usb_redirector usb;
     bool usb_running;
+    struct serial_bridge *serial;
+    unsigned running; /* subsystems not yet stopped */
     bool stopping;
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;
@@ -59,11 +62,25 @@ static void agent_finish(struct agent *a)
     uv_walk(a->loop, on_walk_close, NULL);
 }
 
+/* Called as each subsystem reports it has released everything. */
+static void agent_subsystem_stopped(struct agent *a)
+{
+    if (--a->running == 0)
+        agent_finish(a);
+}
+
 static void on_usb_stopped(struct usb_redirector *r)
 {
     struct agent *a = (struct agent *)((char *)r - offsetof(struct agent, usb));
     a->usb_running = false;
-    agent_finish(a);
+    agent_subsystem_stopped(a);
+}
+
+static void on_serial_stopped(void *arg)
+{
+    struct agent *a = arg;
+    a->serial = NULL;
+    agent_subsystem_stopped(a);
 }
 
 static void on_deadline(uv_timer_t *timer)
@@ -82,10 +99,16 @@ static void agent_stop(struct agent *a, const char *why)
     a->stopping = true;
     log_info("%s: handing devices back and exiting", why);
     uv_timer_start(&a->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
-    if (a->usb_running)
+    a->running = 1; /* held until every stop is requested */
+    if (a->usb_running) {
+        a->running++;
         usb_redirector_stop(&a->usb, on_usb_stopped);
-    else
-        agent_finish(a);
+    }
+    if (a->serial) {
+        a->running++;
+        serial_bridge_stop(a->serial, on_serial_stopped, a);
+    }
+    agent_subsystem_stopped(a);
 }
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -127,6 +150,8 @@ static int agent_run(struct agent *a)
             return 1;
         a->usb_running = true;
     }
+    if (serial_bridge_start(&a->serial, a->loop, &a->cfg) < 0)
+        return 1;
     uv_run(a->loop, UV_RUN_DEFAULT);
     uv_walk(a->loop, on_walk_close, NULL);
     uv_run(a->loop, UV_RUN_DEFAULT);

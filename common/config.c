@@ -12,6 +12,7 @@
 #include <string.h>
 #include <usbredirfilter.h>
 
+#include "config_serial.h"
 #include "log.h"
 
 #define RECONNECT_MIN_DEFAULT_MS 100
@@ -262,11 +263,32 @@ static bool section_known(const char *section)
     return false;
 }
 
+static bool is_serial_section(const char *section)
+{
+    return strncmp(section, SERIAL_SECTION_PREFIX,
+                   strlen(SERIAL_SECTION_PREFIX)) == 0;
+}
+
+static int config_handle_serial_key(struct config_parse *p, const char *section,
+                                    const char *name, const char *value)
+{
+    char why[CONFIG_ERR_MAX];
+
+    if (config_serial_key(p->cfg, section + strlen(SERIAL_SECTION_PREFIX), name,
+                          value, p->line, why, sizeof(why)) < 0) {
+        config_fail(p, "%s", why);
+        return 0;
+    }
+    return 1;
+}
+
 static int config_handle_key(void *user, const char *section, const char *name,
                              const char *value)
 {
     struct config_parse *p = user;
 
+    if (is_serial_section(section))
+        return config_handle_serial_key(p, section, name, value);
     if (!section_known(section)) {
         /* reported by the reader when it saw the header */
         return 0;
@@ -289,6 +311,19 @@ static int config_handle_key(void *user, const char *section, const char *name,
     }
     config_fail(p, "[%s]: unknown key '%s'", section, name);
     return 0;
+}
+
+static void config_check_section(struct config_parse *p, const char *name)
+{
+    char why[CONFIG_ERR_MAX];
+
+    if (is_serial_section(name)) {
+        if (config_serial_section(p->cfg, name + strlen(SERIAL_SECTION_PREFIX),
+                                  p->line, why, sizeof(why)) < 0)
+            config_fail(p, "%s", why);
+    } else if (!section_known(name)) {
+        config_fail(p, "unknown section [%s]", name);
+    }
 }
 
 /* Called by inih for each raw line: counts lines (inih does not tell its
@@ -319,8 +354,7 @@ static char *config_read_line(char *str, int num, void *stream)
         if (end && n < sizeof(name)) {
             memcpy(name, s + 1, n);
             name[n] = '\0';
-            if (!section_known(name))
-                config_fail(p, "unknown section [%s]", name);
+            config_check_section(p, name);
         }
     }
     return line;
@@ -339,7 +373,14 @@ static void config_defaults(struct agent_config *cfg)
 static int config_finish(struct config_parse *p)
 {
     struct agent_config *cfg = p->cfg;
+    char why[CONFIG_ERR_MAX];
+    int line = 0;
 
+    if (config_serial_finish(cfg, why, sizeof(why), &line) < 0) {
+        p->line = line;
+        config_fail(p, "%s", why);
+        return -1;
+    }
     if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
         p->line = p->reconnect_line;
         config_fail(p,
@@ -395,6 +436,7 @@ int config_load(const char *path, struct agent_config *cfg, char *err,
 
 void config_free(struct agent_config *cfg)
 {
+    config_serial_free(cfg);
     free(cfg->path);
     free(cfg->usb_filter_text);
     usbredirfilter_free(cfg->usb_filter_rules);

@@ -19,6 +19,7 @@ enum usb_peer_mode {
 };
 
 struct usbredirfilter_rule;
+struct serial_port_config;
 
 struct agent_config {
     char *path;
@@ -33,6 +34,9 @@ struct agent_config {
     uint32_t reconnect_min_ms;
     uint32_t reconnect_max_ms;
     int usbredir_debug; /* usbredirhost verbosity, 0..5 */
+
+    struct serial_port_config *serial_ports; /* see config_serial.h */
+    size_t n_serial_ports;
 };
 
 /* Parses path into cfg. Returns 0, or -1 with "FILE:LINE: what is wrong"

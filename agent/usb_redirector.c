@@ -10,105 +10,16 @@
 
 #include "log.h"
 #include "peer_conn.h"
+#include "usb_device.h"
 #include "usb_session.h"
 
 #define LISTEN_BACKLOG 4 /* one peer per slot; a few in flight at restart */
-#define PORT_PATH_MAX 8  /* USB allows at most 7 tiers of hubs */
 
 struct hotplug_event {
     struct hotplug_event *next;
     libusb_device *dev; /* referenced */
     libusb_hotplug_event event;
 };
-
-/* ---- device description ---- */
-
-static void device_port_path(libusb_device *dev, char *buf, size_t len)
-{
-    uint8_t ports[PORT_PATH_MAX];
-    int n = libusb_get_port_numbers(dev, ports, PORT_PATH_MAX);
-    int off = snprintf(buf, len, "%u-", libusb_get_bus_number(dev));
-
-    if (n <= 0) {
-        snprintf(buf + off, len - (size_t)off, "0");
-        return;
-    }
-    for (int i = 0; i < n && (size_t)off < len; i++)
-        off +=
-            snprintf(buf + off, len - (size_t)off, i ? ".%u" : "%u", ports[i]);
-}
-
-/* Reads the product string from sysfs (cached by the kernel, no device
- * I/O); falls back to asking the device. */
-static void device_product(libusb_device *dev, uint8_t index,
-                           const char *port_path, char *buf, size_t len)
-{
-    char path[128];
-    int fd;
-
-    buf[0] = '\0';
-    snprintf(path, sizeof(path), "/sys/bus/usb/devices/%s/product", port_path);
-    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, buf, len - 1);
-        close(fd);
-        if (n > 0) {
-            buf[n] = '\0';
-            buf[strcspn(buf, "\n")] = '\0';
-            return;
-        }
-    }
-    libusb_device_handle *h;
-    if (index && libusb_open(dev, &h) == 0) {
-        int n = libusb_get_string_descriptor_ascii(h, index, (uint8_t *)buf,
-                                                   (int)len);
-        if (n < 0)
-            buf[0] = '\0';
-        libusb_close(h);
-    }
-}
-
-static int device_describe(libusb_device *dev, struct usb_device_info *info,
-                           char *name, size_t name_len)
-{
-    struct libusb_device_descriptor dd;
-    struct libusb_config_descriptor *cfg = NULL;
-    char port_path[32], product[64];
-
-    if (libusb_get_device_descriptor(dev, &dd) < 0)
-        return -1;
-    memset(info, 0, sizeof(*info));
-    info->vid = dd.idVendor;
-    info->pid = dd.idProduct;
-    info->bcd_device = dd.bcdDevice;
-    info->dev_class = dd.bDeviceClass;
-    info->dev_subclass = dd.bDeviceSubClass;
-    info->dev_protocol = dd.bDeviceProtocol;
-    if (libusb_get_active_config_descriptor(dev, &cfg) < 0 &&
-        libusb_get_config_descriptor(dev, 0, &cfg) < 0)
-        cfg = NULL;
-    for (int i = 0; cfg && i < cfg->bNumInterfaces &&
-                    info->n_interfaces < USB_POLICY_MAX_INTERFACES;
-         i++) {
-        if (cfg->interface[i].num_altsetting < 1)
-            continue;
-        const struct libusb_interface_descriptor *alt =
-            &cfg->interface[i].altsetting[0];
-        info->interfaces[info->n_interfaces++] = (struct usb_interface_class){
-            alt->bInterfaceClass, alt->bInterfaceSubClass,
-            alt->bInterfaceProtocol};
-    }
-    libusb_free_config_descriptor(cfg);
-
-    device_port_path(dev, port_path, sizeof(port_path));
-    if (dd.bDeviceClass == USB_CLASS_HUB)
-        product[0] = '\0'; /* never opened: hubs are not ours */
-    else
-        device_product(dev, dd.iProduct, port_path, product, sizeof(product));
-    snprintf(name, name_len, "%04x:%04x \"%s\" at %s", dd.idVendor,
-             dd.idProduct, product, port_path);
-    return 0;
-}
 
 /* ---- slots ---- */
 
@@ -154,6 +65,9 @@ void usb_redirector_release_slot(struct usb_redirector *r,
 
 void usb_redirector_forget(struct usb_redirector *r, struct usb_session *s)
 {
+    for (struct usb_device_entry *e = r->devices; e; e = e->next)
+        if (e->session == s)
+            e->session = NULL;
     for (struct usb_session **pp = &r->sessions; *pp; pp = &(*pp)->next) {
         if (*pp == s) {
             *pp = s->next;
@@ -172,28 +86,31 @@ void usb_redirector_session_closed(struct usb_redirector *r)
         usb_redirector_finish_stop(r);
 }
 
-/* ---- hotplug ---- */
+/* ---- decisions ---- */
 
-static void handle_arrival(struct usb_redirector *r, libusb_device *dev)
+static void device_decide(struct usb_redirector *r, struct usb_device_entry *e)
 {
-    struct usb_device_info info;
-    struct usb_decision decision;
-    char name[USB_SESSION_NAME_MAX];
+    usb_device_decide(e, &r->policy, r->cfg);
+}
 
-    if (device_describe(dev, &info, name, sizeof(name)) < 0) {
-        log_warn("a new USB device could not be read; ignoring it");
-        return;
-    }
-    usb_policy_decide(&r->policy, &info, &decision);
-    if (!decision.redirect) {
-        log_msg(info.dev_class == USB_CLASS_HUB ? LOG_DEBUG : LOG_INFO,
-                "%s: stays local (%s)", name, decision.reason);
-        return;
-    }
-    log_info("%s: redirect (%s)", name, decision.reason);
-    struct usb_session *s = usb_session_new(r, dev, name);
+static void device_log_decision(const struct usb_device_entry *e)
+{
+    const struct usb_decision *d = &e->decision;
+    if (d->redirect)
+        log_info("%s: redirect %s (%s)", e->name, usb_access_name(d->access),
+                 d->reason);
+    else
+        log_msg(e->info.dev_class == USB_CLASS_HUB ? LOG_DEBUG : LOG_INFO,
+                "%s: stays local (%s)", e->name, d->reason);
+}
+
+static void device_start_session(struct usb_redirector *r,
+                                 struct usb_device_entry *e)
+{
+    struct usb_session *s =
+        usb_session_new(r, e->dev, e->name, e->decision.access);
     if (!s) {
-        log_err("%s: out of memory", name);
+        log_err("%s: out of memory", e->name);
         return;
     }
     struct usb_session **tail = &r->sessions;
@@ -201,18 +118,71 @@ static void handle_arrival(struct usb_redirector *r, libusb_device *dev)
         tail = &(*tail)->next;
     *tail = s;
     r->live_sessions++;
+    e->session = s;
     offer_slot(r, s);
+}
+
+static void handle_arrival(struct usb_redirector *r, libusb_device *dev)
+{
+    struct usb_device_entry *e = usb_device_entry_new(dev);
+
+    if (!e) {
+        log_warn("a new USB device could not be read; ignoring it");
+        return;
+    }
+    e->next = r->devices;
+    r->devices = e;
+    device_decide(r, e);
+    device_log_decision(e);
+    if (e->decision.redirect)
+        device_start_session(r, e);
 }
 
 static void handle_departure(struct usb_redirector *r, libusb_device *dev)
 {
-    for (struct usb_session *s = r->sessions; s; s = s->next) {
-        if (s->dev == dev && s->device_present) {
-            usb_session_device_left(s);
-            return;
-        }
+    for (struct usb_device_entry **pp = &r->devices; *pp; pp = &(*pp)->next) {
+        struct usb_device_entry *e = *pp;
+        if (e->dev != dev)
+            continue;
+        *pp = e->next;
+        if (e->session)
+            usb_session_device_left(e->session); /* may free it */
+        else
+            log_msg(e->info.dev_class == USB_CLASS_HUB ? LOG_DEBUG : LOG_INFO,
+                    "%s: unplugged (was local)", e->name);
+        usb_device_entry_free(e);
+        return;
     }
 }
+
+/* Called on SIGHUP after the config was swapped. */
+void usb_redirector_reconfigure(struct usb_redirector *r)
+{
+    r->policy = (struct usb_policy){
+        .rules = r->cfg->usb_rules,
+        .n_rules = r->cfg->n_usb_rules,
+        .filter_rules = r->cfg->usb_filter_rules,
+        .filter_count = r->cfg->usb_filter_count,
+    };
+    for (struct usb_device_entry *e = r->devices; e; e = e->next) {
+        if (e->session && usb_session_is_redirecting(e->session))
+            continue; /* running sessions keep their decision */
+        struct usb_decision before = e->decision;
+        device_decide(r, e);
+        if (before.redirect == e->decision.redirect &&
+            before.access == e->decision.access)
+            continue;
+        device_log_decision(e);
+        if (e->session && !e->decision.redirect)
+            usb_session_withdraw(e->session);
+        else if (e->session)
+            e->session->access = e->decision.access;
+        else if (e->decision.redirect)
+            device_start_session(r, e);
+    }
+}
+
+/* ---- hotplug ---- */
 
 /* Runs outside libusb's event handling: opening, claiming and closing
  * devices from inside a hotplug callback is not allowed. */
@@ -357,8 +327,7 @@ int usb_redirector_start(struct usb_redirector *r, uv_loop_t *loop,
     memset(r, 0, sizeof(*r));
     r->loop = loop;
     r->cfg = cfg;
-    r->policy.filter_rules = cfg->usb_filter_rules;
-    r->policy.filter_count = cfg->usb_filter_count;
+    usb_redirector_reconfigure(r); /* no devices yet: sets the policy */
     uv_timer_init(loop, &r->queue_timer);
     r->queue_timer.data = r;
 
@@ -394,6 +363,11 @@ int usb_redirector_start(struct usb_redirector *r, uv_loop_t *loop,
 
 static void usb_redirector_finish_stop(struct usb_redirector *r)
 {
+    while (r->devices) {
+        struct usb_device_entry *e = r->devices;
+        r->devices = e->next;
+        usb_device_entry_free(e);
+    }
     usb_events_stop(&r->events);
     if (r->ctx) {
         libusb_exit(r->ctx);

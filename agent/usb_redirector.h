@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "usb_device.h"
 #include "usb_events.h"
 #include "usb_policy.h"
 
@@ -39,8 +40,9 @@ struct usb_redirector {
     struct usb_slot slots[CONFIG_MAX_SLOTS];
     size_t nslots;
 
-    struct usb_session *sessions; /* every device we decided to redirect */
-    unsigned live_sessions;       /* including those whose handles close */
+    struct usb_device_entry *devices; /* every device present */
+    struct usb_session *sessions;     /* devices we redirect, oldest first */
+    unsigned live_sessions;           /* including those whose handles close */
     struct hotplug_event *queue_head, *queue_tail;
     uv_timer_t queue_timer; /* drains hotplug events outside libusb */
 
@@ -50,6 +52,10 @@ struct usb_redirector {
 
 int usb_redirector_start(struct usb_redirector *r, uv_loop_t *loop,
                          const struct agent_config *cfg);
+
+/* The agent's config was replaced (SIGHUP): devices not redirected yet are
+ * decided again under the new rules. Endpoints are not changed. */
+void usb_redirector_reconfigure(struct usb_redirector *r);
 
 /* Hands every device back to the host and closes every connection;
  * on_stopped runs when all is released. */

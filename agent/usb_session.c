@@ -46,8 +46,33 @@ const char *usb_session_state_name(enum usb_session_state state)
     return names[state];
 }
 
+#define RATE_WINDOW_MS 1000
+
+/* Called from both data directions as bytes are counted. */
+static void usb_rate_update(struct usb_rate *rate, uint64_t counter,
+                            uint64_t now_ms)
+{
+    uint64_t elapsed = now_ms - rate->window_start_ms;
+
+    if (elapsed < RATE_WINDOW_MS)
+        return;
+    rate->bytes_per_s = elapsed < 2 * RATE_WINDOW_MS
+                            ? (counter - rate->window_bytes) * 1000 / elapsed
+                            : 0; /* a gap: the link was idle */
+    rate->window_start_ms = now_ms;
+    rate->window_bytes = counter;
+}
+
+uint64_t usb_rate_get(const struct usb_rate *rate, uint64_t now_ms)
+{
+    return now_ms - rate->window_start_ms > 2 * RATE_WINDOW_MS
+               ? 0
+               : rate->bytes_per_s;
+}
+
 struct usb_session *usb_session_new(struct usb_redirector *r,
-                                    libusb_device *dev, const char *name)
+                                    libusb_device *dev, const char *name,
+                                    enum usb_access access)
 {
     struct usb_session *s = calloc(1, sizeof(*s));
     if (!s)
@@ -56,6 +81,7 @@ struct usb_session *usb_session_new(struct usb_redirector *r,
     s->dev = libusb_ref_device(dev);
     snprintf(s->name, sizeof(s->name), "%s", name);
     s->state = SESSION_WAIT_SLOT;
+    s->access = access;
     s->device_present = true;
     uv_timer_init(r->loop, &s->timer);
     s->timer.data = s;
@@ -159,6 +185,8 @@ static void session_submit_batch(struct usb_session *s)
         bytes += s->batch[i].len;
     s->queued_bytes += bytes;
     s->bytes_to_peer += bytes;
+    s->packets_to_peer += s->batch_len;
+    usb_rate_update(&s->rate_to_peer, s->bytes_to_peer, uv_now(s->r->loop));
     if (peer_conn_write(s->conn, s->batch, s->batch_len, on_batch_written, s) <
         0)
         on_batch_written(s, s->batch, s->batch_len, UV_ECANCELED);
@@ -203,6 +231,7 @@ static void session_reset_streams(struct usb_session *s)
     s->batch_len = 0;
     s->flush_deferred = false;
     s->queued_bytes = 0;
+    usbredir_stream_init(&s->from_peer);
 }
 
 /* Logs a failed attempt: a warning for the first of a streak, debug for
@@ -253,7 +282,7 @@ static void session_after_close(struct usb_session *s)
         backoff_reset(&s->backoff);
     s->running_since_ms = 0;
 
-    if (r->stopping || !s->device_present) {
+    if (r->stopping || !s->device_present || s->withdrawn) {
         session_free(s);
     } else if (s->rejected) {
         s->state = SESSION_REJECTED;
@@ -471,6 +500,8 @@ static void on_peer_data(void *owner, struct peer_conn *c, const uint8_t *data,
     (void)c;
 
     s->bytes_from_peer += len;
+    usb_rate_update(&s->rate_from_peer, s->bytes_from_peer, uv_now(s->r->loop));
+    usbredir_stream_feed(&s->from_peer, data, len); /* counts packets */
     if (s->state == SESSION_HELLO)
         session_on_hello_data(s, data, len);
     else if (s->state == SESSION_RUNNING)
@@ -561,6 +592,18 @@ void usb_session_device_left(struct usb_session *s)
                  peer_conn_name(s->conn));
     else
         log_info("%s: unplugged", s->name);
+    session_end(s);
+}
+
+bool usb_session_is_redirecting(const struct usb_session *s)
+{
+    return s->state == SESSION_HELLO || s->state == SESSION_RUNNING ||
+           s->state == SESSION_CLOSING;
+}
+
+void usb_session_withdraw(struct usb_session *s)
+{
+    s->withdrawn = true;
     session_end(s);
 }
 

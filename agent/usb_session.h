@@ -9,6 +9,8 @@
 #include <uv.h>
 
 #include "backoff.h"
+#include "usb_rules.h"
+#include "usbredir_stream.h"
 
 struct usb_redirector;
 struct usb_slot;
@@ -28,6 +30,13 @@ enum usb_session_state {
 };
 
 #define USB_SESSION_NAME_MAX 192
+
+/* Throughput over the last second or so, updated as bytes flow. */
+struct usb_rate {
+    uint64_t window_start_ms;
+    uint64_t window_bytes; /* counter value at window start */
+    uint64_t bytes_per_s;  /* of the last full window */
+};
 #define USB_SESSION_MAX_BATCH 64 /* usbredir packets per writev */
 
 struct usb_session {
@@ -36,8 +45,10 @@ struct usb_session {
     libusb_device *dev; /* referenced while the session lives */
     char name[USB_SESSION_NAME_MAX];
     enum usb_session_state state;
+    enum usb_access access;
     bool device_present; /* false once libusb reported it left */
     bool rejected;       /* the peer's filter refused the device */
+    bool withdrawn;      /* a reloaded policy no longer allows it */
     struct usb_slot *slot;
 
     struct peer_conn *conn;
@@ -61,11 +72,15 @@ struct usb_session {
     bool in_flush, flush_deferred;
     uint64_t queued_bytes; /* accepted by us, not yet written to the socket */
 
+    struct usbredir_stream from_peer; /* packet boundaries, for counters */
     uint64_t bytes_from_peer, bytes_to_peer;
+    uint64_t packets_to_peer;
+    struct usb_rate rate_from_peer, rate_to_peer;
 };
 
 struct usb_session *usb_session_new(struct usb_redirector *r,
-                                    libusb_device *dev, const char *name);
+                                    libusb_device *dev, const char *name,
+                                    enum usb_access access);
 
 /* The redirector gave the session a slot: dial out, or wait for the peer. */
 void usb_session_take_slot(struct usb_session *s, struct usb_slot *slot);
@@ -78,6 +93,17 @@ void usb_session_device_left(struct usb_session *s);
 
 /* Agent shutdown: hand the device back, close, free. */
 void usb_session_shutdown(struct usb_session *s);
+
+/* A reloaded policy keeps the device local now: end the session. Only for
+ * sessions not redirecting yet (see usb_session_is_redirecting). */
+void usb_session_withdraw(struct usb_session *s);
+
+/* True from the first connection attempt's success until the end: such
+ * sessions keep their decision across a reload. */
+bool usb_session_is_redirecting(const struct usb_session *s);
+
+/* Current throughput in bytes per second (0 when idle). */
+uint64_t usb_rate_get(const struct usb_rate *rate, uint64_t now_ms);
 
 const char *usb_session_state_name(enum usb_session_state state);
 

@@ -14,6 +14,7 @@
 
 #include "config_serial.h"
 #include "log.h"
+#include "usb_rules.h"
 
 #define RECONNECT_MIN_DEFAULT_MS 100
 #define RECONNECT_MAX_DEFAULT_MS 5000
@@ -74,6 +75,45 @@ static int parse_uint(const char *value, uint32_t min, uint32_t max,
         return -1;
     *out = (uint32_t)v;
     return 0;
+}
+
+static int parse_control_socket(struct config_parse *p, const char *value)
+{
+    if (value[0] != '/' || strlen(value) >= 108 /* sun_path */) {
+        config_fail(p,
+                    "[agent] control_socket: '%s' is not an absolute path "
+                    "shorter than 108 characters",
+                    value);
+        return 0;
+    }
+    free(p->cfg->control_socket);
+    p->cfg->control_socket = strdup(value);
+    return p->cfg->control_socket != NULL;
+}
+
+static int parse_rule(struct config_parse *p, const char *value)
+{
+    struct agent_config *cfg = p->cfg;
+    char why[300];
+    struct usb_rule rule;
+
+    if (usb_rule_parse(value, &rule, why, sizeof(why)) < 0) {
+        config_fail(p, "[usb] rule: %s", why);
+        return 0;
+    }
+    if (cfg->n_usb_rules == CONFIG_MAX_RULES) {
+        config_fail(p, "[usb] rule: more than %d rules", CONFIG_MAX_RULES);
+        return 0;
+    }
+    struct usb_rule *rules =
+        realloc(cfg->usb_rules, (cfg->n_usb_rules + 1) * sizeof(*rules));
+    if (!rules) {
+        config_fail(p, "out of memory");
+        return 0;
+    }
+    rules[cfg->n_usb_rules++] = rule;
+    cfg->usb_rules = rules;
+    return 1;
 }
 
 static int parse_log_level(struct config_parse *p, const char *value)
@@ -247,6 +287,8 @@ static int parse_usbredir_debug(struct config_parse *p, const char *value)
 
 static const struct key_def keys[] = {
     {"agent", "log_level", parse_log_level, false},
+    {"agent", "control_socket", parse_control_socket, false},
+    {"usb", "rule", parse_rule, true},
     {"usb", "connect", parse_connect, false},
     {"usb", "listen", parse_listen, false},
     {"usb", "filter", parse_filter, true},
@@ -368,6 +410,7 @@ static void config_defaults(struct agent_config *cfg)
     cfg->reconnect_min_ms = RECONNECT_MIN_DEFAULT_MS;
     cfg->reconnect_max_ms = RECONNECT_MAX_DEFAULT_MS;
     cfg->usbredir_debug = USBREDIR_DEBUG_DEFAULT;
+    cfg->control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
 }
 
 static int config_finish(struct config_parse *p)
@@ -438,6 +481,8 @@ void config_free(struct agent_config *cfg)
 {
     config_serial_free(cfg);
     free(cfg->path);
+    free(cfg->control_socket);
+    free(cfg->usb_rules);
     free(cfg->usb_filter_text);
     usbredirfilter_free(cfg->usb_filter_rules);
     memset(cfg, 0, sizeof(*cfg));

@@ -11,6 +11,8 @@
 #define CONFIG_DEFAULT_PATH "/etc/redir-agent.ini"
 #define CONFIG_MAX_SLOTS 64 /* more QEMU chardevs per thin client is a typo */
 #define CONFIG_ERR_MAX 512
+#define CONFIG_MAX_RULES 256 /* a rule list longer than this is unreadable */
+#define CONFIG_DEFAULT_CONTROL_SOCKET "/run/redir-agent.sock"
 
 enum usb_peer_mode {
     USB_PEER_NONE,    /* no [usb] connect/listen: USB redirection off */
@@ -20,14 +22,18 @@ enum usb_peer_mode {
 
 struct usbredirfilter_rule;
 struct serial_port_config;
+struct usb_rule;
 
 struct agent_config {
     char *path;
-    int log_level; /* syslog level */
+    int log_level;        /* syslog level */
+    char *control_socket; /* unix socket for "redir-agent status" */
 
     enum usb_peer_mode usb_mode;
     struct hostport usb_slots[CONFIG_MAX_SLOTS];
     size_t usb_nslots;
+    struct usb_rule *usb_rules; /* [usb] rule lines, in order */
+    size_t n_usb_rules;
     char *usb_filter_text; /* NULL: default policy */
     struct usbredirfilter_rule *usb_filter_rules;
     int usb_filter_count;

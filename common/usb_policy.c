@@ -57,15 +57,43 @@ static void decide_by_filter(const struct usb_policy *policy,
                             : "invalid device data");
 }
 
+static bool decide_by_rules(const struct usb_policy *policy,
+                            const struct usb_device_info *dev,
+                            const struct usb_device_strings *strings,
+                            struct usb_decision *out)
+{
+    for (size_t i = 0; i < policy->n_rules; i++) {
+        const struct usb_rule *rule = &policy->rules[i];
+        if (!usb_rule_matches(rule, dev, strings))
+            continue;
+        out->redirect = rule->allow;
+        out->access = rule->access;
+        snprintf(out->reason, sizeof(out->reason), "rule %zu: %s", i + 1,
+                 rule->text);
+        return true;
+    }
+    return false;
+}
+
 void usb_policy_decide(const struct usb_policy *policy,
                        const struct usb_device_info *dev,
+                       const struct usb_device_strings *strings,
                        struct usb_decision *out)
 {
+    out->redirect = false;
+    out->access = USB_ACCESS_RW;
     if (is_hub(dev)) {
-        out->redirect = false;
         snprintf(out->reason, sizeof(out->reason), "hubs are never redirected");
         return;
     }
+    if (strings->serial_bridge_port) {
+        snprintf(out->reason, sizeof(out->reason),
+                 "used by the serial bridge [serial.%s]",
+                 strings->serial_bridge_port);
+        return;
+    }
+    if (decide_by_rules(policy, dev, strings, out))
+        return;
     if (policy->filter_rules) {
         decide_by_filter(policy, dev, out);
         return;

@@ -487,3 +487,23 @@ void config_free(struct agent_config *cfg)
     usbredirfilter_free(cfg->usb_filter_rules);
     memset(cfg, 0, sizeof(*cfg));
 }
+
+static int peek_control_socket(void *user, const char *section,
+                               const char *name, const char *value)
+{
+    char **path = user;
+    if (strcmp(section, "agent") == 0 && strcmp(name, "control_socket") == 0 &&
+        *value) {
+        free(*path);
+        *path = strdup(value);
+    }
+    return 1;
+}
+
+char *config_control_socket(const char *path)
+{
+    char *socket_path = NULL;
+
+    ini_parse(path, peek_control_socket, &socket_path);
+    return socket_path ? socket_path : strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
+}

@@ -51,4 +51,9 @@ int config_load(const char *path, struct agent_config *cfg, char *err,
                 size_t err_len);
 void config_free(struct agent_config *cfg);
 
+/* Only [agent] control_socket of path (or the default), ignoring every
+ * other problem: "status" must work while the file has a pending mistake.
+ * Returns a malloc'ed path. */
+char *config_control_socket(const char *path);
+
 #endif

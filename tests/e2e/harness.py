@@ -449,6 +449,10 @@ class Agent(_Proc):
         self.log_path = testdir.file(f"{name}.log")
 
     def start(self, config_text, extra_args=()):
+        # Each agent gets its own control socket: tests run in parallel.
+        self.control_socket = self.testdir.file(f"{self.name}.sock")
+        if "control_socket" not in config_text:
+            config_text += f"\n[agent]\ncontrol_socket = {self.control_socket}\n"
         with open(self.config_path, "w") as f:
             f.write(config_text)
         udir = self._umockdev_dir or (self.fixture.umockdev_dir if self.fixture else None)
@@ -600,8 +604,11 @@ class Qemu(_Proc):
 
     def __init__(self, testdir, slots=(), paused=True, name="qemu",
                  extra_args=(), memory=128, accel_args=None, debug=3,
-                 usb_attach_wait_ms=None):
+                 usb_attach_wait_ms=None, usbredir_filter=None):
         super().__init__(testdir, name)
+        # QEMU's own usb-redir filter ("class:vid:pid:bcd:allow|..."),
+        # which it sends to the agent as filter_filter.
+        self.usbredir_filter = usbredir_filter
         self.binary = os.environ.get("REDIR_QEMU", "qemu-system-x86_64")
         self.slots = list(slots)
         self.paused = paused
@@ -634,7 +641,9 @@ class Qemu(_Proc):
                      f"socket,id=ur{i},host=127.0.0.1,port={int(port)},{sock}",
                      "-device",
                      f"usb-redir,chardev=ur{i},id=redir{i},bus=xhci.0,"
-                     f"debug={self.debug},bootindex={i}"]
+                     f"debug={self.debug},bootindex={i}" +
+                     (f",filter={self.usbredir_filter}"
+                      if self.usbredir_filter else "")]
         for p in (self.monitor_path, self.debugcon_log, self.serial_log):
             if not _qemu_safe(p):
                 raise ValueError(f"path unusable by QEMU: {p!r}")

@@ -7,6 +7,7 @@
 
 #include "check.h"
 #include "config.h"
+#include "usb_rules.h"
 
 static char path[256];
 
@@ -71,6 +72,16 @@ static void test_bad_configs(void)
         "reconnect_min_ms (5000) is larger than reconnect_max_ms (100)");
     expect_error("[usb]\nusbredir_debug = 6\n", 2, "not a level from 0 to 5");
     expect_error("[usb]\nthis line has no equals sign\n", 2, "syntax error");
+    expect_error("[usb]\nrule = allow vid=1050\nrule = allow vendor=1\n", 3,
+                 "[usb] rule: 'vendor': unknown matcher");
+    expect_error("[usb]\nrule = allow pid=1\nrule = allow interface=3:1:1\n", 3,
+                 "[usb] rule: 'interface=3:1:1': interface expects");
+    expect_error("[usb]\nrule = maybe vid=1050\n", 2,
+                 "[usb] rule: 'maybe': a rule starts with allow or deny");
+    expect_error("[usb]\nrule = deny class=08 access=ro\n", 2,
+                 "access= only makes sense on allow rules");
+    expect_error("[agent]\ncontrol_socket = run/agent.sock\n", 2,
+                 "[agent] control_socket: 'run/agent.sock' is not an absolute");
     expect_error("[usb\n", 1, "syntax error");
 
     char longline[400];
@@ -106,6 +117,17 @@ static void test_good_config(void)
     CHECK(cfg.reconnect_min_ms == 50 && cfg.reconnect_max_ms == 2000,
           "backoff");
     CHECK(cfg.log_level == 7, "log level %d", cfg.log_level);
+    CHECK(strcmp(cfg.control_socket, CONFIG_DEFAULT_CONTROL_SOCKET) == 0, "%s",
+          cfg.control_socket);
+    config_free(&cfg);
+
+    rc = load("[usb]\nrule = deny interface=03:01:01 ; keyboards\n"
+              "rule = allow vid=1050\nrule = allow class=08 access=ro\n"
+              "[agent]\ncontrol_socket = /tmp/x.sock\n",
+              &cfg, err, sizeof(err));
+    CHECK(rc == 0 && cfg.n_usb_rules == 3, "rules: %s", err);
+    CHECK(rc == 0 && strcmp(cfg.usb_rules[2].text, "class=08") == 0, "rule 3");
+    CHECK(rc == 0 && strcmp(cfg.control_socket, "/tmp/x.sock") == 0, "socket");
     config_free(&cfg);
 
     rc = load("", &cfg, err, sizeof(err));

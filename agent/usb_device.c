@@ -92,6 +92,13 @@ static void device_interfaces(libusb_device *dev, struct usb_device_info *info)
         info->interfaces[info->n_interfaces++] = (struct usb_interface_class){
             alt->bInterfaceClass, alt->bInterfaceSubClass,
             alt->bInterfaceProtocol};
+        for (int a = 0; a < cfg->interface[i].num_altsetting; a++) {
+            const struct libusb_interface_descriptor *any =
+                &cfg->interface[i].altsetting[a];
+            if (any->bInterfaceClass == USB_CLASS_MASS_STORAGE &&
+                any->bInterfaceProtocol == USB_PROTOCOL_UAS)
+                info->has_uas = true;
+        }
     }
     libusb_free_config_descriptor(cfg);
 }

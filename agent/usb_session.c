@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "peer_conn.h"
+#include "usb_mask_device.h"
 #include "usb_redirector.h"
 #include "usbredir_hello.h"
 #include "version.h"
@@ -27,6 +28,7 @@
 #define OUT_LOW_WATER (2u << 20)
 
 static const struct peer_conn_ops session_conn_ops;
+static const struct usb_mask_ops session_mask_ops;
 
 static void session_attempt(struct usb_session *s);
 static void session_fail(struct usb_session *s, bool graceful);
@@ -148,6 +150,8 @@ static int host_write(void *priv, uint8_t *data, int count)
     }
     if (s->batch_len == USB_SESSION_MAX_BATCH)
         return 0; /* sent after this batch; session_flush loops */
+    if (s->masking)
+        usb_mask_to_guest(&s->mask, data, (size_t)count);
     s->batch[s->batch_len++] = uv_buf_init((char *)data, (unsigned)count);
     return count;
 }
@@ -344,6 +348,12 @@ static int session_claim_device(struct usb_session *s)
     struct peer_conn *c = s->conn;
     libusb_device_handle *handle;
 
+    s->masking = s->access != USB_ACCESS_RW;
+    if (s->masking) {
+        struct usb_mask_config mc;
+        usb_mask_config_from_device(s->dev, s->access, &mc);
+        usb_mask_init(&s->mask, &mc, &session_mask_ops, s);
+    }
     int rc = libusb_open(s->dev, &handle);
     if (rc < 0) {
         log_warn("%s: cannot open the device: %s", s->name,
@@ -369,13 +379,13 @@ static int session_claim_device(struct usb_session *s)
     usbredirhost_set_buffered_output_size_cb(host, host_buffered_output);
     s->state = SESSION_RUNNING;
     s->running_since_ms = uv_now(r->loop);
+    char attempts[48] = "";
     if (s->failed_attempts)
-        log_info("%s: redirected to %s (slot %u) after %u failed attempts",
-                 s->name, peer_conn_name(c), s->slot->index,
+        snprintf(attempts, sizeof(attempts), " after %u failed attempts",
                  s->failed_attempts);
-    else
-        log_info("%s: redirected to %s (slot %u)", s->name, peer_conn_name(c),
-                 s->slot->index);
+    log_info("%s: redirected %s to %s (slot %u)%s", s->name,
+             usb_access_name(s->access), peer_conn_name(c), s->slot->index,
+             attempts);
     s->failed_attempts = 0;
     session_flush(s);
     return 0;
@@ -446,9 +456,10 @@ static bool session_check_hello(struct usb_session *s, const uint8_t *data,
     return true;
 }
 
-/* Hands one chunk from the peer to usbredirhost. Returns -1 if the
- * session failed. */
-static int session_feed(struct usb_session *s, const uint8_t *data, size_t len)
+/* Hands bytes from the peer to usbredirhost. Returns -1 if the session
+ * failed. Called directly, or by the mask for what it lets through. */
+static int session_feed_host(struct usb_session *s, const uint8_t *data,
+                             size_t len)
 {
     s->in_data = data;
     s->in_len = len;
@@ -456,7 +467,7 @@ static int session_feed(struct usb_session *s, const uint8_t *data, size_t len)
     int rc = usbredirhost_read_guest_data(s->host);
     s->in_data = NULL;
     switch (rc) {
-    case 0: session_flush(s); return 0;
+    case 0: return 0;
     case usbredirhost_read_device_rejected:
         log_notice("%s: peer %s refused the device (its filter); not offering "
                    "it again until it is replugged",
@@ -474,6 +485,62 @@ static int session_feed(struct usb_session *s, const uint8_t *data, size_t len)
         session_fail(s, false);
         return -1;
     }
+}
+
+static int mask_forward(void *ctx, const uint8_t *data, size_t len)
+{
+    return session_feed_host(ctx, data, len);
+}
+
+static void on_injected_written(void *ctx, uv_buf_t *bufs, unsigned nbufs,
+                                int status)
+{
+    (void)ctx;
+    (void)status;
+    for (unsigned i = 0; i < nbufs; i++)
+        free(bufs[i].base);
+}
+
+/* The mask answers the guest for the device: a packet of our own. */
+static void mask_reply(void *ctx, uint8_t *packet, size_t len)
+{
+    struct usb_session *s = ctx;
+    uv_buf_t buf = uv_buf_init((char *)packet, (unsigned)len);
+
+    if (!s->conn ||
+        peer_conn_write(s->conn, &buf, 1, on_injected_written, NULL) < 0) {
+        free(packet);
+        return;
+    }
+    s->bytes_to_peer += len;
+    s->packets_to_peer++;
+}
+
+static const struct usb_mask_ops session_mask_ops = {
+    .forward = mask_forward,
+    .reply = mask_reply,
+};
+
+/* One chunk from the peer, through the mask when access is restricted.
+ * Returns -1 if the session failed. */
+static int session_feed(struct usb_session *s, const uint8_t *data, size_t len)
+{
+    int rc;
+
+    if (!s->masking) {
+        rc = session_feed_host(s, data, len);
+    } else {
+        rc = usb_mask_from_guest(&s->mask, data, len);
+        if (rc < 0 && s->mask.error) {
+            log_warn("%s: malformed usbredir data from peer %s (%s); "
+                     "disconnecting",
+                     s->name, peer_conn_name(s->conn), s->mask.error);
+            session_fail(s, false);
+        }
+    }
+    if (rc == 0)
+        session_flush(s);
+    return rc;
 }
 
 /* First bytes from the peer: once its hello header is judged good, claim

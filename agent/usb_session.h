@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "backoff.h"
+#include "usb_mask.h"
 #include "usb_rules.h"
 #include "usbredir_stream.h"
 
@@ -72,6 +73,8 @@ struct usb_session {
     bool in_flush, flush_deferred;
     uint64_t queued_bytes; /* accepted by us, not yet written to the socket */
 
+    bool masking; /* access is ro/wo: the stream goes via mask */
+    struct usb_mask mask;
     struct usbredir_stream from_peer; /* packet boundaries, for counters */
     uint64_t bytes_from_peer, bytes_to_peer;
     uint64_t packets_to_peer;

@@ -3,6 +3,7 @@
 #ifndef REDIR_USB_DEVICE_INFO_H
 #define REDIR_USB_DEVICE_INFO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -10,6 +11,7 @@
 #define USB_CLASS_HID 0x03
 #define USB_CLASS_MASS_STORAGE 0x08
 #define USB_CLASS_HUB 0x09
+#define USB_PROTOCOL_UAS 0x62
 
 struct usb_interface_class {
     uint8_t cls, subclass, protocol;
@@ -19,6 +21,7 @@ struct usb_device_info {
     uint16_t vid, pid, bcd_device;
     uint8_t dev_class, dev_subclass, dev_protocol;
     size_t n_interfaces; /* of the active configuration, altsetting 0 */
+    bool has_uas;        /* some altsetting speaks UAS (08:06:62) */
     struct usb_interface_class interfaces[USB_POLICY_MAX_INTERFACES];
 };
 

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <string.h>
 #include <usbredirfilter.h>
 
 #define HID_SUBCLASS_BOOT 0x01
@@ -75,6 +76,25 @@ static bool decide_by_rules(const struct usb_policy *policy,
     return false;
 }
 
+/* UAS keeps many commands in flight on streams the mask cannot follow:
+ * such storage is only ever redirected read-write. */
+static void refuse_unmaskable(const struct usb_device_info *dev,
+                              struct usb_decision *out)
+{
+    char rule[sizeof(out->reason)];
+
+    if (!out->redirect || out->access == USB_ACCESS_RW || !dev->has_uas)
+        return;
+    memcpy(rule, out->reason, sizeof(rule));
+    /* The rule's text is kept as far as it fits. */
+    snprintf(out->reason, sizeof(out->reason),
+             "UAS storage cannot be made "
+             "%s; %.*s",
+             usb_access_name(out->access), (int)(sizeof(out->reason) - 40),
+             rule);
+    out->redirect = false;
+}
+
 void usb_policy_decide(const struct usb_policy *policy,
                        const struct usb_device_info *dev,
                        const struct usb_device_strings *strings,
@@ -92,8 +112,10 @@ void usb_policy_decide(const struct usb_policy *policy,
                  strings->serial_bridge_port);
         return;
     }
-    if (decide_by_rules(policy, dev, strings, out))
+    if (decide_by_rules(policy, dev, strings, out)) {
+        refuse_unmaskable(dev, out);
         return;
+    }
     if (policy->filter_rules) {
         decide_by_filter(policy, dev, out);
         return;

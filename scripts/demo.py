@@ -40,7 +40,7 @@ def demo(td):
     say(f"starting redir-agent with:\n{config}")
     agent = Agent(td, fx)
     agent.start(config)
-    agent.wait_log(r"redirected to")
+    agent.wait_log(r"redirected rw to")
     seconds = qemu.wait_boot(timeout=90)
     say(f"the VM booted from the redirected disk in {seconds:.1f} s")
 

@@ -21,7 +21,7 @@ def test(td):
     agent.start(f"[usb]\nconnect = 127.0.0.1:{port}\nreconnect_max_ms = 300\n")
     agent.wait_log(r'1209:4b42 "Emulated Keyboard" at 1-\d+: stays local '
                    r'\(default policy: HID boot keyboard\)')
-    agent.wait_log(r'1209:0d15 "Emulated Disk" at 1-\d+: redirected to '
+    agent.wait_log(r'1209:0d15 "Emulated Disk" at 1-\d+: redirected rw to '
                    rf'127\.0\.0\.1:{port} \(slot 1\)')
     devices = qemu.wait_usb_devices(1)
     assert devices[0]["speed"] == 480, devices

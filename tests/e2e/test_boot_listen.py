@@ -22,7 +22,7 @@ def test(td):
                     usb_attach_wait_ms=3000,
                     name=f"qemu-{run}")
         qemu.start()
-        agent.wait_log(r'"Emulated Disk" at 1-\d+: redirected to 127\.0\.0\.1:'
+        agent.wait_log(r'"Emulated Disk" at 1-\d+: redirected rw to 127\.0\.0\.1:'
                        r'\d+ \(slot 1\)', start_offset=at)
         qemu.wait_usb_devices(1)
         qemu.wait_boot(timeout=60)

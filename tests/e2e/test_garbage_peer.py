@@ -76,7 +76,7 @@ def test(td):
                 usb_attach_wait_ms=3000)
     qemu.start()
     at = agent.log_offset()
-    agent.wait_log(r'"Emulated Disk" at 1-1: redirected to', start_offset=at)
+    agent.wait_log(r'"Emulated Disk" at 1-1: redirected rw to', start_offset=at)
     qemu.wait_usb_devices(1)
     qemu.wait_boot(timeout=60)
     agent.stop()

@@ -24,7 +24,7 @@ def test(td):
     time.sleep(3)  # many backoff periods: a loop would show here
     log = agent.log_text()
     assert log.count("refused the device") == 1, log
-    assert log.count("redirected to") == 1, log
+    assert log.count("redirected rw to") == 1, log
     qemu.wait_usb_devices(0)
 
     # Replugged: offered again (and refused again, once).

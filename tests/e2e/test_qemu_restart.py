@@ -21,7 +21,7 @@ def test(td):
                     usb_attach_wait_ms=3000,
                     name=f"qemu-{run}")
         qemu.start()
-        agent.wait_log(r'"Emulated Disk" at 1-1: redirected to 127\.0\.0\.1:'
+        agent.wait_log(r'"Emulated Disk" at 1-1: redirected rw to 127\.0\.0\.1:'
                        rf'{port} \(slot 1\)',
                        start_offset=at)
         qemu.wait_usb_devices(1)

@@ -31,7 +31,7 @@ def test(td):
     fx.remove(loop1)
     agent.wait_log(r'1209:100b "Emulated Loopback" at 1-2: unplugged',
                    start_offset=at)
-    agent.wait_log(r'1209:100b "Emulated Loopback" at 1-3: redirected to '
+    agent.wait_log(r'1209:100b "Emulated Loopback" at 1-3: redirected rw to '
                    r'127\.0\.0\.1:\d+ \(slot \d\)', start_offset=at)
     qemu.wait_usb_devices(2)
     agent.stop()

@@ -17,15 +17,16 @@ struct real_device {
 };
 
 #define IFS(...)                                                               \
-    (sizeof((struct usb_interface_class[]){__VA_ARGS__}) / 3), { __VA_ARGS__ }
+    .n_interfaces = sizeof((struct usb_interface_class[]){__VA_ARGS__}) /      \
+                    sizeof(struct usb_interface_class),                        \
+    .interfaces = {__VA_ARGS__}
 #define DEV(v, p, bcd, c, s, pr, ...)                                          \
     {                                                                          \
         .vid = v, .pid = p, .bcd_device = bcd, .dev_class = c,                 \
-        .dev_subclass = s, .dev_protocol = pr,                                 \
-        .n_interfaces = IFS(__VA_ARGS__)                                       \
+        .dev_subclass = s, .dev_protocol = pr, IFS(__VA_ARGS__)                \
     }
 
-static const struct real_device devices[] = {
+static struct real_device devices[] = {
     {"keyboard (Dell KB216)",
      DEV(0x413c, 0x2113, 0x0108, 0, 0, 0, {3, 1, 1}, {3, 0, 0}),
      {"", "Dell KB216 Wired Keyboard", "1-1", NULL}},
@@ -129,7 +130,7 @@ static void test_example_rules(void)
         {"redirect rw", "rule 3: vid=1050"},
         {"redirect rw", "default policy"},
         {"redirect ro", "rule 4: class=08"},
-        {"redirect ro", "rule 4: class=08"},
+        {"local", "UAS storage cannot be made ro; rule 4: class=08"},
         {"local", "rule 5: port=1-1.4"},
         {"local", "hubs are never redirected"},
         {"redirect rw", "default policy"},
@@ -279,6 +280,7 @@ static void test_filter_compat(void)
 
 int main(void)
 {
+    devices[8].info.has_uas = true; /* its only setting is UAS (08:06:62) */
     test_defaults();
     test_example_rules();
     test_matchers();

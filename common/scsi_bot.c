@@ -1,6 +1,7 @@
 /* USB mass storage Bulk-Only Transport and the SCSI commands access masking
  * must know. */
 #include "scsi_bot.h"
+#include "byteorder.h"
 
 #include <string.h>
 
@@ -9,26 +10,12 @@
 #define MODE10_DEVICE_SPECIFIC 3 /* byte of the MODE SENSE(10) header */
 #define CBW_MAX_CDB 16
 
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-    p[2] = (uint8_t)(v >> 16);
-    p[3] = (uint8_t)(v >> 24);
-}
-
 bool bot_cbw_parse(const uint8_t *data, size_t len, struct bot_cbw *cbw)
 {
-    if (len != BOT_CBW_LEN || le32(data) != BOT_CBW_SIGNATURE)
+    if (len != BOT_CBW_LEN || read_le32(data) != BOT_CBW_SIGNATURE)
         return false;
-    cbw->tag = le32(data + 4);
-    cbw->data_length = le32(data + 8);
+    cbw->tag = read_le32(data + 4);
+    cbw->data_length = read_le32(data + 8);
     cbw->data_in = data[12] & BOT_FLAG_DATA_IN;
     cbw->lun = data[13] & 0x0f;
     cbw->cdb_len = data[14] & 0x1f;

@@ -1,6 +1,7 @@
 /* Bulk access masking on the usbredir byte stream between the peer and
  * usbredirhost. */
 #include "usb_mask.h"
+#include "byteorder.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -23,24 +24,6 @@ enum mask_phase {
 #define HELLO_VERSION_LEN 64
 #define EP_IN 0x80
 #define EP_NUMBER(ep) ((ep)&0x0f)
-
-static uint32_t le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
-
-static void put_le16(uint8_t *p, uint16_t v)
-{
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_le32(uint8_t *p, uint32_t v)
-{
-    put_le16(p, (uint16_t)v);
-    put_le16(p + 2, (uint16_t)(v >> 16));
-}
 
 /* usbredirhost always offers both capabilities; until its hello has gone
  * by, assume it did. */
@@ -134,7 +117,7 @@ static void packet_done(struct usb_mask *m)
 {
     if (!m->guest_hello_seen) {
         uint32_t caps = m->hello_payload_seen >= HELLO_VERSION_LEN + 4
-                            ? le32(m->hello_caps)
+                            ? read_le32(m->hello_caps)
                             : 0;
         m->guest_64bit_ids = caps & (1u << usb_redir_cap_64bits_ids);
         m->guest_bulk32 = caps & (1u << usb_redir_cap_32bits_bulk_length);
@@ -329,13 +312,13 @@ static int handle_bulk(struct usb_mask *m)
 static int handle_header(struct usb_mask *m)
 {
     const uint8_t *h = m->buf;
-    uint32_t length = le32(h + 4);
+    uint32_t length = read_le32(h + 4);
 
     m->header_len = m->have;
-    m->type = le32(h);
-    m->id = le32(h + 8);
+    m->type = read_le32(h);
+    m->id = read_le32(h + 8);
     if (m->header_len == USBREDIR_HEADER_64)
-        m->id |= (uint64_t)le32(h + 12) << 32;
+        m->id |= (uint64_t)read_le32(h + 12) << 32;
     if (length > USBREDIR_MAX_PACKET) {
         m->error = "packet length over the usbredir maximum";
         return -1;
@@ -417,7 +400,7 @@ void usb_mask_to_guest(struct usb_mask *m, uint8_t *packet, size_t len)
     if (!m->host_hello_seen) {
         uint32_t caps =
             len >= USBREDIR_HEADER_32 + HELLO_VERSION_LEN + 4
-                ? le32(packet + USBREDIR_HEADER_32 + HELLO_VERSION_LEN)
+                ? read_le32(packet + USBREDIR_HEADER_32 + HELLO_VERSION_LEN)
                 : 0;
         m->host_64bit_ids = caps & (1u << usb_redir_cap_64bits_ids);
         m->host_bulk32 = caps & (1u << usb_redir_cap_32bits_bulk_length);
@@ -427,11 +410,11 @@ void usb_mask_to_guest(struct usb_mask *m, uint8_t *packet, size_t len)
     size_t hlen = ids_64(m) ? USBREDIR_HEADER_64 : USBREDIR_HEADER_32;
     size_t blen = bulk_header_len(m);
     if (!m->patch_pending || len < hlen + blen ||
-        le32(packet) != usb_redir_bulk_packet)
+        read_le32(packet) != usb_redir_bulk_packet)
         return;
-    uint64_t id = le32(packet + 8);
+    uint64_t id = read_le32(packet + 8);
     if (hlen == USBREDIR_HEADER_64)
-        id |= (uint64_t)le32(packet + 12) << 32;
+        id |= (uint64_t)read_le32(packet + 12) << 32;
     if (id != m->patch_id)
         return;
     m->patch_pending = false;

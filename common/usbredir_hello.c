@@ -1,14 +1,9 @@
 /* Early sanity check of a peer's first usbredir packet, before usbredirhost
  * sees it. */
 #include "usbredir_hello.h"
+#include "byteorder.h"
 
 #include <usbredirproto.h>
-
-static uint32_t read_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
 
 enum usbredir_hello_result usbredir_hello_check(const uint8_t *data, size_t len,
                                                 const char **why)

@@ -1,17 +1,12 @@
 /* Packet boundaries in one direction of a usbredir byte stream, without copying
  * it. */
 #include "usbredir_stream.h"
+#include "byteorder.h"
 
 #include <string.h>
 #include <usbredirproto.h>
 
 #define HELLO_VERSION_LEN 64
-
-static uint32_t read_le32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
-           (uint32_t)p[3] << 24;
-}
 
 void usbredir_stream_init(struct usbredir_stream *st)
 {

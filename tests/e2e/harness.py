@@ -440,8 +440,10 @@ class Agent(_Proc):
     kind = "agent"
 
     def __init__(self, testdir, fixture=None, path=None, name="agent",
-                 umockdev_dir=None):
+                 umockdev_dir=None, wrapper=()):
         super().__init__(testdir, name)
+        # e.g. ["ip", "netns", "exec", NS]: run the agent inside it
+        self.wrapper = list(wrapper)
         self.path = path or find_program("REDIR_AGENT", "redir-agent", "agent")
         self.fixture = fixture
         self._umockdev_dir = umockdev_dir
@@ -458,7 +460,8 @@ class Agent(_Proc):
         udir = self._umockdev_dir or (self.fixture.umockdev_dir if self.fixture else None)
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(
-                [self.path, "-f", "-c", self.config_path, *extra_args],
+                [*self.wrapper, self.path, "-f", "-c", self.config_path,
+                 *extra_args],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=preload_env(udir), cwd=self.testdir.path,
                 preexec_fn=_pdeathsig(signal.SIGTERM))
@@ -604,8 +607,10 @@ class Qemu(_Proc):
 
     def __init__(self, testdir, slots=(), paused=True, name="qemu",
                  extra_args=(), memory=128, accel_args=None, debug=3,
-                 usb_attach_wait_ms=None, usbredir_filter=None):
+                 usb_attach_wait_ms=None, usbredir_filter=None,
+                 host="127.0.0.1"):
         super().__init__(testdir, name)
+        self.host = host  # address the usb-redir chardevs use
         # QEMU's own usb-redir filter ("class:vid:pid:bcd:allow|..."),
         # which it sends to the agent as filter_filter.
         self.usbredir_filter = usbredir_filter
@@ -638,7 +643,7 @@ class Qemu(_Proc):
             else:
                 raise ValueError(f"slot mode must be server or client: {mode!r}")
             args += ["-chardev",
-                     f"socket,id=ur{i},host=127.0.0.1,port={int(port)},{sock}",
+                     f"socket,id=ur{i},host={self.host},port={int(port)},{sock}",
                      "-device",
                      f"usb-redir,chardev=ur{i},id=redir{i},bus=xhci.0,"
                      f"debug={self.debug},bootindex={i}" +

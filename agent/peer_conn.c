@@ -12,10 +12,14 @@
 #include "log.h"
 
 #define CLOSE_FLUSH_TIMEOUT_MS 1000 /* bounded wait for a peer to take data */
-#define KEEPALIVE_IDLE_S 10         /* detect a dead peer within ~25 s ... */
-#define KEEPALIVE_INTERVAL_S 5
-#define KEEPALIVE_COUNT 3
-#define USER_TIMEOUT_MS 30000 /* ... and unacknowledged data within 30 s */
+/* A network outage shorter than about two minutes is ridden out on the
+ * same connection: tearing it down early would not help, as QEMU's end
+ * (no keepalive) stays "connected" and accepts no new one until it next
+ * writes. Longer outages end the session and the agent reconnects. */
+#define KEEPALIVE_IDLE_S 15
+#define KEEPALIVE_INTERVAL_S 15
+#define KEEPALIVE_COUNT 8      /* 15 + 8 * 15 s = 135 s of silence */
+#define USER_TIMEOUT_MS 135000 /* the same bound for unacknowledged data */
 
 enum conn_phase { CONN_RESOLVING, CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
 

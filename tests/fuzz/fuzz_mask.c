@@ -1,4 +1,5 @@
-/* libFuzzer target: the access mask on hostile guest streams and host packets. */
+/* libFuzzer target: the access mask on hostile guest streams and host packets.
+ */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

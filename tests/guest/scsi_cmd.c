@@ -1,4 +1,5 @@
-/* scsi_cmd: sends one SCSI READ(10) or WRITE(10) with SG_IO and prints the outcome; runs inside the test guest. */
+/* scsi_cmd: sends one SCSI READ(10) or WRITE(10) with SG_IO and prints the
+ * outcome; runs inside the test guest. */
 #include <fcntl.h>
 #include <scsi/sg.h>
 #include <stdio.h>

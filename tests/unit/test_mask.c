@@ -104,7 +104,8 @@ static void bulk(struct stream *s, uint64_t id, uint8_t ep, uint32_t length,
     put32(s, 0);
     if (s->bulk32)
         put16(s, (uint16_t)(length >> 16));
-    memcpy(s->b + s->len, data, data_len);
+    if (data_len)
+        memcpy(s->b + s->len, data, data_len);
     s->len += data_len;
 }
 

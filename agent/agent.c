@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon.h"
 #include "log.h"
 #include "serial_bridge.h"
 #include "version.h"
@@ -63,6 +64,7 @@ static void agent_stop(struct agent *a, const char *why)
         return;
     a->stopping = true;
     log_info("%s: handing devices back and exiting", why);
+    daemon_notify("STOPPING=1");
     uv_timer_start(&a->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
     control_stop(&a->control);
     a->running = 1; /* held until every stop is requested */
@@ -111,9 +113,11 @@ void agent_reload(struct agent *a)
     struct agent_config next;
     char err[CONFIG_ERR_MAX];
 
+    daemon_notify("RELOADING=1");
     if (config_load(a->cfg.path, &next, err, sizeof(err)) < 0) {
         log_err("SIGHUP: %s; keeping the current configuration", err);
         config_free(&next);
+        daemon_notify("READY=1");
         return;
     }
     agent_keep_running_parts(&a->cfg, &next);
@@ -125,6 +129,7 @@ void agent_reload(struct agent *a)
              a->cfg.usb_filter_text ? ", a filter" : "");
     if (a->usb_running)
         usb_redirector_reconfigure(&a->usb);
+    daemon_notify("READY=1");
 }
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -175,14 +180,20 @@ int agent_run(struct agent *a)
 
     log_info("redir-agent %s starting with %s", REDIR_VERSION, a->cfg.path);
     int rc = agent_start(a) < 0 ? 1 : 0;
-    if (rc == 0)
+    if (rc == 0 && a->pidfile && daemon_pidfile_write(a->pidfile) < 0)
+        rc = 1;
+    if (rc == 0) {
+        daemon_notify("READY=1");
         uv_run(a->loop, UV_RUN_DEFAULT);
-    else
+    } else {
         control_stop(&a->control);
+    }
     uv_walk(a->loop, on_walk_close, NULL);
     uv_run(a->loop, UV_RUN_DEFAULT);
     uv_loop_close(a->loop);
     if (rc == 0)
         log_info("exited cleanly");
+    /* Last: an init script waiting on the pidfile knows devices are back. */
+    daemon_pidfile_remove(a->pidfile);
     return rc;
 }

@@ -16,6 +16,7 @@ struct serial_bridge;
 struct agent {
     uv_loop_t *loop;
     struct agent_config cfg; /* replaced in place on SIGHUP */
+    const char *pidfile;     /* --pidfile, or NULL */
     struct usb_redirector usb;
     bool usb_running;
     struct serial_bridge *serial;

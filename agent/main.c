@@ -18,6 +18,7 @@ enum command { CMD_RUN, CMD_CHECK_CONFIG, CMD_LIST_DEVICES, CMD_STATUS };
 struct options {
     const char *config_path;
     const char *socket_path; /* status: overrides the config's */
+    const char *pidfile;
     bool foreground, json;
     enum command command;
 };
@@ -26,7 +27,7 @@ static void usage(FILE *out)
 {
     fprintf(
         out,
-        "Usage: redir-agent [-c FILE] [-f]\n"
+        "Usage: redir-agent [-c FILE] [-f] [--pidfile FILE]\n"
         "       redir-agent [-c FILE] --check-config | --list-devices\n"
         "       redir-agent status [--json] [-c FILE | --socket PATH]\n"
         "       redir-agent --version | --help\n"
@@ -36,6 +37,8 @@ static void usage(FILE *out)
         "\n"
         "  -c, --config FILE   configuration file (default %s)\n"
         "  -f, --foreground    stay in the foreground, log to stderr\n"
+        "      --pidfile FILE  write the daemon's pid there (removed at\n"
+        "                      exit, after every device is handed back)\n"
         "      --check-config  check the configuration and exit\n"
         "      --list-devices  list USB devices and what the configuration\n"
         "                      would decide for each (touches none)\n"
@@ -62,6 +65,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         {"list-devices", no_argument, NULL, 'L'},
         {"json", no_argument, NULL, 'j'},
         {"socket", required_argument, NULL, 's'},
+        {"pidfile", required_argument, NULL, 'p'},
         {"version", no_argument, NULL, 'V'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
@@ -77,6 +81,7 @@ static int parse_args(int argc, char **argv, struct options *o)
         case 'L': o->command = CMD_LIST_DEVICES; break;
         case 'j': o->json = true; break;
         case 's': o->socket_path = optarg; break;
+        case 'p': o->pidfile = optarg; break;
         case 'V': printf("redir-agent %s\n", REDIR_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
@@ -141,7 +146,10 @@ int main(int argc, char **argv)
         break;
     case CMD_LIST_DEVICES: rc = list_devices(&agent.cfg); break;
     case CMD_STATUS: /* handled above */
-    case CMD_RUN: rc = run_daemon(&agent, o.foreground); break;
+    case CMD_RUN:
+        agent.pidfile = o.pidfile;
+        rc = run_daemon(&agent, o.foreground);
+        break;
     }
     config_free(&agent.cfg);
     return rc;

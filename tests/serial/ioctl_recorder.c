@@ -1,0 +1,87 @@
+/* LD_PRELOAD library for the serial e2e tests: logs the modem-line,
+ * break and termios ioctls a program issues (ptys cannot show DTR, RTS,
+ * BREAK, parity or data size) to $REDIR_IOCTL_LOG, one line each, then
+ * passes them on. */
+#include <asm/termbits.h>
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+typedef int (*ioctl_fn)(int fd, unsigned long request, ...);
+
+int ioctl(int fd, unsigned long request, ...);
+
+static void record(const char *line)
+{
+    const char *path = getenv("REDIR_IOCTL_LOG");
+    int log;
+
+    if (!path)
+        return;
+    log = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (log < 0)
+        return;
+    /* one write per line: O_APPEND keeps lines whole */
+    if (write(log, line, strlen(line)) < 0) {
+        /* nothing to do: the test will miss the line */
+    }
+    close(log);
+}
+
+static void describe(unsigned long request, void *arg, char *line, size_t len)
+{
+    switch (request) {
+    case TIOCMBIS:
+    case TIOCMBIC:
+    case TIOCMSET:
+        snprintf(line, len, "%s 0x%x\n",
+                 request == TIOCMBIS   ? "TIOCMBIS"
+                 : request == TIOCMBIC ? "TIOCMBIC"
+                                       : "TIOCMSET",
+                 *(int *)arg);
+        return;
+    case TIOCSBRK: snprintf(line, len, "TIOCSBRK\n"); return;
+    case TIOCCBRK: snprintf(line, len, "TIOCCBRK\n"); return;
+    case TCSBRK: snprintf(line, len, "TCSBRK %ld\n", (long)arg); return;
+    case TCSETS:
+    case TCSETSW:
+    case TCSETSF: {
+        struct termios *t = arg;
+        snprintf(line, len, "TCSETS cflag=0%o iflag=0%o\n", t->c_cflag,
+                 t->c_iflag);
+        return;
+    }
+    case TCSETS2:
+    case TCSETSW2:
+    case TCSETSF2: {
+        struct termios2 *t = arg;
+        snprintf(line, len, "TCSETS2 cflag=0%o iflag=0%o ospeed=%u\n",
+                 t->c_cflag, t->c_iflag, t->c_ospeed);
+        return;
+    }
+    default: line[0] = '\0';
+    }
+}
+
+int ioctl(int fd, unsigned long request, ...)
+{
+    static ioctl_fn real;
+    char line[128];
+    va_list ap;
+    void *arg;
+
+    va_start(ap, request);
+    arg = va_arg(ap, void *);
+    va_end(ap);
+    if (!real)
+        real = (ioctl_fn)dlsym(RTLD_NEXT, "ioctl");
+    describe(request, arg, line, sizeof(line));
+    if (line[0])
+        record(line);
+    return real(fd, request, arg);
+}

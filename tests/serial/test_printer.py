@@ -1,0 +1,110 @@
+#!/usr/bin/python3
+"""Printers: write-only, raw. A FIFO named lp0 (detected as a printer by
+its name; epoll works on it) and a regular file with kind = printer (epoll
+refuses it: timer-driven writes) receive exactly the bytes sent, the tail
+of a job included; a printer whose reader goes away is reopened when one
+is back."""
+import os
+import select
+import threading
+import time
+
+import serial_harness as sh
+from serial_harness import harness
+
+JOB = 1 << 20
+
+
+class FifoReader:
+    """Reads the FIFO in a thread, like a printer consuming a job."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.data = bytearray()
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            select.select([self.fd], [], [], 0.05)
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            if chunk:
+                self.data += chunk
+            else:
+                time.sleep(0.02)     # no writer at the moment
+
+    def wait_for(self, n, timeout=30):
+        harness.wait_for(lambda: len(self.data) >= n, timeout,
+                         f"{n} bytes at the printer (have {len(self.data)})")
+        return bytes(self.data)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join()
+        os.close(self.fd)
+
+
+def check_fifo(agent, path, port):
+    reader = FifoReader(path)
+    agent.wait_log(r"\[serial.lp\] .*lp0 opened \(printer, write-only\)")
+    s = sh.connect(port)
+    job = sh.random_payload(JOB, 9)
+    s.sendall(job)
+    s.shutdown(2 - 1)                         # SHUT_WR: end of the job
+    assert sh.wait_closed(s, timeout=30) == b""
+    assert reader.wait_for(JOB) == job
+    time.sleep(0.2)
+    assert len(reader.data) == JOB, "extra bytes at the printer"
+
+    # the printer goes away (no reader): lost, then back
+    off = agent.log_offset()
+    reader.close()
+    s = sh.connect(port)
+    s.sendall(b"lost job")
+    agent.wait_log(r"\[serial.lp\] .*lp0 vanished", start_offset=off)
+    sh.wait_closed(s)
+    reader = FifoReader(path)
+    agent.wait_log(r"\[serial.lp\] .*lp0 opened", start_offset=off)
+    s = sh.connect(port)
+    s.sendall(b"second job")
+    assert reader.wait_for(10) == b"second job"
+    s.close()
+    reader.close()
+
+
+def check_file(agent, path, port):
+    agent.wait_log(r"\[serial.spool\] .*spool.bin opened \(printer")
+    s = sh.connect(port)
+    job = sh.random_payload(256 * 1024, 10)
+    s.sendall(job)
+    s.close()
+    agent.wait_log(r"\[serial.spool\] .*disconnected \(closed by peer\)")
+
+    def written():
+        with open(path, "rb") as f:
+            return f.read() == job
+    harness.wait_for(written, 10, "the job in the spool file")
+
+
+def test(td):
+    fifo = td.file("lp0")
+    os.mkfifo(fifo)
+    spool = td.file("spool.bin")
+    open(spool, "wb").close()
+    lp_port, spool_port = harness.free_port(), harness.free_port()
+    agent = sh.SerialAgent(td).start(
+        sh.port_section("lp", fifo, listen=lp_port) +
+        sh.port_section("spool", spool, listen=spool_port, kind="printer"))
+    # no reader yet: open() fails with ENXIO, which is "not there yet"
+    agent.wait_log(r"\[serial.lp\] .*cannot open .*lp0: No such device or "
+                   r"address; retrying")
+    check_fifo(agent, fifo, lp_port)
+    check_file(agent, spool, spool_port)
+    agent.stop()
+
+
+harness.main(test)

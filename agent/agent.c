@@ -87,14 +87,20 @@ static void agent_keep_running_parts(struct agent_config *old,
     bool endpoints_changed =
         old->usb_mode != next->usb_mode ||
         old->usb_nslots != next->usb_nslots ||
+        old->usb_transport != next->usb_transport ||
         memcmp(old->usb_slots, next->usb_slots,
-               old->usb_nslots * sizeof(old->usb_slots[0])) != 0;
+               old->usb_nslots * sizeof(old->usb_slots[0])) != 0 ||
+        memcmp(old->usb_slot_targets, next->usb_slot_targets,
+               old->usb_nslots * sizeof(old->usb_slot_targets[0])) != 0;
     if (endpoints_changed)
-        log_notice("SIGHUP: [usb] connect/listen changed; restart the agent "
-                   "to apply that");
+        log_notice("SIGHUP: [usb] connect/listen/transport changed; restart "
+                   "the agent to apply that");
     next->usb_mode = old->usb_mode;
     next->usb_nslots = old->usb_nslots;
+    next->usb_transport = old->usb_transport;
     memcpy(next->usb_slots, old->usb_slots, sizeof(next->usb_slots));
+    memcpy(next->usb_slot_targets, old->usb_slot_targets,
+           sizeof(next->usb_slot_targets));
 
     struct serial_port_config *ports = next->serial_ports;
     size_t n_ports = next->n_serial_ports;

@@ -68,6 +68,11 @@ static void render_session_json(const struct agent *a,
         strbuf_printf(out, "%u", s->slot->index);
     else
         strbuf_printf(out, "null");
+    strbuf_printf(out, ", \"transport\": \"%s\", \"wire_bytes_to_peer\": %llu",
+                  !s->relay     ? "raw"
+                  : s->link.lz4 ? "relay-lz4"
+                                : "relay-raw",
+                  (unsigned long long)s->wire_bytes_to_peer);
     strbuf_printf(out, ", \"peer\": ");
     if (s->conn && s->state != SESSION_CONNECTING)
         strbuf_json_string(out, peer_conn_name(s->conn));

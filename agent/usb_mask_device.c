@@ -26,6 +26,24 @@ static void note_endpoint(const struct libusb_endpoint_descriptor *ep, bool bot,
         out->storage_out_ep = addr;
 }
 
+bool usb_device_is_isochronous(libusb_device *dev)
+{
+    struct libusb_config_descriptor *cfg;
+    bool iso = false;
+
+    if (libusb_get_active_config_descriptor(dev, &cfg) < 0)
+        return false;
+    for (int i = 0; i < cfg->bNumInterfaces && !iso; i++) {
+        const struct libusb_interface *itf = &cfg->interface[i];
+        for (int a = 0; a < itf->num_altsetting && !iso; a++)
+            for (int e = 0; e < itf->altsetting[a].bNumEndpoints; e++)
+                iso |= (itf->altsetting[a].endpoint[e].bmAttributes & 0x03) ==
+                       LIBUSB_TRANSFER_TYPE_ISOCHRONOUS;
+    }
+    libusb_free_config_descriptor(cfg);
+    return iso;
+}
+
 /* Every altsetting counts: the guest may select any of them. */
 void usb_mask_config_from_device(libusb_device *dev, enum usb_access access,
                                  struct usb_mask_config *out)

@@ -10,4 +10,7 @@
 void usb_mask_config_from_device(libusb_device *dev, enum usb_access access,
                                  struct usb_mask_config *out);
 
+/* Webcams, audio: their data is usually compressed already. */
+bool usb_device_is_isochronous(libusb_device *dev);
+
 #endif

@@ -20,6 +20,8 @@
  * The device stays the host's meanwhile, so this only bounds how long a
  * silent peer keeps a connection. */
 #define HELLO_TIMEOUT_MS 10000
+/* The relay answers once it reached QEMU, which it allows 10 s itself. */
+#define RELAY_HANDSHAKE_TIMEOUT_MS 20000
 #define STABLE_SESSION_MS                                                      \
     10000 /* ran this long: next failure starts backoff over */
 /* Backpressure: stop reading guest requests while this much is unsent
@@ -29,6 +31,7 @@
 
 static const struct peer_conn_ops session_conn_ops;
 static const struct usb_mask_ops session_mask_ops;
+static void session_start_relay(struct usb_session *s);
 
 static void session_attempt(struct usb_session *s);
 static void session_fail(struct usb_session *s, bool graceful);
@@ -39,6 +42,7 @@ const char *usb_session_state_name(enum usb_session_state state)
         [SESSION_WAIT_SLOT] = "waiting-for-slot",
         [SESSION_CONNECTING] = "connecting",
         [SESSION_WAIT_PEER] = "waiting-for-peer",
+        [SESSION_RELAY] = "relay-handshake",
         [SESSION_HELLO] = "waiting-for-hello",
         [SESSION_RUNNING] = "redirected",
         [SESSION_BACKOFF] = "retrying",
@@ -179,6 +183,79 @@ static void on_batch_written(void *ctx, uv_buf_t *bufs, unsigned nbufs,
     }
 }
 
+static void session_apply_backpressure(struct usb_session *s)
+{
+    if (!s->reading_paused && s->queued_bytes > OUT_HIGH_WATER) {
+        s->reading_paused = true;
+        peer_conn_read_stop(s->conn);
+        log_debug("%s: peer is slow, pausing requests", s->name);
+    }
+}
+
+static void on_own_written(void *ctx, uv_buf_t *bufs, unsigned nbufs,
+                           int status)
+{
+    struct usb_session *s = ctx;
+    (void)status; /* failures reach the session through on_peer_gone */
+
+    for (unsigned i = 0; i < nbufs; i++) {
+        s->queued_bytes -= bufs[i].len;
+        free(bufs[i].base);
+    }
+    if (s->reading_paused && s->queued_bytes < OUT_LOW_WATER && s->conn &&
+        s->state == SESSION_RUNNING) {
+        s->reading_paused = false;
+        peer_conn_read_start(s->conn);
+    }
+}
+
+/* Sends a malloc'ed buffer of ours (relay handshake, mask replies, lz4
+ * frames); it is freed once written. Called from many places. */
+static void session_write_own(struct usb_session *s, uint8_t *data, size_t len)
+{
+    uv_buf_t buf = uv_buf_init((char *)data, (unsigned)len);
+
+    if (!s->conn || peer_conn_write(s->conn, &buf, 1, on_own_written, s) < 0) {
+        free(data);
+        return;
+    }
+    s->queued_bytes += len;
+    s->wire_bytes_to_peer += len;
+    session_apply_backpressure(s);
+}
+
+static void emit_frame(void *ctx, uint8_t *frame, size_t len)
+{
+    session_write_own(ctx, frame, len);
+}
+
+/* Encodes what usbredirhost handed over into lz4 frames. Small packets are
+ * gathered first so frames carry enough to compress. */
+static void session_submit_encoded(struct usb_session *s)
+{
+    struct relay_link *l = &s->link;
+    size_t staged = 0;
+
+    for (unsigned i = 0; i < s->batch_len; i++) {
+        const uint8_t *p = (const uint8_t *)s->batch[i].base;
+        size_t n = s->batch[i].len;
+        if (staged + n > sizeof(l->stage) && staged) {
+            codec_encode(&l->enc, l->stage, staged, l->compress, emit_frame, s);
+            staged = 0;
+        }
+        if (n >= sizeof(l->stage)) {
+            codec_encode(&l->enc, p, n, l->compress, emit_frame, s);
+        } else {
+            memcpy(l->stage + staged, p, n);
+            staged += n;
+        }
+        usbredirhost_free_write_buffer(s->host, (uint8_t *)s->batch[i].base);
+    }
+    if (staged)
+        codec_encode(&l->enc, l->stage, staged, l->compress, emit_frame, s);
+    s->batch_len = 0;
+}
+
 static void session_submit_batch(struct usb_session *s)
 {
     uint64_t bytes = 0;
@@ -187,19 +264,20 @@ static void session_submit_batch(struct usb_session *s)
         return;
     for (unsigned i = 0; i < s->batch_len; i++)
         bytes += s->batch[i].len;
-    s->queued_bytes += bytes;
     s->bytes_to_peer += bytes;
     s->packets_to_peer += s->batch_len;
     usb_rate_update(&s->rate_to_peer, s->bytes_to_peer, uv_now(s->r->loop));
+    if (s->relay && s->link.lz4) {
+        session_submit_encoded(s);
+        return;
+    }
+    s->queued_bytes += bytes;
+    s->wire_bytes_to_peer += bytes;
     if (peer_conn_write(s->conn, s->batch, s->batch_len, on_batch_written, s) <
         0)
         on_batch_written(s, s->batch, s->batch_len, UV_ECANCELED);
     s->batch_len = 0;
-    if (!s->reading_paused && s->queued_bytes > OUT_HIGH_WATER) {
-        s->reading_paused = true;
-        peer_conn_read_stop(s->conn);
-        log_debug("%s: peer is slow, pausing requests", s->name);
-    }
+    session_apply_backpressure(s);
 }
 
 /* Called from usbredirhost whenever it queued packets (libusb transfer
@@ -280,6 +358,10 @@ static void session_after_close(struct usb_session *s)
         usbredirhost_close(s->host);
         s->host = NULL;
     }
+    if (s->relay) {
+        relay_link_free(&s->link);
+        s->relay = false;
+    }
     session_reset_streams(s);
     if (s->running_since_ms &&
         uv_now(r->loop) - s->running_since_ms >= STABLE_SESSION_MS)
@@ -321,9 +403,53 @@ static void session_fail(struct usb_session *s, bool graceful)
 static void on_hello_timeout(uv_timer_t *timer)
 {
     struct usb_session *s = timer->data;
-    session_log_failure(s, "peer %s sent no usbredir hello within %d s",
-                        peer_conn_name(s->conn), HELLO_TIMEOUT_MS / 1000);
+    if (s->state == SESSION_RELAY)
+        session_log_failure(s,
+                            "relay %s did not finish the handshake "
+                            "within %d s",
+                            peer_conn_name(s->conn),
+                            RELAY_HANDSHAKE_TIMEOUT_MS / 1000);
+    else
+        session_log_failure(s, "peer %s sent no usbredir hello within %d s",
+                            peer_conn_name(s->conn), HELLO_TIMEOUT_MS / 1000);
     session_fail(s, false);
+}
+
+/* Sends what the handshake has for the relay. */
+static void session_send_handshake(struct usb_session *s)
+{
+    struct relay_client *hs = &s->link.hs;
+    uint8_t *copy;
+
+    if (!hs->out_len)
+        return;
+    copy = malloc(hs->out_len);
+    if (copy) {
+        memcpy(copy, hs->out, hs->out_len);
+        session_write_own(s, copy, hs->out_len);
+    }
+    relay_client_output_sent(hs);
+}
+
+/* Connected to redir-relay: prove who we are before anything else. */
+static void session_start_relay(struct usb_session *s)
+{
+    const char *target = s->r->cfg->usb_slot_targets[s->slot->index - 1];
+    char err[RELAY_ERR_MAX];
+
+    if (relay_link_init(&s->link, s->r->cfg, target, err) < 0) {
+        session_log_failure(s, "relay %s: %s", s->slot->name, err);
+        session_fail(s, false);
+        return;
+    }
+    s->relay = true;
+    s->link.compress = !usb_device_is_isochronous(s->dev);
+    s->state = SESSION_RELAY;
+    uv_timer_start(&s->timer, on_hello_timeout, RELAY_HANDSHAKE_TIMEOUT_MS, 0);
+    log_msg(s->failed_attempts ? LOG_DEBUG : LOG_INFO,
+            "%s: connected to relay %s (slot %u, target %s); handshake",
+            s->name, peer_conn_name(s->conn), s->slot->index, target);
+    session_send_handshake(s);
 }
 
 /* Connected to a peer: wait for its hello before touching the device. */
@@ -332,9 +458,13 @@ static void session_start(struct usb_session *s, struct peer_conn *c)
     s->conn = c;
     peer_conn_set_owner(c, &session_conn_ops, s);
     session_reset_streams(s);
-    s->state = SESSION_HELLO;
     uv_timer_start(&s->timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
     peer_conn_read_start(c);
+    if (s->r->cfg->usb_slot_targets[s->slot->index - 1][0]) {
+        session_start_relay(s);
+        return;
+    }
+    s->state = SESSION_HELLO;
     log_msg(s->failed_attempts ? LOG_DEBUG : LOG_INFO,
             "%s: connected to %s (slot %u); waiting for its usbredir hello",
             s->name, peer_conn_name(c), s->slot->index);
@@ -492,28 +622,20 @@ static int mask_forward(void *ctx, const uint8_t *data, size_t len)
     return session_feed_host(ctx, data, len);
 }
 
-static void on_injected_written(void *ctx, uv_buf_t *bufs, unsigned nbufs,
-                                int status)
-{
-    (void)ctx;
-    (void)status;
-    for (unsigned i = 0; i < nbufs; i++)
-        free(bufs[i].base);
-}
-
 /* The mask answers the guest for the device: a packet of our own. */
 static void mask_reply(void *ctx, uint8_t *packet, size_t len)
 {
     struct usb_session *s = ctx;
-    uv_buf_t buf = uv_buf_init((char *)packet, (unsigned)len);
 
-    if (!s->conn ||
-        peer_conn_write(s->conn, &buf, 1, on_injected_written, NULL) < 0) {
+    s->bytes_to_peer += len;
+    s->packets_to_peer++;
+    if (s->relay && s->link.lz4) {
+        codec_encode(&s->link.enc, packet, len, s->link.compress, emit_frame,
+                     s);
         free(packet);
         return;
     }
-    s->bytes_to_peer += len;
-    s->packets_to_peer++;
+    session_write_own(s, packet, len);
 }
 
 static const struct usb_mask_ops session_mask_ops = {
@@ -560,6 +682,74 @@ static void session_on_hello_data(struct usb_session *s, const uint8_t *data,
     session_feed(s, data, len);
 }
 
+/* usbredir bytes from the peer, after any lz4 framing. Returns -1 once the
+ * session stopped taking them. */
+static int session_on_stream_data(struct usb_session *s, const uint8_t *data,
+                                  size_t len)
+{
+    usbredir_stream_feed(&s->from_peer, data, len); /* counts packets */
+    if (s->state == SESSION_HELLO)
+        session_on_hello_data(s, data, len);
+    else if (s->state == SESSION_RUNNING)
+        session_feed(s, data, len);
+    return s->state == SESSION_HELLO || s->state == SESSION_RUNNING ? 0 : -1;
+}
+
+static int deliver_decoded(void *ctx, const uint8_t *data, size_t len)
+{
+    return session_on_stream_data(ctx, data, len);
+}
+
+/* Bytes off the socket once any handshake is over. */
+static void session_on_wire_data(struct usb_session *s, const uint8_t *data,
+                                 size_t len)
+{
+    if (!(s->relay && s->link.lz4)) {
+        session_on_stream_data(s, data, len);
+        return;
+    }
+    if (codec_decode(&s->link.dec, data, len, deliver_decoded, s) < 0 &&
+        s->link.dec.error) {
+        log_warn("%s: corrupt lz4 frame from relay %s (%s); disconnecting",
+                 s->name, peer_conn_name(s->conn), s->link.dec.error);
+        session_fail(s, false);
+    }
+}
+
+static void session_on_relay_data(struct usb_session *s, const uint8_t *data,
+                                  size_t len)
+{
+    struct relay_client *hs = &s->link.hs;
+    size_t consumed = 0;
+    int rc = relay_client_feed(hs, data, len, &consumed);
+
+    session_send_handshake(s);
+    if (rc == RELAY_HS_NEED_MORE)
+        return;
+    if (rc != RELAY_HS_DONE) {
+        session_log_failure(s, "relay %s %s: %s", peer_conn_name(s->conn),
+                            rc == RELAY_HS_REFUSED ? "refused us" : "failed",
+                            rc == RELAY_HS_REFUSED ? hs->reason : hs->error);
+        session_fail(s, false);
+        return;
+    }
+    s->link.handshaking = false;
+    s->link.lz4 = hs->lz4;
+    s->link.compress = s->link.compress && hs->lz4;
+    s->state = SESSION_HELLO;
+    uv_timer_start(&s->timer, on_hello_timeout, HELLO_TIMEOUT_MS, 0);
+    log_msg(s->failed_attempts ? LOG_DEBUG : LOG_INFO,
+            "%s: relay %s accepted us (%s); waiting for the VM's usbredir "
+            "hello",
+            s->name, peer_conn_name(s->conn),
+            !hs->lz4           ? "raw"
+            : s->link.compress ? "lz4"
+                               : "lz4, not compressing"
+                                 " isochronous data");
+    if (consumed < len)
+        session_on_wire_data(s, data + consumed, len - consumed);
+}
+
 static void on_peer_data(void *owner, struct peer_conn *c, const uint8_t *data,
                          size_t len)
 {
@@ -568,11 +758,10 @@ static void on_peer_data(void *owner, struct peer_conn *c, const uint8_t *data,
 
     s->bytes_from_peer += len;
     usb_rate_update(&s->rate_from_peer, s->bytes_from_peer, uv_now(s->r->loop));
-    usbredir_stream_feed(&s->from_peer, data, len); /* counts packets */
-    if (s->state == SESSION_HELLO)
-        session_on_hello_data(s, data, len);
-    else if (s->state == SESSION_RUNNING)
-        session_feed(s, data, len);
+    if (s->state == SESSION_RELAY)
+        session_on_relay_data(s, data, len);
+    else
+        session_on_wire_data(s, data, len);
 }
 
 static void on_peer_gone(void *owner, struct peer_conn *c, int status)

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "backoff.h"
+#include "relay_link.h"
 #include "usb_mask.h"
 #include "usb_rules.h"
 #include "usbredir_stream.h"
@@ -22,6 +23,7 @@ enum usb_session_state {
     SESSION_WAIT_SLOT,  /* allowed, every slot is busy */
     SESSION_CONNECTING, /* connect mode: dialing the slot's peer */
     SESSION_WAIT_PEER,  /* listen mode: waiting for the peer to dial in */
+    SESSION_RELAY,      /* connected to redir-relay: handshake */
     SESSION_HELLO,      /* connected; device still the host's until the
                            peer's usbredir hello arrives */
     SESSION_RUNNING,    /* usbredirhost is redirecting the device */
@@ -73,10 +75,13 @@ struct usb_session {
     bool in_flush, flush_deferred;
     uint64_t queued_bytes; /* accepted by us, not yet written to the socket */
 
+    bool relay; /* the slot is a redir-relay target */
+    struct relay_link link;
     bool masking; /* access is ro/wo: the stream goes via mask */
     struct usb_mask mask;
     struct usbredir_stream from_peer; /* packet boundaries, for counters */
-    uint64_t bytes_from_peer, bytes_to_peer;
+    uint64_t bytes_from_peer, bytes_to_peer; /* on the wire / usbredir */
+    uint64_t wire_bytes_to_peer;             /* after lz4, if any */
     uint64_t packets_to_peer;
     struct usb_rate rate_from_peer, rate_to_peer;
 };

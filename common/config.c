@@ -42,6 +42,7 @@ struct config_parse {
     int seen_line[16]; /* per key_def index: line it was first set on */
     int usb_mode_line;
     int reconnect_line; /* last reconnect_* key, for the min > max error */
+    int transport_line;
 };
 
 static void config_fail(struct config_parse *p, const char *fmt, ...)
@@ -116,6 +117,51 @@ static int parse_rule(struct config_parse *p, const char *value)
     return 1;
 }
 
+static int parse_transport(struct config_parse *p, const char *value)
+{
+    if (strcmp(value, "raw") == 0) {
+        p->cfg->usb_transport = USB_TRANSPORT_RAW;
+    } else if (strcmp(value, "lz4") == 0) {
+        p->cfg->usb_transport = USB_TRANSPORT_LZ4;
+    } else {
+        config_fail(p, "[usb] transport: '%s' is not raw or lz4", value);
+        return 0;
+    }
+    p->transport_line = p->line;
+    return 1;
+}
+
+static int parse_string_key(struct config_parse *p, const char *key,
+                            const char *value, char **out)
+{
+    free(*out);
+    *out = strdup(value);
+    if (!*out)
+        config_fail(p, "[usb] %s: out of memory", key);
+    return *out != NULL;
+}
+
+static int parse_relay_secret_file(struct config_parse *p, const char *value)
+{
+    if (value[0] != '/') {
+        config_fail(p, "[usb] relay_secret_file: '%s' is not an absolute path",
+                    value);
+        return 0;
+    }
+    return parse_string_key(p, "relay_secret_file", value,
+                            &p->cfg->relay_secret_file);
+}
+
+static int parse_agent_id(struct config_parse *p, const char *value)
+{
+    if (strlen(value) >= CONFIG_TARGET_MAX) {
+        config_fail(p, "[usb] agent_id: longer than %d characters",
+                    CONFIG_TARGET_MAX - 1);
+        return 0;
+    }
+    return parse_string_key(p, "agent_id", value, &p->cfg->agent_id);
+}
+
 static int parse_log_level(struct config_parse *p, const char *value)
 {
     int level = log_level_from_name(value);
@@ -128,6 +174,31 @@ static int parse_log_level(struct config_parse *p, const char *value)
     }
     p->cfg->log_level = level;
     return 1;
+}
+
+/* Cuts "/TARGET" off an endpoint (a redir-relay target) into target. */
+static int parse_target(struct config_parse *p, const char *key, char *tok,
+                        char *target)
+{
+    char *slash = strchr(tok, '/');
+
+    target[0] = '\0';
+    if (!slash)
+        return 0;
+    *slash = '\0';
+    const char *t = slash + 1;
+    size_t len = strlen(t);
+    if (len == 0 || len >= CONFIG_TARGET_MAX ||
+        strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                  "0123456789._-") != len) {
+        config_fail(p,
+                    "[usb] %s: '%s': a relay target is 1 to %d letters, "
+                    "digits, '.', '_' or '-'",
+                    key, t, CONFIG_TARGET_MAX - 1);
+        return -1;
+    }
+    memcpy(target, t, len + 1);
+    return 0;
 }
 
 /* Splits a comma-separated endpoint list into cfg->usb_slots. */
@@ -160,6 +231,9 @@ static int parse_slots(struct config_parse *p, const char *key,
                         CONFIG_MAX_SLOTS);
             return 0;
         }
+        if (parse_target(p, key, tok, cfg->usb_slot_targets[cfg->usb_nslots]) <
+            0)
+            return 0;
         if (hostport_parse(tok, &cfg->usb_slots[cfg->usb_nslots], why,
                            sizeof(why)) < 0) {
             config_fail(p, "[usb] %s: %s", key, why);
@@ -295,6 +369,9 @@ static const struct key_def keys[] = {
     {"usb", "reconnect_min_ms", parse_reconnect_min, false},
     {"usb", "reconnect_max_ms", parse_reconnect_max, false},
     {"usb", "usbredir_debug", parse_usbredir_debug, false},
+    {"usb", "transport", parse_transport, false},
+    {"usb", "relay_secret_file", parse_relay_secret_file, false},
+    {"usb", "agent_id", parse_agent_id, false},
 };
 
 static bool section_known(const char *section)
@@ -413,6 +490,39 @@ static void config_defaults(struct agent_config *cfg)
     cfg->control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
 }
 
+/* Relay targets, lz4 and the relay secret only make sense together. */
+static int config_check_relay(struct config_parse *p)
+{
+    struct agent_config *cfg = p->cfg;
+    size_t relay = 0;
+
+    for (size_t i = 0; i < cfg->usb_nslots; i++)
+        relay += cfg->usb_slot_targets[i][0] != '\0';
+    p->line = p->usb_mode_line;
+    if (relay && cfg->usb_mode == USB_PEER_LISTEN) {
+        config_fail(p, "[usb] listen: relay targets (HOST:PORT/TARGET) need "
+                       "connect: agents dial the relay");
+        return -1;
+    }
+    if (relay && relay != cfg->usb_nslots) {
+        config_fail(p, "[usb] connect: mix of relay targets (HOST:PORT/TARGET) "
+                       "and QEMU chardevs (HOST:PORT); use one kind");
+        return -1;
+    }
+    if (relay && !cfg->relay_secret_file) {
+        config_fail(p, "[usb] connect: relay targets need [usb] "
+                       "relay_secret_file");
+        return -1;
+    }
+    if (cfg->usb_transport == USB_TRANSPORT_LZ4 && !relay) {
+        p->line = p->transport_line;
+        config_fail(p, "[usb] transport: lz4 needs redir-relay (connect = "
+                       "HOST:PORT/TARGET); QEMU only speaks raw usbredir");
+        return -1;
+    }
+    return 0;
+}
+
 static int config_finish(struct config_parse *p)
 {
     struct agent_config *cfg = p->cfg;
@@ -424,6 +534,8 @@ static int config_finish(struct config_parse *p)
         config_fail(p, "%s", why);
         return -1;
     }
+    if (config_check_relay(p) < 0)
+        return -1;
     if (cfg->reconnect_min_ms > cfg->reconnect_max_ms) {
         p->line = p->reconnect_line;
         config_fail(p,
@@ -483,6 +595,8 @@ void config_free(struct agent_config *cfg)
     free(cfg->path);
     free(cfg->control_socket);
     free(cfg->usb_rules);
+    free(cfg->relay_secret_file);
+    free(cfg->agent_id);
     free(cfg->usb_filter_text);
     usbredirfilter_free(cfg->usb_filter_rules);
     memset(cfg, 0, sizeof(*cfg));

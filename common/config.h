@@ -12,7 +12,13 @@
 #define CONFIG_MAX_SLOTS 64 /* more QEMU chardevs per thin client is a typo */
 #define CONFIG_ERR_MAX 512
 #define CONFIG_MAX_RULES 256 /* a rule list longer than this is unreadable */
+#define CONFIG_TARGET_MAX 64 /* relay target names, e.g. "vm42-usb0" */
 #define CONFIG_DEFAULT_CONTROL_SOCKET "/run/redir-agent.sock"
+
+enum usb_transport {
+    USB_TRANSPORT_RAW, /* byte-exact usbredir (QEMU speaks it) */
+    USB_TRANSPORT_LZ4, /* compressed frames, only with redir-relay */
+};
 
 enum usb_peer_mode {
     USB_PEER_NONE,    /* no [usb] connect/listen: USB redirection off */
@@ -31,7 +37,12 @@ struct agent_config {
 
     enum usb_peer_mode usb_mode;
     struct hostport usb_slots[CONFIG_MAX_SLOTS];
+    /* "" for a QEMU chardev, else the relay target (HOST:PORT/TARGET) */
+    char usb_slot_targets[CONFIG_MAX_SLOTS][CONFIG_TARGET_MAX];
     size_t usb_nslots;
+    enum usb_transport usb_transport;
+    char *relay_secret_file;    /* proves us to redir-relay */
+    char *agent_id;             /* how the relay knows us; default hostname */
     struct usb_rule *usb_rules; /* [usb] rule lines, in order */
     size_t n_usb_rules;
     char *usb_filter_text; /* NULL: default policy */

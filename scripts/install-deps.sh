@@ -4,7 +4,7 @@ set -eu
 
 PACKAGES="build-essential cmake pkg-config clang-format clang libclang-rt-14-dev
 libusb-1.0-0-dev libusbredirhost-dev libusbredirparser-dev libuv1-dev
-liblz4-dev libinih-dev
+liblz4-dev libinih-dev libsodium-dev
 umockdev libumockdev-dev libglib2.0-dev
 qemu-system-x86 seabios usbredirect python3
 python3-serial ser2net

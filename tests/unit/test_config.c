@@ -76,6 +76,21 @@ static void test_bad_configs(void)
                  "[usb] rule: 'vendor': unknown matcher");
     expect_error("[usb]\nrule = allow pid=1\nrule = allow interface=3:1:1\n", 3,
                  "[usb] rule: 'interface=3:1:1': interface expects");
+    expect_error("[usb]\ntransport = zstd\n", 2,
+                 "[usb] transport: 'zstd' is not raw or lz4");
+    expect_error("[usb]\nconnect = 127.0.0.1:4000\ntransport = lz4\n", 3,
+                 "[usb] transport: lz4 needs redir-relay");
+    expect_error("[usb]\nconnect = relay:7000/vm 1\n", 2,
+                 "'vm 1': a relay target is 1 to 63 letters");
+    expect_error("[usb]\nconnect = relay:7000/\n", 2, "a relay target is");
+    expect_error("[usb]\nconnect = relay:7000/vm1\n", 2,
+                 "relay targets need [usb] relay_secret_file");
+    expect_error("[usb]\nrelay_secret_file = /k\n"
+                 "connect = relay:7000/vm1, 127.0.0.1:4000\n",
+                 3, "mix of relay targets");
+    expect_error("[usb]\nrelay_secret_file = /k\nlisten = 0.0.0.0:7000/vm1\n",
+                 3, "relay targets (HOST:PORT/TARGET) need connect");
+    expect_error("[usb]\nrelay_secret_file = key\n", 2, "not an absolute");
     expect_error("[usb]\nrule = maybe vid=1050\n", 2,
                  "[usb] rule: 'maybe': a rule starts with allow or deny");
     expect_error("[usb]\nrule = deny class=08 access=ro\n", 2,
@@ -128,6 +143,19 @@ static void test_good_config(void)
     CHECK(rc == 0 && cfg.n_usb_rules == 3, "rules: %s", err);
     CHECK(rc == 0 && strcmp(cfg.usb_rules[2].text, "class=08") == 0, "rule 3");
     CHECK(rc == 0 && strcmp(cfg.control_socket, "/tmp/x.sock") == 0, "socket");
+    config_free(&cfg);
+
+    rc = load("[usb]\nconnect = relay.example:7000/vm42-usb0, "
+              "relay.example:7000/vm42-usb1\ntransport = lz4\n"
+              "relay_secret_file = /etc/redir-agent.key\nagent_id = desk-17\n",
+              &cfg, err, sizeof(err));
+    CHECK(rc == 0, "relay config refused: %s", err);
+    CHECK(rc == 0 && cfg.usb_transport == USB_TRANSPORT_LZ4 &&
+              strcmp(cfg.usb_slot_targets[1], "vm42-usb1") == 0 &&
+              strcmp(cfg.usb_slots[1].host, "relay.example") == 0 &&
+              cfg.usb_slots[1].port == 7000 &&
+              strcmp(cfg.agent_id, "desk-17") == 0,
+          "relay slots");
     config_free(&cfg);
 
     rc = load("", &cfg, err, sizeof(err));

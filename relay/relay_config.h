@@ -1,0 +1,66 @@
+/* The relay's configuration: /etc/redir-relay.ini parsed once into a plain
+ * struct. */
+#ifndef REDIR_RELAY_CONFIG_H
+#define REDIR_RELAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hostport.h"
+#include "relay_proto.h"
+
+#define RELAY_CONFIG_DEFAULT_PATH "/etc/redir-relay.ini"
+#define RELAY_CONFIG_ERR_MAX 512
+#define RELAY_MAX_TARGETS 16384 /* four chardevs for each of 4096 VMs */
+#define RELAY_UNIX_PATH_MAX 108 /* sun_path */
+
+enum target_mode {
+    TARGET_CONNECT, /* the relay dials QEMU's chardev (server=on) */
+    TARGET_LISTEN,  /* QEMU's chardev (reconnect=N) dials the relay */
+};
+
+/* Where a target's QEMU chardev is: TCP or a unix socket. */
+struct chardev_addr {
+    bool is_unix;
+    struct hostport tcp;
+    char path[RELAY_UNIX_PATH_MAX];
+};
+
+struct relay_target_config {
+    char name[RELAY_TARGET_MAX + 1];
+    struct chardev_addr qemu;
+    enum target_mode mode;
+    int line;      /* of the [target.NAME] header */
+    int qemu_line; /* of its qemu key, 0 if missing */
+};
+
+struct relay_config {
+    char *path;
+    int log_level; /* syslog level */
+    struct hostport listen;
+    char *secret_file;
+    uint8_t secret[RELAY_SECRET_MAX]; /* read from secret_file */
+    size_t secret_len;
+    uint32_t max_sessions;
+    uint32_t session_buffer; /* bytes queued toward one side at most */
+    struct relay_target_config *targets; /* sorted by name */
+    size_t n_targets;
+};
+
+/* Parses path into cfg and reads the secret file. Returns 0, or -1 with
+ * "FILE:LINE: what is wrong" in err. cfg is always left in a state
+ * relay_config_free() accepts. */
+int relay_config_load(const char *path, struct relay_config *cfg, char *err,
+                      size_t err_len);
+void relay_config_free(struct relay_config *cfg);
+
+/* The target called name, or NULL. */
+const struct relay_target_config *
+relay_config_target(const struct relay_config *cfg, const char *name);
+
+/* "host:port", "[v6]:port" or "unix:/path". */
+const char *chardev_addr_str(const struct chardev_addr *a, char *buf,
+                             size_t len);
+
+#endif

@@ -1,0 +1,70 @@
+#!/usr/bin/python3
+"""Emulated disk -> agent (transport lz4) -> redir-relay -> QEMU usb-redir:
+the firmware boots from the disk through the relay. An agent with the
+wrong secret is refused, logs the relay's reason, and the relay opens no
+connection to QEMU for it."""
+import json
+import os
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "relay"))
+import relayharness  # noqa: E402
+import harness  # noqa: E402
+from harness import Agent, Fixture, Qemu, diskimage, free_port  # noqa: E402
+
+
+def agent_config(relay, secret_path, transport="lz4"):
+    return (f"[usb]\nconnect = 127.0.0.1:{relay.port}/vm1\n"
+            f"transport = {transport}\nrelay_secret_file = {secret_path}\n"
+            "agent_id = desk-17\nreconnect_max_ms = 300\n")
+
+
+def test(td):
+    img = td.file("disk.img")
+    diskimage.make_disk_image(img, 16)
+    fx = Fixture(td).start()
+    fx.add("disk", img)
+    qport = free_port()
+    qemu = Qemu(td, slots=[("server", qport)], paused=False,
+                usb_attach_wait_ms=4000)
+    qemu.start()
+    qemu.wait_listening(qport)
+    relay = relayharness.Relay(td)
+    relay.start(relay.config({"vm1": f"127.0.0.1:{qport}"}))
+    relay.wait_ready()
+
+    # A wrong secret first: refused with a reason, nothing reaches QEMU.
+    bad_secret = td.file("bad.secret")
+    fd = os.open(bad_secret, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"not-the-relay-secret-at-all\n")
+    os.close(fd)
+    bad = Agent(td, fx, name="agent-bad")
+    bad.start(agent_config(relay, bad_secret))
+    bad.wait_log(r'"Emulated Disk" at 1-1: relay 127\.0\.0\.1:\d+ refused us: '
+                 r'.*secret')
+    relay.wait_log(r"desk-17.*(secret|authentication)")
+    bad.stop()
+    assert qemu.info_usb() == [], "QEMU got a device from a refused agent"
+
+    agent = Agent(td, fx)
+    agent.start(agent_config(relay, relay.secret_path))
+    agent.wait_log(r'"Emulated Disk" at 1-1: relay 127\.0\.0\.1:\d+ accepted '
+                   r'us \(lz4\)')
+    agent.wait_log(r'"Emulated Disk" at 1-1: redirected rw to 127\.0\.0\.1:'
+                   rf'{relay.port} \(slot 1\)')
+    qemu.wait_usb_devices(1)
+    qemu.wait_boot(timeout=60)
+    st = json.loads(subprocess.run(
+        [agent.path, "status", "--json", "-c", agent.config_path],
+        capture_output=True, text=True, timeout=10).stdout)
+    session = next(d["session"] for d in st["usb"]["devices"] if d["session"])
+    assert session["transport"] == "relay-lz4", session
+    assert 0 < session["wire_bytes_to_peer"], session
+    agent.stop()
+    qemu.wait_usb_devices(0)
+    relay.stop()
+
+
+harness.main(test)

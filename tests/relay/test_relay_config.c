@@ -1,0 +1,189 @@
+/* Unit tests of redir-relay's config: every mistake with its FILE:LINE
+ * message, and the shipped sample. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../unit/check.h"
+#include "relay_config.h"
+
+static char dir[] = "/tmp/relay-config-XXXXXX";
+static char conf_path[64], secret_path[64], open_secret_path[64];
+
+static void write_file(const char *path, const char *text, mode_t mode)
+{
+    FILE *f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    chmod(path, mode);
+}
+
+/* Loads text (with @S@ replaced by the secret file's path). */
+static int load(const char *text, struct relay_config *cfg, char *err)
+{
+    char buf[4096], *out = buf;
+
+    for (const char *p = text; *p;) {
+        if (strncmp(p, "@S@", 3) == 0) {
+            out += sprintf(out, "%s", secret_path);
+            p += 3;
+        } else if (strncmp(p, "@W@", 3) == 0) {
+            out += sprintf(out, "%s", open_secret_path);
+            p += 3;
+        } else {
+            *out++ = *p++;
+        }
+    }
+    *out = '\0';
+    write_file(conf_path, buf, 0644);
+    return relay_config_load(conf_path, cfg, err, RELAY_CONFIG_ERR_MAX);
+}
+
+static void expect_error(const char *text, int line, const char *what)
+{
+    struct relay_config cfg;
+    char err[RELAY_CONFIG_ERR_MAX], prefix[96];
+
+    snprintf(prefix, sizeof(prefix), "%s:%d: ", conf_path, line);
+    int rc = load(text, &cfg, err);
+    CHECK(rc < 0 && strncmp(err, prefix, strlen(prefix)) == 0 &&
+              strstr(err, what),
+          "expected '%s%s', got '%s' for:\n%s", prefix, what,
+          rc < 0 ? err : "OK", text);
+    relay_config_free(&cfg);
+}
+
+#define RELAY "[relay]\nlisten = 0.0.0.0:7300\nsecret_file = @S@\n"
+
+static void test_errors(void)
+{
+    expect_error(RELAY, 1, "no [target.NAME] section");
+    expect_error("[relay]\nsecret_file = @S@\n[target.a]\nqemu = h:1\n", 1,
+                 "[relay] listen = HOST:PORT is missing");
+    expect_error("[relay]\nlisten = 0.0.0.0:7300\n[target.a]\nqemu = h:1\n", 1,
+                 "secret_file = PATH is missing");
+    expect_error(RELAY "[target.a]\nmode = listen\n", 4,
+                 "[target.a]: qemu = HOST:PORT | unix:/PATH is missing");
+    expect_error(RELAY "[target.a]\nqemu = h:1\nqemu = h:2\n", 6,
+                 "qemu: set twice (first on line 5)");
+    expect_error(RELAY "[target.a]\nqemu = h:99999\n", 5,
+                 "[target.a] qemu: 'h:99999': port must be a number");
+    expect_error(RELAY "[target.a]\nqemu = unix:relative\n", 5,
+                 "is not an absolute path");
+    expect_error(RELAY "[target.a]\nqemu = h:1\nmode = server\n", 6,
+                 "mode: 'server' is not connect or listen");
+    expect_error(RELAY "[target.a]\nqemu = h:1\ncolour = blue\n", 6,
+                 "[target.a]: unknown key 'colour'");
+    expect_error(RELAY "[target.a/b]\nqemu = h:1\n", 4,
+                 "a target name is 1 to 64 characters");
+    expect_error(RELAY "[target.]\nqemu = h:1\n", 4,
+                 "a target name is 1 to 64 characters");
+    expect_error(RELAY "[target.a]\nqemu = h:1\n[target.a]\nqemu = h:2\n", 6,
+                 "[target.a] appears twice (first on line 4)");
+    expect_error(RELAY "[target.a]\nqemu = h:1\n[target.b]\nqemu = h:1\n", 7,
+                 "[target.b] qemu: h:1 is also the chardev of [target.a] "
+                 "(line 5)");
+    expect_error(RELAY "[target.a]\nqemu = 0.0.0.0:7300\nmode = listen\n", 5,
+                 "0.0.0.0:7300 is where agents connect");
+    expect_error(RELAY "[target.a]\nqemu = h:1\n[serial]\n", 6,
+                 "unknown section [serial]");
+    expect_error(RELAY "listen = 1.2.3.4:5\n[target.a]\nqemu = h:1\n", 4,
+                 "[relay] listen: set twice (first on line 2)");
+    expect_error("[relay]\nlisten = nope\n", 2, "expected HOST:PORT");
+    expect_error("[relay]\nsecret_file = relative\n", 2,
+                 "'relative' is not an absolute path");
+    expect_error("[relay]\nmax_sessions = 0\n", 2,
+                 "max_sessions: '0' is not a number from 1 to 65536");
+    expect_error("[relay]\nsession_buffer = 1K\n", 2,
+                 "session_buffer: '1K' is not a size from 64K to 64M");
+    expect_error("[relay]\nsession_buffer = 99999999999999999999\n", 2,
+                 "is not a size");
+    expect_error("[relay]\nlog_level = chatty\n", 2, "'chatty' is not one of");
+    expect_error("[relay]\nlisten =\n", 2, "[relay] listen: empty value");
+    expect_error("[relay]\ncolour = blue\n", 2,
+                 "[relay]: unknown key 'colour'");
+    expect_error("listen = 1.2.3.4:5\n", 1, "outside of a section");
+    expect_error("just garbage\n", 1, "syntax error");
+    expect_error("[relay]\n[relay]\n", 2, "[relay] appears twice");
+    expect_error("[relay]\nlisten = 0.0.0.0:1\nsecret_file = @W@\n"
+                 "[target.a]\nqemu = h:1\n",
+                 3, "readable by everyone");
+    expect_error("[relay]\nlisten = 0.0.0.0:1\nsecret_file = /nonexistent/s\n"
+                 "[target.a]\nqemu = h:1\n",
+                 3, "[relay] secret_file: /nonexistent/s: cannot open");
+}
+
+static void test_good(void)
+{
+    struct relay_config cfg;
+    char err[RELAY_CONFIG_ERR_MAX];
+
+    int rc = load("[relay]\nlisten = [::1]:7300\nsecret_file = @S@\n"
+                  "log_level = debug\nmax_sessions = 10\n"
+                  "session_buffer = 2M\n"
+                  "[target.zz]\nqemu = unix:/run/q.sock\nmode = listen\n"
+                  "[target.aa]\nqemu = 10.0.0.1:4000\n",
+                  &cfg, err);
+    CHECK(rc == 0, "good config: %s", err);
+    CHECK(cfg.max_sessions == 10 && cfg.session_buffer == 2 * 1024 * 1024,
+          "limits %u %u", cfg.max_sessions, cfg.session_buffer);
+    CHECK(cfg.n_targets == 2 && strcmp(cfg.targets[0].name, "aa") == 0,
+          "targets not sorted");
+    const struct relay_target_config *t = relay_config_target(&cfg, "zz");
+    CHECK(t && t->mode == TARGET_LISTEN && t->qemu.is_unix &&
+              strcmp(t->qemu.path, "/run/q.sock") == 0,
+          "target zz");
+    CHECK(relay_config_target(&cfg, "nope") == NULL, "unknown target found");
+    CHECK(cfg.secret_len == 20 &&
+              memcmp(cfg.secret, "a-good-secret-123456", 20) == 0,
+          "secret %zu", cfg.secret_len);
+    relay_config_free(&cfg);
+}
+
+/* The sample config, with its secret_file pointed at a test file. */
+static void test_sample(void)
+{
+    struct relay_config cfg;
+    char err[RELAY_CONFIG_ERR_MAX], text[8192];
+    FILE *f = fopen(SAMPLE_CONFIG, "r");
+    size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
+
+    CHECK(f != NULL, "cannot read %s", SAMPLE_CONFIG);
+    if (f)
+        fclose(f);
+    text[n] = '\0';
+    char *s = strstr(text, "/etc/redir-relay.secret\n\n");
+    CHECK(s != NULL, "sample has no secret_file line");
+    if (!s)
+        return;
+    memmove(s + 3, s + strlen("/etc/redir-relay.secret"),
+            strlen(s) - strlen("/etc/redir-relay.secret") + 1);
+    memcpy(s, "@S@", 3);
+    CHECK(load(text, &cfg, err) == 0, "sample: %s", err);
+    CHECK(cfg.n_targets == 1 && cfg.max_sessions == 4096 &&
+              cfg.session_buffer == 512 * 1024,
+          "sample values");
+    relay_config_free(&cfg);
+}
+
+int main(void)
+{
+    if (!mkdtemp(dir))
+        return 1;
+    snprintf(conf_path, sizeof(conf_path), "%s/relay.ini", dir);
+    snprintf(secret_path, sizeof(secret_path), "%s/secret", dir);
+    snprintf(open_secret_path, sizeof(open_secret_path), "%s/open", dir);
+    write_file(secret_path, "a-good-secret-123456\n", 0600);
+    write_file(open_secret_path, "a-good-secret-123456\n", 0644);
+    test_errors();
+    test_good();
+    test_sample();
+    unlink(conf_path);
+    unlink(secret_path);
+    unlink(open_secret_path);
+    rmdir(dir);
+    return check_summary();
+}

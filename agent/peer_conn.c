@@ -10,16 +10,9 @@
 #include <sys/socket.h>
 
 #include "log.h"
+#include "net_tcp.h"
 
 #define CLOSE_FLUSH_TIMEOUT_MS 1000 /* bounded wait for a peer to take data */
-/* A network outage shorter than about two minutes is ridden out on the
- * same connection: tearing it down early would not help, as QEMU's end
- * (no keepalive) stays "connected" and accepts no new one until it next
- * writes. Longer outages end the session and the agent reconnects. */
-#define KEEPALIVE_IDLE_S 15
-#define KEEPALIVE_INTERVAL_S 15
-#define KEEPALIVE_COUNT 8      /* 15 + 8 * 15 s = 135 s of silence */
-#define USER_TIMEOUT_MS 135000 /* the same bound for unacknowledged data */
 
 enum conn_phase { CONN_RESOLVING, CONN_CONNECTING, CONN_OPEN, CONN_CLOSING };
 
@@ -95,24 +88,10 @@ static int conn_init_tcp(struct peer_conn *c, uv_loop_t *loop)
     return 0;
 }
 
-/* Keepalive, user timeout and no Nagle: usbredir is request/response, and a
- * peer behind a dropped network must be noticed without the admin. */
+/* No Nagle (usbredir is request/response) and the outage bounds. */
 static void conn_tune_socket(struct peer_conn *c)
 {
-    uv_os_fd_t fd;
-    int idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTERVAL_S,
-        cnt = KEEPALIVE_COUNT;
-    unsigned int user_timeout = USER_TIMEOUT_MS;
-
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_IDLE_S);
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
-        return;
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
-               sizeof(user_timeout));
+    net_tcp_tune(&c->tcp, &net_tcp_ride_out_outages);
 }
 
 static void conn_report_connected(struct peer_conn *c, int status)
@@ -198,24 +177,7 @@ struct peer_conn *peer_conn_connect(uv_loop_t *loop, const struct hostport *to,
 
 static void conn_name_from_peer(struct peer_conn *c)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    char ip[64] = "?";
-    unsigned port = 0;
-
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(sin6, ip, sizeof(ip));
-            port = ntohs(sin6->sin6_port);
-            snprintf(c->name, sizeof(c->name), "[%s]:%u", ip, port);
-            return;
-        }
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        uv_ip4_name(sin, ip, sizeof(ip));
-        port = ntohs(sin->sin_port);
-    }
-    snprintf(c->name, sizeof(c->name), "%s:%u", ip, port);
+    net_tcp_peer_name(&c->tcp, c->name, sizeof(c->name));
 }
 
 struct peer_conn *peer_conn_accept(uv_stream_t *listener)

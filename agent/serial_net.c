@@ -13,13 +13,19 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "net_tcp.h"
 #include "serial_port.h"
 
-#define LISTEN_BACKLOG 8    /* one client at a time; a few racing is plenty */
-#define KEEPALIVE_IDLE_S 10 /* a peer behind a dead network is noticed */
-#define KEEPALIVE_INTERVAL_S 5
-#define KEEPALIVE_COUNT 3
-#define USER_TIMEOUT_MS 30000 /* ... and one that stopped acknowledging */
+#define LISTEN_BACKLOG 8 /* one client at a time; a few racing is plenty */
+/* A client behind a dead network is noticed within ~25 s, and one that
+ * stopped acknowledging within 30 s: serial clients reconnect and replace
+ * their stale session (replace_client). */
+static const struct net_tcp_keepalive serial_keepalive = {
+    .idle_s = 10,
+    .interval_s = 5,
+    .count = 3,
+    .user_timeout_ms = 30000,
+};
 
 static void client_release(struct serial_client *c)
 {
@@ -76,42 +82,12 @@ static struct serial_client *client_new(struct serial_port *p)
  * peer must not hold the port forever). */
 static void client_tune_socket(struct serial_client *c)
 {
-    int idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTERVAL_S,
-        cnt = KEEPALIVE_COUNT;
-    unsigned int user_timeout = USER_TIMEOUT_MS;
-    uv_os_fd_t fd;
-
-    uv_tcp_nodelay(&c->tcp, 1);
-    uv_tcp_keepalive(&c->tcp, 1, KEEPALIVE_IDLE_S);
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) < 0)
-        return;
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
-               sizeof(user_timeout));
+    net_tcp_tune(&c->tcp, &serial_keepalive);
 }
 
 static void client_name_from_peer(struct serial_client *c)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    char ip[64] = "?";
-    unsigned port = 0;
-
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-        if (ss.ss_family == AF_INET6) {
-            struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-            uv_ip6_name(sin6, ip, sizeof(ip));
-            snprintf(c->name, sizeof(c->name), "[%s]:%u", ip,
-                     ntohs(sin6->sin6_port));
-            return;
-        }
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        uv_ip4_name(sin, ip, sizeof(ip));
-        port = ntohs(sin->sin_port);
-    }
-    snprintf(c->name, sizeof(c->name), "%s:%u", ip, port);
+    net_tcp_peer_name(&c->tcp, c->name, sizeof(c->name));
 }
 
 /* ---- sending: telnet answers first, then the device's data ---- */

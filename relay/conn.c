@@ -9,11 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "net_tcp.h"
+
 #define CONN_LINGER_MS 1000 /* a peer that takes neither data nor a FIN */
-#define KEEPALIVE_IDLE_S 10 /* a dead agent is noticed within ~25 s ... */
-#define KEEPALIVE_INTERVAL_S 5
-#define KEEPALIVE_COUNT 3
-#define USER_TIMEOUT_MS 30000 /* ... and unacknowledged data within 30 s */
 
 struct write_req {
     uv_write_t req;
@@ -66,22 +64,8 @@ static struct conn *conn_new(uv_loop_t *loop, bool is_unix, uint8_t *read_buf)
  * without anyone waiting minutes. */
 static void conn_tune_tcp(struct conn *c)
 {
-    uv_os_fd_t fd;
-    int idle = KEEPALIVE_IDLE_S, intvl = KEEPALIVE_INTERVAL_S,
-        cnt = KEEPALIVE_COUNT;
-    unsigned int user_timeout = USER_TIMEOUT_MS;
-
-    if (c->u.handle.type != UV_TCP)
-        return;
-    uv_tcp_nodelay(&c->u.tcp, 1);
-    uv_tcp_keepalive(&c->u.tcp, 1, KEEPALIVE_IDLE_S);
-    if (uv_fileno(&c->u.handle, &fd) < 0)
-        return;
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
-    setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
-    setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout,
-               sizeof(user_timeout));
+    if (c->u.handle.type == UV_TCP)
+        net_tcp_tune(&c->u.tcp, &net_tcp_ride_out_outages);
 }
 
 static void on_connect(uv_connect_t *req, int status)
@@ -135,26 +119,10 @@ struct conn *conn_connect_unix(uv_loop_t *loop, const char *path,
 
 static void conn_name_from_peer(struct conn *c)
 {
-    struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    char ip[64] = "?";
-
-    if (c->u.handle.type != UV_TCP ||
-        uv_tcp_getpeername(&c->u.tcp, (struct sockaddr *)&ss, &len) < 0) {
-        snprintf(c->name, sizeof(c->name), "%s",
-                 c->u.handle.type == UV_TCP ? "?" : "unix peer");
-        return;
-    }
-    if (ss.ss_family == AF_INET6) {
-        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-        uv_ip6_name(sin6, ip, sizeof(ip));
-        snprintf(c->name, sizeof(c->name), "[%s]:%u", ip,
-                 ntohs(sin6->sin6_port));
-    } else {
-        struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-        uv_ip4_name(sin, ip, sizeof(ip));
-        snprintf(c->name, sizeof(c->name), "%s:%u", ip, ntohs(sin->sin_port));
-    }
+    if (c->u.handle.type == UV_TCP)
+        net_tcp_peer_name(&c->u.tcp, c->name, sizeof(c->name));
+    else
+        snprintf(c->name, sizeof(c->name), "unix peer");
 }
 
 struct conn *conn_accept(uv_stream_t *listener, uint8_t *read_buf)

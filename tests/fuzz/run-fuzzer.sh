@@ -12,7 +12,7 @@ mkdir -p "$out/corpus-$name"
 clang -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
     -I"$src/common" -I"$out/generated" "$target" "$src"/common/*.c \
-    $(pkg-config --cflags --libs inih libusbredirparser-0.5 liblz4 libsodium) \
+    $(pkg-config --cflags --libs inih libusbredirparser-0.5 liblz4 libsodium libuv) \
     -o "$out/$name"
 exec "$out/$name" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 \
     -print_final_stats=1 "$out/corpus-$name" "$corpus"

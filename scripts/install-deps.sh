@@ -13,6 +13,7 @@ linux-image-amd64 busybox-static cpio kmod"
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo
 
+"$(dirname "$0")/../packaging/install-cross-deps.sh" # packaging tests (tests/packaging)
 missing=
 for p in $PACKAGES; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' ||

@@ -259,8 +259,8 @@ max_sessions = many
 def main():
     deb_dir, cache = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
-        log("SKIP: needs root (debootstrap, chroot, mount)")
-        sys.exit(77)
+        log("FAIL: needs root (debootstrap, chroot, mount)")
+        sys.exit(1)
     debs, names = debs_in(deb_dir)
     if "redir-agent" not in names:
         fail(f"no redir-agent .deb in {deb_dir}")

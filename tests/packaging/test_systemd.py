@@ -16,7 +16,7 @@ config makes "systemctl reload" fail with its FILE:LINE in the journal
 while the daemon keeps running; restart gives a new process; stop ends it
 cleanly. Prints systemd-analyze security's exposure level of each unit.
 
-Skipped (77) when not root or without systemd-nspawn (package
+Fails (never skips) when not root or without systemd-nspawn (package
 systemd-container, installed by packaging/install-cross-deps.sh).
 """
 
@@ -208,11 +208,12 @@ def check_unit(c, name):
 def main():
     deb_dir, cache = sys.argv[1], sys.argv[2]
     if os.geteuid() != 0:
-        log("SKIP: needs root (debootstrap, systemd-nspawn)")
-        sys.exit(77)
+        log("FAIL: needs root (debootstrap, systemd-nspawn)")
+        sys.exit(1)
     if not shutil.which("systemd-nspawn") or not shutil.which("nsenter"):
-        log("SKIP: no systemd-nspawn (package systemd-container)")
-        sys.exit(77)
+        log("FAIL: no systemd-nspawn: run scripts/install-deps.sh "
+            "(package systemd-container)")
+        sys.exit(1)
     debs, names = debs_in(deb_dir)
     tarball = tarball_for(deb_dir, cache)
     t0 = time.monotonic()

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Emulated disk -> agent (transport lz4) -> redir-relay -> QEMU usb-redir:
-the firmware boots from the disk through the relay. An agent with the
+the firmware boots from the disk through the relay; the relay restarts and
+the device comes back without touching the agent. An agent with the
 wrong secret is refused, logs the relay's reason, and the relay opens no
 connection to QEMU for it."""
 import json
@@ -62,9 +63,22 @@ def test(td):
     session = next(d["session"] for d in st["usb"]["devices"] if d["session"])
     assert session["transport"] == "relay-lz4", session
     assert 0 < session["wire_bytes_to_peer"], session
+
+    # The relay restarts: the agent reconnects by itself, the VM gets the
+    # device back.
+    at = agent.log_offset()
+    relay.stop()
+    qemu.wait_usb_devices(0)
+    relay2 = relayharness.Relay(td, name="relay2", port=relay.port,
+                                secret=relay.secret)
+    relay2.start(relay2.config({"vm1": f"127.0.0.1:{qport}"}))
+    relay2.wait_ready()
+    agent.wait_log(r'"Emulated Disk" at 1-1: redirected rw to 127\.0\.0\.1:'
+                   rf'{relay.port} \(slot 1\)', start_offset=at)
+    qemu.wait_usb_devices(1)
     agent.stop()
     qemu.wait_usb_devices(0)
-    relay.stop()
+    relay2.stop()
 
 
 harness.main(test)

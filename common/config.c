@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <ini.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 
 #include "config_serial.h"
 #include "log.h"
+#include "relay_secret.h"
 #include "usb_rules.h"
 
 #define RECONNECT_MIN_DEFAULT_MS 100
@@ -43,6 +45,7 @@ struct config_parse {
     int usb_mode_line;
     int reconnect_line; /* last reconnect_* key, for the min > max error */
     int transport_line;
+    int secret_line;
 };
 
 static void config_fail(struct config_parse *p, const char *fmt, ...)
@@ -148,6 +151,7 @@ static int parse_relay_secret_file(struct config_parse *p, const char *value)
                     value);
         return 0;
     }
+    p->secret_line = p->line;
     return parse_string_key(p, "relay_secret_file", value,
                             &p->cfg->relay_secret_file);
 }
@@ -490,6 +494,24 @@ static void config_defaults(struct agent_config *cfg)
     cfg->control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
 }
 
+/* The secret is re-read at each connection (so it can be rotated), but a
+ * missing or unsafe file is a config error now, not a surprise when a
+ * device is plugged in. */
+static int config_check_secret(struct config_parse *p)
+{
+    uint8_t secret[RELAY_SECRET_MAX];
+    size_t len;
+    char why[RELAY_ERR_MAX];
+    int rc = relay_secret_load(p->cfg->relay_secret_file, secret, &len, why);
+
+    sodium_memzero(secret, sizeof(secret));
+    if (rc < 0) {
+        p->line = p->secret_line;
+        config_fail(p, "[usb] relay_secret_file: %s", why);
+    }
+    return rc;
+}
+
 /* Relay targets, lz4 and the relay secret only make sense together. */
 static int config_check_relay(struct config_parse *p)
 {
@@ -514,6 +536,8 @@ static int config_check_relay(struct config_parse *p)
                        "relay_secret_file");
         return -1;
     }
+    if (relay && config_check_secret(p) < 0)
+        return -1;
     if (cfg->usb_transport == USB_TRANSPORT_LZ4 && !relay) {
         p->line = p->transport_line;
         config_fail(p, "[usb] transport: lz4 needs redir-relay (connect = "

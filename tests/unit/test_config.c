@@ -2,6 +2,7 @@
  * message. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <usbredirfilter.h>
 
@@ -145,10 +146,18 @@ static void test_good_config(void)
     CHECK(rc == 0 && strcmp(cfg.control_socket, "/tmp/x.sock") == 0, "socket");
     config_free(&cfg);
 
-    rc = load("[usb]\nconnect = relay.example:7000/vm42-usb0, "
-              "relay.example:7000/vm42-usb1\ntransport = lz4\n"
-              "relay_secret_file = /etc/redir-agent.key\nagent_id = desk-17\n",
-              &cfg, err, sizeof(err));
+    char secret[300], text[1024];
+    snprintf(secret, sizeof(secret), "%s.secret", path);
+    FILE *sf = fopen(secret, "w");
+    fputs("0123456789abcdef0123\n", sf);
+    fclose(sf);
+    chmod(secret, 0600);
+    snprintf(text, sizeof(text),
+             "[usb]\nconnect = relay.example:7000/vm42-usb0, "
+             "relay.example:7000/vm42-usb1\ntransport = lz4\n"
+             "relay_secret_file = %s\nagent_id = desk-17\n",
+             secret);
+    rc = load(text, &cfg, err, sizeof(err));
     CHECK(rc == 0, "relay config refused: %s", err);
     CHECK(rc == 0 && cfg.usb_transport == USB_TRANSPORT_LZ4 &&
               strcmp(cfg.usb_slot_targets[1], "vm42-usb1") == 0 &&
@@ -157,6 +166,23 @@ static void test_good_config(void)
               strcmp(cfg.agent_id, "desk-17") == 0,
           "relay slots");
     config_free(&cfg);
+
+    /* The secret file is checked when the config is loaded. */
+    snprintf(text, sizeof(text),
+             "[usb]\nconnect = r:7000/vm1\nrelay_secret_file = %s.none\n",
+             secret);
+    rc = load(text, &cfg, err, sizeof(err));
+    CHECK(rc < 0 && strstr(err, ":3: [usb] relay_secret_file: ") != NULL,
+          "missing secret: %s", err);
+    config_free(&cfg);
+    chmod(secret, 0644);
+    snprintf(text, sizeof(text),
+             "[usb]\nconnect = r:7000/vm1\nrelay_secret_file = %s\n", secret);
+    rc = load(text, &cfg, err, sizeof(err));
+    CHECK(rc < 0 && strstr(err, ":3: [usb] relay_secret_file: ") != NULL,
+          "world-readable secret: %s", err);
+    config_free(&cfg);
+    unlink(secret);
 
     rc = load("", &cfg, err, sizeof(err));
     CHECK(rc == 0 && cfg.usb_mode == USB_PEER_NONE, "empty config: %s", err);

@@ -14,6 +14,7 @@
 #include <usbredirfilter.h>
 
 #include "config_serial.h"
+#include "config_util.h"
 #include "log.h"
 #include "relay_secret.h"
 #include "usb_rules.h"
@@ -63,22 +64,6 @@ static void config_fail(struct config_parse *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->err + n, sizeof(p->err) - (size_t)n, fmt, ap);
     va_end(ap);
-}
-
-static int parse_uint(const char *value, uint32_t min, uint32_t max,
-                      uint32_t *out)
-{
-    char *end;
-    unsigned long v;
-
-    if (!isdigit((unsigned char)*value))
-        return -1;
-    errno = 0;
-    v = strtoul(value, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
 }
 
 static int parse_control_socket(struct config_parse *p, const char *value)
@@ -329,7 +314,7 @@ static int parse_reconnect(struct config_parse *p, const char *key,
                            const char *value, uint32_t *out)
 {
     p->reconnect_line = p->line;
-    if (parse_uint(value, 1, RECONNECT_LIMIT_MS, out) < 0) {
+    if (config_parse_u32(value, 1, RECONNECT_LIMIT_MS, out) < 0) {
         config_fail(p,
                     "[usb] %s: '%s' is not a number of milliseconds from "
                     "1 to %d",
@@ -354,7 +339,7 @@ static int parse_reconnect_max(struct config_parse *p, const char *value)
 static int parse_usbredir_debug(struct config_parse *p, const char *value)
 {
     uint32_t v;
-    if (parse_uint(value, 0, 5, &v) < 0) {
+    if (config_parse_u32(value, 0, 5, &v) < 0) {
         config_fail(p, "[usb] usbredir_debug: '%s' is not a level from 0 to 5",
                     value);
         return 0;
@@ -436,8 +421,15 @@ static int config_handle_key(void *user, const char *section, const char *name,
     return 0;
 }
 
-static void config_check_section(struct config_parse *p, const char *name)
+static void config_reader_error(void *ctx, const char *what)
 {
+    config_fail(ctx, "%s", what);
+}
+
+/* Called by the line reader for every [section] header. */
+static void config_check_section(void *ctx, const char *name)
+{
+    struct config_parse *p = ctx;
     char why[CONFIG_ERR_MAX];
 
     if (is_serial_section(name)) {
@@ -447,40 +439,6 @@ static void config_check_section(struct config_parse *p, const char *name)
     } else if (!section_known(name)) {
         config_fail(p, "unknown section [%s]", name);
     }
-}
-
-/* Called by inih for each raw line: counts lines (inih does not tell its
- * handler where it is) and checks section headers, which inih does not
- * report when a section has no keys. */
-static char *config_read_line(char *str, int num, void *stream)
-{
-    struct config_parse *p = stream;
-    char *line = fgets(str, num, p->file);
-    if (!line)
-        return NULL;
-    p->line++;
-
-    size_t len = strlen(line);
-    if (len == (size_t)num - 1 && line[len - 1] != '\n' && !feof(p->file)) {
-        config_fail(p, "line longer than %d characters", num - 2);
-        int c;
-        while ((c = fgetc(p->file)) != EOF && c != '\n')
-            ;
-    }
-    const char *s = line;
-    while (isspace((unsigned char)*s))
-        s++;
-    if (*s == '[') {
-        const char *end = strchr(s, ']');
-        char name[64];
-        size_t n = end ? (size_t)(end - s - 1) : 0;
-        if (end && n < sizeof(name)) {
-            memcpy(name, s + 1, n);
-            name[n] = '\0';
-            config_check_section(p, name);
-        }
-    }
-    return line;
 }
 
 static void config_defaults(struct agent_config *cfg)
@@ -590,8 +548,10 @@ int config_load(const char *path, struct agent_config *cfg, char *err,
         snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
+    struct config_reader reader = {p.file, &p.line, config_check_section,
+                                   config_reader_error, &p};
     int syntax_line =
-        ini_parse_stream(config_read_line, &p, config_handle_key, &p);
+        ini_parse_stream(config_reader_gets, &reader, config_handle_key, &p);
     fclose(p.file);
 
     if (syntax_line > 0 && (!p.err_line || syntax_line < p.err_line)) {

@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "config.h"
+#include "config_util.h"
 
 #define RECONNECT_MIN_DEFAULT_MS 100
 #define RECONNECT_MAX_DEFAULT_MS 5000
@@ -63,21 +64,6 @@ static void fail(char *why, size_t why_len, const struct serial_port_config *p,
     va_start(ap, fmt);
     vsnprintf(why + n, why_len - (size_t)n, fmt, ap);
     va_end(ap);
-}
-
-static int parse_u32(const char *value, uint32_t min, uint32_t max,
-                     uint32_t *out)
-{
-    char *end;
-
-    if (!isdigit((unsigned char)*value))
-        return -1;
-    errno = 0;
-    unsigned long v = strtoul(value, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
 }
 
 static int parse_bool(const char *value, bool *out)
@@ -202,7 +188,8 @@ static int key_replace_client(struct serial_port_config *p, const char *key,
 static int key_idle_timeout(struct serial_port_config *p, const char *key,
                             const char *value, char *why, size_t why_len)
 {
-    if (parse_u32(value, 0, IDLE_TIMEOUT_LIMIT_S, &p->idle_timeout_s) < 0) {
+    if (config_parse_u32(value, 0, IDLE_TIMEOUT_LIMIT_S, &p->idle_timeout_s) <
+        0) {
         fail(why, why_len, p, key,
              "'%s' is not a number of seconds from 0 (off) to %d", value,
              IDLE_TIMEOUT_LIMIT_S);
@@ -231,7 +218,7 @@ static int key_reconnect(struct serial_port_config *p, const char *key,
     uint32_t *out = strcmp(key, "reconnect_min_ms") == 0 ? &p->reconnect_min_ms
                                                          : &p->reconnect_max_ms;
 
-    if (parse_u32(value, 1, RECONNECT_LIMIT_MS, out) < 0) {
+    if (config_parse_u32(value, 1, RECONNECT_LIMIT_MS, out) < 0) {
         fail(why, why_len, p, key,
              "'%s' is not a number of milliseconds from 1 to %d", value,
              RECONNECT_LIMIT_MS);

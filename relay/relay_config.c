@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_util.h"
 #include "log.h"
 #include "relay_secret.h"
 
@@ -62,21 +63,6 @@ static void parse_fail(struct parse *p, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(p->err + n, sizeof(p->err) - (size_t)n, fmt, ap);
     va_end(ap);
-}
-
-static int parse_uint(const char *value, uint32_t min, uint32_t max,
-                      uint32_t *out)
-{
-    char *end;
-
-    if (!isdigit((unsigned char)*value))
-        return -1;
-    errno = 0;
-    unsigned long v = strtoul(value, &end, 10);
-    if (errno || *end || v < min || v > max)
-        return -1;
-    *out = (uint32_t)v;
-    return 0;
 }
 
 /* A byte count with an optional K or M suffix (powers of 1024). */
@@ -140,7 +126,8 @@ static int parse_log_level(struct parse *p, const char *value)
 
 static int parse_max_sessions(struct parse *p, const char *value)
 {
-    if (parse_uint(value, 1, MAX_SESSIONS_LIMIT, &p->cfg->max_sessions) < 0) {
+    if (config_parse_u32(value, 1, MAX_SESSIONS_LIMIT, &p->cfg->max_sessions) <
+        0) {
         parse_fail(p, "[relay] max_sessions: '%s' is not a number from 1 to %d",
                    value, MAX_SESSIONS_LIMIT);
         return 0;
@@ -314,8 +301,11 @@ static void add_target(struct parse *p, const char *name)
     p->mode_line = 0;
 }
 
-static void check_section(struct parse *p, const char *name)
+/* Called by the line reader for every [section] header. */
+static void check_section(void *ctx, const char *name)
 {
+    struct parse *p = ctx;
+
     if (strcmp(name, "relay") == 0) {
         if (p->relay_line)
             parse_fail(p, "[relay] appears twice (first on line %d)",
@@ -329,41 +319,6 @@ static void check_section(struct parse *p, const char *name)
                    "[target.NAME])",
                    name);
     }
-}
-
-/* Called by inih for each raw line: counts lines and sees section
- * headers, which inih does not report for sections without keys. */
-static char *read_line(char *str, int num, void *stream)
-{
-    struct parse *p = stream;
-    char *line = fgets(str, num, p->file);
-
-    if (!line)
-        return NULL;
-    p->line++;
-    size_t len = strlen(line);
-    if (len == (size_t)num - 1 && line[len - 1] != '\n' && !feof(p->file)) {
-        parse_fail(p, "line longer than %d characters", num - 2);
-        int c;
-        while ((c = fgetc(p->file)) != EOF && c != '\n')
-            ;
-    }
-    const char *s = line;
-    while (isspace((unsigned char)*s))
-        s++;
-    const char *end = *s == '[' ? strchr(s, ']') : NULL;
-    if (end) {
-        char name[RELAY_TARGET_MAX + 16];
-        size_t n = (size_t)(end - s - 1);
-        if (n >= sizeof(name)) {
-            parse_fail(p, "section name too long");
-            return line;
-        }
-        memcpy(name, s + 1, n);
-        name[n] = '\0';
-        check_section(p, name);
-    }
-    return line;
 }
 
 static int compare_targets(const void *a, const void *b)
@@ -489,6 +444,11 @@ static void set_defaults(struct relay_config *cfg)
     cfg->session_buffer = SESSION_BUFFER_DEFAULT;
 }
 
+static void reader_error(void *ctx, const char *what)
+{
+    parse_fail(ctx, "%s", what);
+}
+
 int relay_config_load(const char *path, struct relay_config *cfg, char *err,
                       size_t err_len)
 {
@@ -501,7 +461,10 @@ int relay_config_load(const char *path, struct relay_config *cfg, char *err,
         snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
-    int syntax_line = ini_parse_stream(read_line, &p, handle_key, &p);
+    struct config_reader reader = {p.file, &p.line, check_section, reader_error,
+                                   &p};
+    int syntax_line =
+        ini_parse_stream(config_reader_gets, &reader, handle_key, &p);
     fclose(p.file);
     if (syntax_line > 0 && (!p.err_line || syntax_line < p.err_line)) {
         snprintf(err, err_len,

@@ -44,7 +44,7 @@ static void test_key_errors(void)
     expect_error("[serial.a b]\n", 1, "NAME must be");
     expect_error("[serial.abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnop"
                  "qrstuvwxyz]\ndevice = /dev/x\n",
-                 2, "NAME must be 1 to 32");
+                 1, "NAME must be 1 to 32"); /* on its header line */
     expect_error("[serial.a]\n[serial.b]\n[serial.a]\n", 3,
                  "[serial.a]: section repeated (first on line 1)");
     expect_error(DEV "devise = x\n", 3, "[serial.a]: unknown key 'devise'");

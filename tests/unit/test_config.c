@@ -59,6 +59,14 @@ static void test_bad_configs(void)
     expect_error("; comment\n[usbx]\n", 2, "unknown section [usbx]");
     expect_error("[usb]\n\n[nope]\nkey = 1\n", 3, "unknown section [nope]");
     expect_error("[usb]\nconect = 127.0.0.1:4000\n", 2, "unknown key 'conect'");
+    /* Headers are checked even without keys, however long. */
+    expect_error("[serial.a-name-that-is-far-too-long-for-a-serial-port-x]\n",
+                 1, "[serial.a-name-that-is-far-too-long");
+    char header[200];
+    memset(header, 'x', sizeof(header));
+    header[0] = '[';
+    memcpy(header + sizeof(header) - 3, "]\n", 3);
+    expect_error(header, 1, "section name too long");
     expect_error("[agent]\nlog_level = loud\n", 2, "'loud' is not one of");
     expect_error("[usb]\nfilter = 0x03,-1,-1\n", 2,
                  "not a valid usbredirfilter");

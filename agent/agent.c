@@ -1,5 +1,6 @@
-/* The running agent: its config, subsystems, signals and control socket on one
- * loop. */
+/* SPDX-License-Identifier: MIT */
+/* The running agent: its config, the USB redirector, the serial bridge, the
+ * control socket and the signals, on one loop. */
 #include "agent.h"
 
 #include <signal.h>
@@ -8,9 +9,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "control.h"
 #include "daemon.h"
 #include "log.h"
 #include "serial_bridge.h"
+#include "serial_owner.h"
+#include "status.h"
+#include "strbuf.h"
+#include "usb_redirector.h"
 #include "version.h"
 
 #define SHUTDOWN_DEADLINE_MS 1800 /* SIGTERM must be done within 2 s */
@@ -31,21 +37,13 @@ static void agent_finish(struct agent *a)
 /* Called as each subsystem reports it has released everything. */
 static void agent_subsystem_stopped(struct agent *a)
 {
-    if (--a->running == 0)
+    if (--a->running == 0 && a->stopping)
         agent_finish(a);
-}
-
-static void on_usb_stopped(struct usb_redirector *r)
-{
-    struct agent *a = (struct agent *)((char *)r - offsetof(struct agent, usb));
-    a->usb_running = false;
-    agent_subsystem_stopped(a);
 }
 
 static void on_serial_stopped(void *arg)
 {
     struct agent *a = arg;
-    a->serial = NULL;
     agent_subsystem_stopped(a);
 }
 
@@ -58,6 +56,79 @@ static void on_deadline(uv_timer_t *timer)
     exit(0);
 }
 
+/* ---- USB ---- */
+
+static const char *serial_owner(void *ctx, const char *port, const char *serial)
+{
+    struct agent *a = ctx;
+    return serial_owner_find(&a->cfg->serial, port, serial);
+}
+
+static void on_usb_stopped(void *ctx) { agent_subsystem_stopped(ctx); }
+
+static const struct usb_redirector_ops agent_usb_ops = {
+    .serial_owner = serial_owner,
+    .on_stopped = on_usb_stopped,
+};
+
+int agent_usb_start(struct agent *a)
+{
+    if (a->cfg->usb.mode == USB_PEER_NONE) {
+        log_notice("no [usb] connect or listen in %s: USB redirection is off",
+                   a->cfg->path);
+        return 0;
+    }
+    a->usb = usb_redirector_start(a->loop, &a->cfg->usb, &agent_usb_ops, a);
+    if (!a->usb)
+        return -1;
+    a->running++;
+    return 0;
+}
+
+void agent_usb_stop(struct agent *a)
+{
+    if (!a->usb)
+        return;
+    usb_redirector_stop(a->usb); /* on_usb_stopped follows */
+    a->usb = NULL;
+}
+
+/* ---- control socket ---- */
+
+static void agent_status(struct agent *a, bool json, struct strbuf *reply)
+{
+    struct serial_port_status serial[SERIAL_CONFIG_MAX_PORTS];
+    struct agent_status st = {
+        .config_path = a->cfg->path,
+        .uptime_ms = uv_now(a->loop) - a->started_ms,
+        .usb_running = a->usb != NULL,
+        .serial = serial,
+    };
+
+    if (a->usb)
+        usb_redirector_status(a->usb, &st.usb);
+    if (a->serial)
+        st.n_serial =
+            serial_bridge_status(a->serial, serial, SERIAL_CONFIG_MAX_PORTS);
+    status_render(&st, json, reply);
+    usb_status_free(&st.usb);
+}
+
+void agent_control_request(void *ctx, const char *request, struct strbuf *reply)
+{
+    struct agent *a = ctx;
+
+    if (strcmp(request, "status") == 0)
+        agent_status(a, false, reply);
+    else if (strcmp(request, "status json") == 0)
+        agent_status(a, true, reply);
+    else
+        strbuf_printf(reply, "error: unknown request (try: status, "
+                             "status json)\n");
+}
+
+/* ---- start and stop ---- */
+
 static void agent_stop(struct agent *a, const char *why)
 {
     if (a->stopping)
@@ -66,76 +137,15 @@ static void agent_stop(struct agent *a, const char *why)
     log_info("%s: handing devices back and exiting", why);
     daemon_notify("STOPPING=1");
     uv_timer_start(&a->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
-    control_stop(&a->control);
-    a->running = 1; /* held until every stop is requested */
-    if (a->usb_running) {
-        a->running++;
-        usb_redirector_stop(&a->usb, on_usb_stopped);
-    }
-    if (a->serial) {
-        a->running++;
+    if (a->control)
+        control_stop(a->control);
+    a->control = NULL;
+    a->running++; /* held until every stop is requested */
+    agent_usb_stop(a);
+    if (a->serial)
         serial_bridge_stop(a->serial, on_serial_stopped, a);
-    }
+    a->serial = NULL;
     agent_subsystem_stopped(a);
-}
-
-/* What SIGHUP cannot change without tearing down running sessions stays
- * as it is: USB endpoints, serial ports, the control socket. */
-static void agent_keep_running_parts(struct agent_config *old,
-                                     struct agent_config *next)
-{
-    bool endpoints_changed =
-        old->usb_mode != next->usb_mode ||
-        old->usb_nslots != next->usb_nslots ||
-        old->usb_transport != next->usb_transport ||
-        memcmp(old->usb_slots, next->usb_slots,
-               old->usb_nslots * sizeof(old->usb_slots[0])) != 0 ||
-        memcmp(old->usb_slot_targets, next->usb_slot_targets,
-               old->usb_nslots * sizeof(old->usb_slot_targets[0])) != 0;
-    if (endpoints_changed)
-        log_notice("SIGHUP: [usb] connect/listen/transport changed; restart "
-                   "the agent to apply that");
-    next->usb_mode = old->usb_mode;
-    next->usb_nslots = old->usb_nslots;
-    next->usb_transport = old->usb_transport;
-    memcpy(next->usb_slots, old->usb_slots, sizeof(next->usb_slots));
-    memcpy(next->usb_slot_targets, old->usb_slot_targets,
-           sizeof(next->usb_slot_targets));
-
-    struct serial_port_config *ports = next->serial_ports;
-    size_t n_ports = next->n_serial_ports;
-    next->serial_ports = old->serial_ports; /* the bridge points into these */
-    next->n_serial_ports = old->n_serial_ports;
-    old->serial_ports = ports;
-    old->n_serial_ports = n_ports;
-
-    char *sock = next->control_socket;
-    next->control_socket = old->control_socket;
-    old->control_socket = sock;
-}
-
-void agent_reload(struct agent *a)
-{
-    struct agent_config next;
-    char err[CONFIG_ERR_MAX];
-
-    daemon_notify("RELOADING=1");
-    if (config_load(a->cfg.path, &next, err, sizeof(err)) < 0) {
-        log_err("SIGHUP: %s; keeping the current configuration", err);
-        config_free(&next);
-        daemon_notify("READY=1");
-        return;
-    }
-    agent_keep_running_parts(&a->cfg, &next);
-    config_free(&a->cfg);
-    a->cfg = next; /* in place: subsystems hold &a->cfg */
-    log_set_level(a->cfg.log_level);
-    log_info("SIGHUP: configuration reloaded from %s (%zu rules%s)",
-             a->cfg.path, a->cfg.n_usb_rules,
-             a->cfg.usb_filter_text ? ", a filter" : "");
-    if (a->usb_running)
-        usb_redirector_reconfigure(&a->usb);
-    daemon_notify("READY=1");
 }
 
 static void on_signal(uv_signal_t *handle, int signum)
@@ -159,17 +169,15 @@ static void agent_watch_signal(struct agent *a, uv_signal_t *h, int signum)
 
 static int agent_start(struct agent *a)
 {
-    if (control_start(&a->control, a) < 0)
+    a->control = control_start(a->loop, a->cfg->control_socket,
+                               agent_control_request, a);
+    if (!a->control || agent_usb_start(a) < 0)
         return -1;
-    if (a->cfg.usb_mode == USB_PEER_NONE) {
-        log_notice("no [usb] connect or listen in %s: USB redirection is off",
-                   a->cfg.path);
-    } else {
-        if (usb_redirector_start(&a->usb, a->loop, &a->cfg) < 0)
-            return -1;
-        a->usb_running = true;
-    }
-    return serial_bridge_start(&a->serial, a->loop, &a->cfg);
+    a->serial = serial_bridge_start(a->loop, &a->cfg->serial);
+    if (!a->serial)
+        return -1;
+    a->running++;
+    return 0;
 }
 
 int agent_run(struct agent *a)
@@ -184,7 +192,7 @@ int agent_run(struct agent *a)
     uv_timer_init(a->loop, &a->deadline);
     uv_unref((uv_handle_t *)&a->deadline);
 
-    log_info("redir-agent %s starting with %s", REDIR_VERSION, a->cfg.path);
+    log_info("redir-agent %s starting with %s", REDIR_VERSION, a->cfg->path);
     int rc = agent_start(a) < 0 ? 1 : 0;
     if (rc == 0 && a->pidfile && daemon_pidfile_write(a->pidfile) < 0)
         rc = 1;
@@ -192,7 +200,7 @@ int agent_run(struct agent *a)
         daemon_notify("READY=1");
         uv_run(a->loop, UV_RUN_DEFAULT);
     } else {
-        control_stop(&a->control);
+        agent_stop(a, "start-up failed");
     }
     uv_walk(a->loop, on_walk_close, NULL);
     uv_run(a->loop, UV_RUN_DEFAULT);

@@ -1,26 +1,21 @@
+/* SPDX-License-Identifier: MIT */
 /* redir-agent's command line: run the daemon, check the config, list devices,
  * or ask for status. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "agent.h"
-#include "config.h"
+#include "daemon_cli.h"
 #include "list_devices.h"
-#include "log.h"
 #include "status_client.h"
-#include "version.h"
 
-enum command { CMD_RUN, CMD_CHECK_CONFIG, CMD_LIST_DEVICES, CMD_STATUS };
+enum { OPT_LIST_DEVICES = 256, OPT_JSON, OPT_SOCKET };
 
-struct options {
-    const char *config_path;
+/* Options of the agent's own commands. */
+struct agent_options {
+    bool list_devices, json;
     const char *socket_path; /* status: overrides the config's */
-    const char *pidfile;
-    bool foreground, json;
-    enum command command;
 };
 
 static void usage(FILE *out)
@@ -43,7 +38,8 @@ static void usage(FILE *out)
         "      --list-devices  list USB devices and what the configuration\n"
         "                      would decide for each (touches none)\n"
         "  status              ask the running agent: devices, sessions,\n"
-        "                      peers, bytes and packets, rates, uptime\n"
+        "                      peers, bytes and packets, rates, uptime,\n"
+        "                      serial ports\n"
         "      --json          status as JSON, for scripts\n"
         "      --socket PATH   control socket to ask (default: the\n"
         "                      config's [agent] control_socket)\n"
@@ -55,102 +51,95 @@ static void usage(FILE *out)
         CONFIG_DEFAULT_PATH);
 }
 
-/* Returns -1 to continue, or an exit code. */
-static int parse_args(int argc, char **argv, struct options *o)
+static int on_option(void *ctx, int val, const char *arg)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"foreground", no_argument, NULL, 'f'},
-        {"check-config", no_argument, NULL, 'C'},
-        {"list-devices", no_argument, NULL, 'L'},
-        {"json", no_argument, NULL, 'j'},
-        {"socket", required_argument, NULL, 's'},
-        {"pidfile", required_argument, NULL, 'p'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
+    struct agent_options *ao = ctx;
 
-    *o = (struct options){.config_path = CONFIG_DEFAULT_PATH};
-    while ((opt = getopt_long(argc, argv, "c:fVh", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': o->config_path = optarg; break;
-        case 'f': o->foreground = true; break;
-        case 'C': o->command = CMD_CHECK_CONFIG; break;
-        case 'L': o->command = CMD_LIST_DEVICES; break;
-        case 'j': o->json = true; break;
-        case 's': o->socket_path = optarg; break;
-        case 'p': o->pidfile = optarg; break;
-        case 'V': printf("redir-agent %s\n", REDIR_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
+    switch (val) {
+    case OPT_LIST_DEVICES: ao->list_devices = true; break;
+    case OPT_JSON: ao->json = true; break;
+    case OPT_SOCKET: ao->socket_path = arg; break;
+    default: break;
     }
-    if (optind < argc && strcmp(argv[optind], "status") == 0 &&
-        o->command == CMD_RUN) {
-        o->command = CMD_STATUS;
-        optind++;
+    return 0;
+}
+
+static int run_status(const struct daemon_options *o,
+                      const struct agent_options *ao)
+{
+    char *path = ao->socket_path ? strdup(ao->socket_path)
+                                 : config_control_socket(o->config_path);
+    int rc = path ? status_client_run(path, ao->json) : 1;
+
+    free(path);
+    return rc;
+}
+
+/* Which command: "status" is the only word; the rest are options. */
+static int check_command(int argc, char **argv, struct daemon_options *o,
+                         const struct agent_options *ao, bool *status)
+{
+    *status = false;
+    if (o->next_arg < argc && strcmp(argv[o->next_arg], "status") == 0 &&
+        !o->check_config && !ao->list_devices) {
+        *status = true;
+        o->next_arg++;
     }
-    if (optind < argc) {
+    if (o->next_arg < argc) {
         fprintf(stderr, "redir-agent: unexpected argument '%s'\n",
-                argv[optind]);
+                argv[o->next_arg]);
         usage(stderr);
         return 2;
     }
-    if (o->json && o->command != CMD_STATUS) {
+    if (ao->json && !*status) {
         fprintf(stderr, "redir-agent: --json goes with status\n");
         return 2;
     }
     return -1;
 }
 
-static int run_daemon(struct agent *a, bool foreground)
-{
-    log_set_level(a->cfg.log_level);
-    if (!foreground && daemon(0, 0) < 0) {
-        perror("redir-agent: cannot become a daemon");
-        return 1;
-    }
-    log_open("redir-agent", foreground);
-    int rc = agent_run(a);
-    log_close();
-    return rc;
-}
+static int run_agent(void *ctx) { return agent_run(ctx); }
 
 int main(int argc, char **argv)
 {
+    static const struct option extra[] = {
+        {"list-devices", no_argument, NULL, OPT_LIST_DEVICES},
+        {"json", no_argument, NULL, OPT_JSON},
+        {"socket", required_argument, NULL, OPT_SOCKET},
+        {NULL, 0, NULL, 0},
+    };
     static struct agent agent;
-    struct options o;
+    struct agent_options ao = {0};
+    const struct daemon_cli cli = {"redir-agent", CONFIG_DEFAULT_PATH, usage,
+                                   extra,         on_option,           &ao};
+    struct daemon_options o;
     char err[CONFIG_ERR_MAX];
-    int rc = parse_args(argc, argv, &o);
+    bool status;
+    int rc = daemon_cli_parse(&cli, argc, argv, &o);
 
+    if (rc < 0)
+        rc = check_command(argc, argv, &o, &ao, &status);
     if (rc >= 0)
         return rc;
-    if (o.command == CMD_STATUS) {
-        char *path = o.socket_path ? strdup(o.socket_path)
-                                   : config_control_socket(o.config_path);
-        rc = path ? status_client_run(path, o.json) : 1;
-        free(path);
-        return rc;
-    }
-    if (config_load(o.config_path, &agent.cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\n", err);
-        config_free(&agent.cfg);
-        return 1;
-    }
-    switch (o.command) {
-    case CMD_CHECK_CONFIG:
+    if (status)
+        return run_status(&o, &ao);
+    agent.cfg = calloc(1, sizeof(*agent.cfg));
+    if (!agent.cfg ||
+        config_load(o.config_path, agent.cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", agent.cfg ? err : "out of memory");
+        rc = 1;
+    } else if (o.check_config) {
         printf("%s: configuration OK\n", o.config_path);
         rc = 0;
-        break;
-    case CMD_LIST_DEVICES: rc = list_devices(&agent.cfg); break;
-    case CMD_STATUS: /* handled above */
-    case CMD_RUN:
+    } else if (ao.list_devices) {
+        rc = list_devices(agent.cfg->path, &agent.cfg->usb, &agent.cfg->serial);
+    } else {
         agent.pidfile = o.pidfile;
-        rc = run_daemon(&agent, o.foreground);
-        break;
+        rc = daemon_cli_run("redir-agent", o.foreground, agent.cfg->log_level,
+                            run_agent, &agent);
     }
-    config_free(&agent.cfg);
+    if (agent.cfg)
+        config_free(agent.cfg);
+    free(agent.cfg);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static int host_char_ok(char c)
 {
@@ -78,4 +79,9 @@ const char *hostport_str(const struct hostport *hp, char *buf, size_t len)
     else
         snprintf(buf, len, "%s:%u", hp->host, hp->port);
     return buf;
+}
+
+bool hostport_same_listen(const struct hostport *a, const struct hostport *b)
+{
+    return a->port == b->port && strcasecmp(a->host, b->host) == 0;
 }

@@ -3,6 +3,7 @@
 #ifndef REDIR_HOSTPORT_H
 #define REDIR_HOSTPORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -19,5 +20,8 @@ int hostport_parse(const char *text, struct hostport *hp, char *why,
 
 /* Formats as "host:port" or "[v6]:port". */
 const char *hostport_str(const struct hostport *hp, char *buf, size_t len);
+
+/* Same port and host (names compared without case). */
+bool hostport_same_listen(const struct hostport *a, const struct hostport *b);
 
 #endif

@@ -1,20 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /* redir-relay's command line: run the relay or check its configuration. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
 
-#include "log.h"
+#include "daemon_cli.h"
 #include "relay.h"
 #include "relay_config.h"
-#include "version.h"
-
-struct options {
-    const char *config_path;
-    const char *pidfile;
-    bool foreground, check_config;
-};
 
 static void usage(FILE *out)
 {
@@ -42,76 +33,41 @@ static void usage(FILE *out)
             RELAY_CONFIG_DEFAULT_PATH);
 }
 
-/* Returns -1 to continue, or an exit code. */
-static int parse_args(int argc, char **argv, struct options *o)
-{
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"foreground", no_argument, NULL, 'f'},
-        {"check-config", no_argument, NULL, 'C'},
-        {"pidfile", required_argument, NULL, 'p'},
-        {"version", no_argument, NULL, 'V'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    int opt;
-
-    *o = (struct options){.config_path = RELAY_CONFIG_DEFAULT_PATH};
-    while ((opt = getopt_long(argc, argv, "c:fVh", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c': o->config_path = optarg; break;
-        case 'f': o->foreground = true; break;
-        case 'C': o->check_config = true; break;
-        case 'p': o->pidfile = optarg; break;
-        case 'V': printf("redir-relay %s\n", REDIR_VERSION); return 0;
-        case 'h': usage(stdout); return 0;
-        default: usage(stderr); return 2;
-        }
-    }
-    if (optind < argc) {
-        fprintf(stderr, "redir-relay: unexpected argument '%s'\n",
-                argv[optind]);
-        usage(stderr);
-        return 2;
-    }
-    return -1;
-}
-
-static int run_daemon(struct relay *r, bool foreground)
-{
-    log_set_level(r->cfg.log_level);
-    if (!foreground && daemon(0, 0) < 0) {
-        perror("redir-relay: cannot become a daemon");
-        return 1;
-    }
-    log_open("redir-relay", foreground);
-    int rc = relay_run(r);
-    log_close();
-    return rc;
-}
+static int run_relay(void *ctx) { return relay_run(ctx); }
 
 int main(int argc, char **argv)
 {
     static struct relay relay;
-    struct options o;
+    const struct daemon_cli cli = {
+        "redir-relay", RELAY_CONFIG_DEFAULT_PATH, usage, NULL, NULL, NULL};
+    struct daemon_options o;
     char err[RELAY_CONFIG_ERR_MAX];
-    int rc = parse_args(argc, argv, &o);
+    int rc = daemon_cli_parse(&cli, argc, argv, &o);
 
     if (rc >= 0)
         return rc;
-    if (relay_config_load(o.config_path, &relay.cfg, err, sizeof(err)) < 0) {
-        fprintf(stderr, "%s\n", err);
-        relay_config_free(&relay.cfg);
-        return 1;
+    if (o.next_arg < argc) {
+        fprintf(stderr, "redir-relay: unexpected argument '%s'\n",
+                argv[o.next_arg]);
+        usage(stderr);
+        return 2;
     }
-    if (o.check_config) {
+    relay.cfg = calloc(1, sizeof(*relay.cfg));
+    if (!relay.cfg ||
+        relay_config_load(o.config_path, relay.cfg, err, sizeof(err)) < 0) {
+        fprintf(stderr, "%s\n", relay.cfg ? err : "out of memory");
+        rc = 1;
+    } else if (o.check_config) {
         printf("%s: configuration OK (%zu targets)\n", o.config_path,
-               relay.cfg.n_targets);
+               relay.cfg->n_targets);
         rc = 0;
     } else {
         relay.pidfile = o.pidfile;
-        rc = run_daemon(&relay, o.foreground);
+        rc = daemon_cli_run("redir-relay", o.foreground, relay.cfg->log_level,
+                            run_relay, &relay);
     }
-    relay_config_free(&relay.cfg);
+    if (relay.cfg)
+        relay_config_free(relay.cfg);
+    free(relay.cfg);
     return rc;
 }

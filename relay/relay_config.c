@@ -1,10 +1,10 @@
-/* The relay's configuration: /etc/redir-relay.ini parsed once into a plain
- * struct. */
+/* SPDX-License-Identifier: MIT */
+/* The relay's configuration: /etc/redir-relay.ini parsed into a new struct
+ * (at start and on every reload). */
 #include "relay_config.h"
 
 #include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -32,11 +32,7 @@ enum relay_key {
 };
 
 struct parse {
-    FILE *file;
-    const char *path;
-    int line;     /* line the reader handed to inih last */
-    int err_line; /* first error, 0 if none */
-    char err[RELAY_CONFIG_ERR_MAX];
+    struct config_parse cp; /* where the reader is, the first error */
     struct relay_config *cfg;
     int relay_line;         /* [relay] header */
     int seen[KEY_COUNT];    /* [relay] keys: line first set on */
@@ -49,51 +45,12 @@ struct key_def {
     int (*parse)(struct parse *p, const char *value);
 };
 
-static void parse_fail(struct parse *p, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void parse_fail(struct parse *p, const char *fmt, ...)
-{
-    va_list ap;
-
-    if (p->err_line)
-        return; /* the first error counts, later ones are often fallout */
-    p->err_line = p->line > 0 ? p->line : 1;
-    int n = snprintf(p->err, sizeof(p->err), "%s:%d: ", p->path, p->err_line);
-    va_start(ap, fmt);
-    vsnprintf(p->err + n, sizeof(p->err) - (size_t)n, fmt, ap);
-    va_end(ap);
-}
-
-/* A byte count with an optional K or M suffix (powers of 1024). */
-static int parse_size(const char *value, uint32_t min, uint32_t max,
-                      uint32_t *out)
-{
-    char *end;
-
-    if (!isdigit((unsigned char)*value))
-        return -1;
-    errno = 0;
-    unsigned long long v = strtoull(value, &end, 10);
-    unsigned long long unit = 1;
-    if (*end == 'K' || *end == 'k')
-        unit = 1024;
-    else if (*end == 'M' || *end == 'm')
-        unit = 1024 * 1024;
-    if (unit > 1)
-        end++;
-    if (errno || *end || v > max / unit || v * unit < min)
-        return -1;
-    *out = (uint32_t)(v * unit);
-    return 0;
-}
-
 static int parse_listen(struct parse *p, const char *value)
 {
     char why[300];
 
     if (hostport_parse(value, &p->cfg->listen, why, sizeof(why)) < 0) {
-        parse_fail(p, "[relay] listen: %s", why);
+        config_error(&p->cp, "[relay] listen: %s", why);
         return 0;
     }
     return 1;
@@ -102,8 +59,8 @@ static int parse_listen(struct parse *p, const char *value)
 static int parse_secret_file(struct parse *p, const char *value)
 {
     if (value[0] != '/') {
-        parse_fail(p, "[relay] secret_file: '%s' is not an absolute path",
-                   value);
+        config_error(
+            &p->cp, "[relay] secret_file: '%s' is not an absolute path", value);
         return 0;
     }
     p->cfg->secret_file = strdup(value);
@@ -114,10 +71,10 @@ static int parse_log_level(struct parse *p, const char *value)
 {
     int level = log_level_from_name(value);
     if (level < 0) {
-        parse_fail(p,
-                   "[relay] log_level: '%s' is not one of error, warning, "
-                   "notice, info, debug",
-                   value);
+        config_error(&p->cp,
+                     "[relay] log_level: '%s' is not one of error, warning, "
+                     "notice, info, debug",
+                     value);
         return 0;
     }
     p->cfg->log_level = level;
@@ -128,8 +85,9 @@ static int parse_max_sessions(struct parse *p, const char *value)
 {
     if (config_parse_u32(value, 1, MAX_SESSIONS_LIMIT, &p->cfg->max_sessions) <
         0) {
-        parse_fail(p, "[relay] max_sessions: '%s' is not a number from 1 to %d",
-                   value, MAX_SESSIONS_LIMIT);
+        config_error(&p->cp,
+                     "[relay] max_sessions: '%s' is not a number from 1 to %d",
+                     value, MAX_SESSIONS_LIMIT);
         return 0;
     }
     return 1;
@@ -137,12 +95,12 @@ static int parse_max_sessions(struct parse *p, const char *value)
 
 static int parse_session_buffer(struct parse *p, const char *value)
 {
-    if (parse_size(value, SESSION_BUFFER_MIN, SESSION_BUFFER_MAX,
-                   &p->cfg->session_buffer) < 0) {
-        parse_fail(p,
-                   "[relay] session_buffer: '%s' is not a size from 64K to "
-                   "64M (bytes, or with a K or M suffix)",
-                   value);
+    if (config_parse_size(value, SESSION_BUFFER_MIN, SESSION_BUFFER_MAX,
+                          &p->cfg->session_buffer) < 0) {
+        config_error(&p->cp,
+                     "[relay] session_buffer: '%s' is not a size from 64K to "
+                     "64M (bytes, or with a K or M suffix)",
+                     value);
         return 0;
     }
     return 1;
@@ -163,14 +121,14 @@ static int handle_relay_key(struct parse *p, const char *name,
         if (strcmp(relay_keys[i].name, name) != 0)
             continue;
         if (p->seen[i]) {
-            parse_fail(p, "[relay] %s: set twice (first on line %d)", name,
-                       p->seen[i]);
+            config_error(&p->cp, "[relay] %s: set twice (first on line %d)",
+                         name, p->seen[i]);
             return 0;
         }
-        p->seen[i] = p->line;
+        p->seen[i] = p->cp.line;
         return relay_keys[i].parse(p, value);
     }
-    parse_fail(p, "[relay]: unknown key '%s'", name);
+    config_error(&p->cp, "[relay]: unknown key '%s'", name);
     return 0;
 }
 
@@ -179,21 +137,8 @@ static int parse_chardev(struct parse *p, struct relay_target_config *t,
 {
     char why[300];
 
-    if (strncmp(value, "unix:", 5) == 0) {
-        const char *path = value + 5;
-        if (path[0] != '/' || strlen(path) >= RELAY_UNIX_PATH_MAX) {
-            parse_fail(p,
-                       "[target.%s] qemu: '%s' is not an absolute path "
-                       "shorter than %d characters",
-                       t->name, path, RELAY_UNIX_PATH_MAX);
-            return 0;
-        }
-        t->qemu.is_unix = true;
-        strcpy(t->qemu.path, path);
-        return 1;
-    }
-    if (hostport_parse(value, &t->qemu.tcp, why, sizeof(why)) < 0) {
-        parse_fail(p, "[target.%s] qemu: %s (or unix:/PATH)", t->name, why);
+    if (endpoint_parse(value, true, &t->chardev, why, sizeof(why)) < 0) {
+        config_error(&p->cp, "[target.%s] qemu: %s", t->name, why);
         return 0;
     }
     return 1;
@@ -205,30 +150,32 @@ static int handle_target_key(struct parse *p, const char *name,
     struct relay_target_config *t = &p->cfg->targets[p->cfg->n_targets - 1];
 
     if (strcmp(name, "qemu") == 0) {
-        if (t->qemu_line) {
-            parse_fail(p, "[target.%s] qemu: set twice (first on line %d)",
-                       t->name, t->qemu_line);
+        if (t->chardev_line) {
+            config_error(&p->cp,
+                         "[target.%s] qemu: set twice (first on line %d)",
+                         t->name, t->chardev_line);
             return 0;
         }
-        t->qemu_line = p->line;
+        t->chardev_line = p->cp.line;
         return parse_chardev(p, t, value);
     }
     if (strcmp(name, "mode") == 0) {
         if (p->mode_line) {
-            parse_fail(p, "[target.%s] mode: set twice (first on line %d)",
-                       t->name, p->mode_line);
+            config_error(&p->cp,
+                         "[target.%s] mode: set twice (first on line %d)",
+                         t->name, p->mode_line);
             return 0;
         }
-        p->mode_line = p->line;
+        p->mode_line = p->cp.line;
         if (strcmp(value, "connect") == 0 || strcmp(value, "listen") == 0) {
             t->mode = value[0] == 'c' ? TARGET_CONNECT : TARGET_LISTEN;
             return 1;
         }
-        parse_fail(p, "[target.%s] mode: '%s' is not connect or listen",
-                   t->name, value);
+        config_error(&p->cp, "[target.%s] mode: '%s' is not connect or listen",
+                     t->name, value);
         return 0;
     }
-    parse_fail(p, "[target.%s]: unknown key '%s'", t->name, name);
+    config_error(&p->cp, "[target.%s]: unknown key '%s'", t->name, name);
     return 0;
 }
 
@@ -242,10 +189,10 @@ static int handle_key(void *user, const char *section, const char *name,
 {
     struct parse *p = user;
 
-    if (p->err_line)
+    if (p->cp.err_line)
         return 0;
     if (!*value) {
-        parse_fail(p, "[%s] %s: empty value", section, name);
+        config_error(&p->cp, "[%s] %s: empty value", section, name);
         return 0;
     }
     if (strcmp(section, "relay") == 0)
@@ -253,7 +200,7 @@ static int handle_key(void *user, const char *section, const char *name,
     if (is_target_section(section) && p->cfg->n_targets > 0)
         return handle_target_key(p, name, value);
     if (!*section)
-        parse_fail(p, "'%s' outside of a section", name);
+        config_error(&p->cp, "'%s' outside of a section", name);
     return 0; /* an unknown section was reported at its header */
 }
 
@@ -273,21 +220,21 @@ static void add_target(struct parse *p, const char *name)
     struct relay_config *cfg = p->cfg;
 
     if (!target_name_ok(name)) {
-        parse_fail(p,
-                   "[target.%s]: a target name is 1 to %d characters of "
-                   "A-Z a-z 0-9 . _ -",
-                   name, RELAY_TARGET_MAX);
+        config_error(&p->cp,
+                     "[target.%s]: a target name is 1 to %d characters of "
+                     "A-Z a-z 0-9 . _ -",
+                     name, RELAY_TARGET_MAX);
         return;
     }
     if (cfg->n_targets == RELAY_MAX_TARGETS) {
-        parse_fail(p, "more than %d targets", RELAY_MAX_TARGETS);
+        config_error(&p->cp, "more than %d targets", RELAY_MAX_TARGETS);
         return;
     }
     if (cfg->n_targets == p->targets_alloced) {
         size_t n = p->targets_alloced ? p->targets_alloced * 2 : 16;
         void *grown = realloc(cfg->targets, n * sizeof(*cfg->targets));
         if (!grown) {
-            parse_fail(p, "out of memory");
+            config_error(&p->cp, "out of memory");
             return;
         }
         cfg->targets = grown;
@@ -296,7 +243,7 @@ static void add_target(struct parse *p, const char *name)
     struct relay_target_config *t = &cfg->targets[cfg->n_targets++];
     memset(t, 0, sizeof(*t));
     strcpy(t->name, name);
-    t->line = p->line;
+    t->line = p->cp.line;
     t->mode = TARGET_CONNECT;
     p->mode_line = 0;
 }
@@ -308,16 +255,16 @@ static void check_section(void *ctx, const char *name)
 
     if (strcmp(name, "relay") == 0) {
         if (p->relay_line)
-            parse_fail(p, "[relay] appears twice (first on line %d)",
-                       p->relay_line);
-        p->relay_line = p->line;
+            config_error(&p->cp, "[relay] appears twice (first on line %d)",
+                         p->relay_line);
+        p->relay_line = p->cp.line;
     } else if (is_target_section(name)) {
         add_target(p, name + strlen(TARGET_PREFIX));
     } else {
-        parse_fail(p,
-                   "unknown section [%s] (expected [relay] or "
-                   "[target.NAME])",
-                   name);
+        config_error(&p->cp,
+                     "unknown section [%s] (expected [relay] or "
+                     "[target.NAME])",
+                     name);
     }
 }
 
@@ -328,7 +275,7 @@ static int compare_targets(const void *a, const void *b)
 }
 
 struct addr_entry {
-    char text[RELAY_UNIX_PATH_MAX + 8];
+    char text[ENDPOINT_STR_MAX];
     const struct relay_target_config *t;
 };
 
@@ -336,7 +283,7 @@ static int compare_addrs(const void *a, const void *b)
 {
     const struct addr_entry *x = a, *y = b;
     int c = strcmp(x->text, y->text);
-    return c ? c : x->t->qemu_line - y->t->qemu_line;
+    return c ? c : x->t->chardev_line - y->t->chardev_line;
 }
 
 /* Two targets on one chardev would steal it from each other. */
@@ -348,30 +295,30 @@ static int check_unique_chardevs(struct parse *p)
     int rc = 0;
 
     if (!e) {
-        parse_fail(p, "out of memory");
+        config_error(&p->cp, "out of memory");
         return -1;
     }
     hostport_str(&cfg->listen, relay_addr, sizeof(relay_addr));
     for (size_t i = 0; i < cfg->n_targets; i++) {
         e[i].t = &cfg->targets[i];
-        chardev_addr_str(&e[i].t->qemu, e[i].text, sizeof(e[i].text));
+        endpoint_str(&e[i].t->chardev, e[i].text, sizeof(e[i].text));
         if (e[i].t->mode == TARGET_LISTEN &&
             strcmp(e[i].text, relay_addr) == 0) {
-            p->line = e[i].t->qemu_line;
-            parse_fail(p, "[target.%s] qemu: %s is where agents connect",
-                       e[i].t->name, e[i].text);
+            p->cp.line = e[i].t->chardev_line;
+            config_error(&p->cp, "[target.%s] qemu: %s is where agents connect",
+                         e[i].t->name, e[i].text);
             rc = -1;
         }
     }
     qsort(e, cfg->n_targets, sizeof(*e), compare_addrs);
     for (size_t i = 1; i < cfg->n_targets && rc == 0; i++) {
         if (strcmp(e[i].text, e[i - 1].text) == 0) {
-            p->line = e[i].t->qemu_line;
-            parse_fail(p,
-                       "[target.%s] qemu: %s is also the chardev of "
-                       "[target.%s] (line %d)",
-                       e[i].t->name, e[i].text, e[i - 1].t->name,
-                       e[i - 1].t->qemu_line);
+            p->cp.line = e[i].t->chardev_line;
+            config_error(&p->cp,
+                         "[target.%s] qemu: %s is also the chardev of "
+                         "[target.%s] (line %d)",
+                         e[i].t->name, e[i].text, e[i - 1].t->name,
+                         e[i - 1].t->chardev_line);
             rc = -1;
         }
     }
@@ -384,16 +331,16 @@ static int check_targets(struct parse *p)
     struct relay_config *cfg = p->cfg;
 
     if (cfg->n_targets == 0) {
-        parse_fail(p, "no [target.NAME] section: nothing to relay to");
+        config_error(&p->cp, "no [target.NAME] section: nothing to relay to");
         return -1;
     }
     for (size_t i = 0; i < cfg->n_targets; i++) {
-        if (!cfg->targets[i].qemu_line) {
-            p->line = cfg->targets[i].line;
-            parse_fail(p,
-                       "[target.%s]: qemu = HOST:PORT | unix:/PATH is "
-                       "missing",
-                       cfg->targets[i].name);
+        if (!cfg->targets[i].chardev_line) {
+            p->cp.line = cfg->targets[i].line;
+            config_error(&p->cp,
+                         "[target.%s]: qemu = HOST:PORT | unix:/PATH is "
+                         "missing",
+                         cfg->targets[i].name);
             return -1;
         }
     }
@@ -402,9 +349,9 @@ static int check_targets(struct parse *p)
         if (strcmp(cfg->targets[i].name, cfg->targets[i - 1].name) == 0) {
             const struct relay_target_config *a = &cfg->targets[i - 1],
                                              *b = &cfg->targets[i];
-            p->line = a->line > b->line ? a->line : b->line;
-            parse_fail(p, "[target.%s] appears twice (first on line %d)",
-                       a->name, a->line < b->line ? a->line : b->line);
+            p->cp.line = a->line > b->line ? a->line : b->line;
+            config_error(&p->cp, "[target.%s] appears twice (first on line %d)",
+                         a->name, a->line < b->line ? a->line : b->line);
             return -1;
         }
     }
@@ -416,21 +363,21 @@ static int finish(struct parse *p)
     struct relay_config *cfg = p->cfg;
     char why[RELAY_ERR_MAX];
 
-    p->line = p->relay_line;
+    p->cp.line = p->relay_line;
     if (!p->seen[KEY_LISTEN]) {
-        parse_fail(p, "[relay] listen = HOST:PORT is missing");
+        config_error(&p->cp, "[relay] listen = HOST:PORT is missing");
         return -1;
     }
     if (!p->seen[KEY_SECRET]) {
-        parse_fail(p, "[relay] secret_file = PATH is missing");
+        config_error(&p->cp, "[relay] secret_file = PATH is missing");
         return -1;
     }
     if (check_targets(p) < 0)
         return -1;
     if (relay_secret_load(cfg->secret_file, cfg->secret, &cfg->secret_len,
                           why) < 0) {
-        p->line = p->seen[KEY_SECRET];
-        parse_fail(p, "[relay] secret_file: %s", why);
+        p->cp.line = p->seen[KEY_SECRET];
+        config_error(&p->cp, "[relay] secret_file: %s", why);
         return -1;
     }
     return 0;
@@ -444,42 +391,22 @@ static void set_defaults(struct relay_config *cfg)
     cfg->session_buffer = SESSION_BUFFER_DEFAULT;
 }
 
-static void reader_error(void *ctx, const char *what)
-{
-    parse_fail(ctx, "%s", what);
-}
+static const struct config_grammar relay_grammar = {
+    .section = check_section,
+    .key = handle_key,
+};
 
 int relay_config_load(const char *path, struct relay_config *cfg, char *err,
                       size_t err_len)
 {
-    struct parse p = {.path = path, .cfg = cfg};
+    struct parse p = {.cfg = cfg};
 
     set_defaults(cfg);
     cfg->path = strdup(path);
-    p.file = fopen(path, "re");
-    if (!p.file) {
-        snprintf(err, err_len, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    struct config_reader reader = {p.file, &p.line, check_section, reader_error,
-                                   &p};
-    int syntax_line =
-        ini_parse_stream(config_reader_gets, &reader, handle_key, &p);
-    fclose(p.file);
-    if (syntax_line > 0 && (!p.err_line || syntax_line < p.err_line)) {
-        snprintf(err, err_len,
-                 "%s:%d: syntax error: expected 'key = value' or '[section]'",
-                 path, syntax_line);
-        return -1;
-    }
-    if (syntax_line < 0) {
-        snprintf(err, err_len, "%s: out of memory while parsing", path);
-        return -1;
-    }
-    if (!p.err_line)
+    if (config_load_file(path, &p.cp, &relay_grammar, &p) == 0)
         finish(&p);
-    if (p.err_line) {
-        snprintf(err, err_len, "%s", p.err);
+    if (p.cp.err_line) {
+        snprintf(err, err_len, "%s", p.cp.err);
         return -1;
     }
     return 0;
@@ -504,14 +431,4 @@ relay_config_target(const struct relay_config *cfg, const char *name)
     strcpy(key.name, name);
     return bsearch(&key, cfg->targets, cfg->n_targets, sizeof(key),
                    compare_targets);
-}
-
-const char *chardev_addr_str(const struct chardev_addr *a, char *buf,
-                             size_t len)
-{
-    if (a->is_unix)
-        snprintf(buf, len, "unix:%s", a->path);
-    else
-        hostport_str(&a->tcp, buf, len);
-    return buf;
 }

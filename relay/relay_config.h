@@ -1,5 +1,6 @@
-/* The relay's configuration: /etc/redir-relay.ini parsed once into a plain
- * struct. */
+/* SPDX-License-Identifier: MIT */
+/* The relay's configuration: /etc/redir-relay.ini parsed into a new struct
+ * (at start and on every reload). */
 #ifndef REDIR_RELAY_CONFIG_H
 #define REDIR_RELAY_CONFIG_H
 
@@ -7,32 +8,26 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config_util.h"
+#include "endpoint.h"
 #include "hostport.h"
 #include "relay_proto.h"
 
 #define RELAY_CONFIG_DEFAULT_PATH "/etc/redir-relay.ini"
-#define RELAY_CONFIG_ERR_MAX 512
+#define RELAY_CONFIG_ERR_MAX CONFIG_ERR_MAX
 #define RELAY_MAX_TARGETS 16384 /* four chardevs for each of 4096 VMs */
-#define RELAY_UNIX_PATH_MAX 108 /* sun_path */
 
 enum target_mode {
     TARGET_CONNECT, /* the relay dials QEMU's chardev (server=on) */
     TARGET_LISTEN,  /* QEMU's chardev (reconnect=N) dials the relay */
 };
 
-/* Where a target's QEMU chardev is: TCP or a unix socket. */
-struct chardev_addr {
-    bool is_unix;
-    struct hostport tcp;
-    char path[RELAY_UNIX_PATH_MAX];
-};
-
 struct relay_target_config {
     char name[RELAY_TARGET_MAX + 1];
-    struct chardev_addr qemu;
+    struct endpoint chardev; /* the qemu key: TCP or a unix socket */
     enum target_mode mode;
-    int line;      /* of the [target.NAME] header */
-    int qemu_line; /* of its qemu key, 0 if missing */
+    int line;         /* of the [target.NAME] header */
+    int chardev_line; /* of its qemu key, 0 if missing */
 };
 
 struct relay_config {
@@ -58,9 +53,5 @@ void relay_config_free(struct relay_config *cfg);
 /* The target called name, or NULL. */
 const struct relay_target_config *
 relay_config_target(const struct relay_config *cfg, const char *name);
-
-/* "host:port", "[v6]:port" or "unix:/path". */
-const char *chardev_addr_str(const struct chardev_addr *a, char *buf,
-                             size_t len);
 
 #endif

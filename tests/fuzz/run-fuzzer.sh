@@ -1,6 +1,7 @@
 #!/bin/sh
-# Builds one libFuzzer target with clang (ASan + UBSan) against every
-# common/ source and runs it for a bounded time from its seed corpus:
+# Builds one libFuzzer target with clang (ASan + UBSan) against every pure
+# source (common/, the agent's core/ folders and config parser; none needs an
+# event loop or libusb) and runs it for a bounded time from its seed corpus:
 #   run-fuzzer.sh TARGET.c SECONDS OUTDIR [CORPUS_DIR]
 set -eu
 target=$1 seconds=$2 out=$3
@@ -9,10 +10,18 @@ name=$(basename "$target" .c)
 corpus=${4:-$src/tests/fuzz/corpus/${name#fuzz_}}
 mkdir -p "$out/corpus-$name"
 # shellcheck disable=SC2046
+pure="$src/common $src/agent/usb/core $src/agent/serial/core"
+includes="-I$out/generated -I$src/agent"
+sources="$src/agent/config.c"
+for dir in $pure; do
+    includes="$includes -I$dir"
+    sources="$sources $(echo "$dir"/*.c)"
+done
+# shellcheck disable=SC2086
 clang -g -O1 -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-    -I"$src/common" -I"$out/generated" "$target" "$src"/common/*.c \
-    $(pkg-config --cflags --libs inih libusbredirparser-0.5 liblz4 libsodium libuv) \
+    $includes "$target" $sources \
+    $(pkg-config --cflags --libs inih libusbredirparser-0.5 liblz4 libsodium) \
     -o "$out/$name"
 exec "$out/$name" -max_total_time="$seconds" -timeout=5 -rss_limit_mb=1024 \
     -print_final_stats=1 "$out/corpus-$name" "$corpus"

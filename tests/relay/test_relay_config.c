@@ -133,8 +133,8 @@ static void test_good(void)
     CHECK(cfg.n_targets == 2 && strcmp(cfg.targets[0].name, "aa") == 0,
           "targets not sorted");
     const struct relay_target_config *t = relay_config_target(&cfg, "zz");
-    CHECK(t && t->mode == TARGET_LISTEN && t->qemu.is_unix &&
-              strcmp(t->qemu.path, "/run/q.sock") == 0,
+    CHECK(t && t->mode == TARGET_LISTEN && t->chardev.is_unix &&
+              strcmp(t->chardev.path, "/run/q.sock") == 0,
           "target zz");
     CHECK(relay_config_target(&cfg, "nope") == NULL, "unknown target found");
     CHECK(cfg.secret_len == 20 &&

@@ -6,7 +6,7 @@
 
 #include "../unit/check.h"
 #include "config.h"
-#include "config_serial.h"
+#include "serial_config.h"
 
 static char path[256];
 
@@ -145,8 +145,8 @@ static void test_good(void)
     CHECK(rc == 0, "good config refused: %s", err);
     if (rc != 0)
         return;
-    CHECK(cfg.n_serial_ports == 4, "%zu ports", cfg.n_serial_ports);
-    const struct serial_port_config *s = &cfg.serial_ports[0];
+    CHECK(cfg.serial.n_ports == 4, "%zu ports", cfg.serial.n_ports);
+    const struct serial_port_config *s = &cfg.serial.ports[0];
     CHECK(strcmp(s->name, "scale") == 0 && s->line == 1, "name and line");
     CHECK(s->kind == SERIAL_KIND_TTY && s->mode == SERIAL_MODE_RFC2217 &&
               s->peer == SERIAL_PEER_LISTEN && s->addr.port == 7000,
@@ -160,14 +160,14 @@ static void test_good(void)
     CHECK(!s->replace_client && s->idle_timeout_s == 600 &&
               s->on_device_loss == SERIAL_LOSS_KEEP,
           "scale: session keys");
-    s = &cfg.serial_ports[1];
+    s = &cfg.serial.ports[1];
     CHECK(s->kind == SERIAL_KIND_PRINTER && s->peer == SERIAL_PEER_CONNECT &&
               strcmp(s->addr.host, "::1") == 0 && s->reconnect_min_ms == 50 &&
               s->reconnect_max_ms == 60000,
           "printer: detected by name, connect mode, backoff");
-    s = &cfg.serial_ports[2];
+    s = &cfg.serial.ports[2];
     CHECK(s->kind == SERIAL_KIND_PRINTER, "kind = printer");
-    s = &cfg.serial_ports[3];
+    s = &cfg.serial.ports[3];
     CHECK(s->kind == SERIAL_KIND_TTY && s->mode == SERIAL_MODE_RAW &&
               s->settings.baud == 9600 && s->settings.data_bits == 8 &&
               s->settings.parity == SERIAL_PARITY_NONE &&
@@ -175,7 +175,7 @@ static void test_good(void)
               s->idle_timeout_s == 0 && s->on_device_loss == SERIAL_LOSS_CLOSE,
           "defaults");
     config_free(&cfg);
-    CHECK(cfg.serial_ports == NULL && cfg.n_serial_ports == 0, "freed");
+    CHECK(cfg.serial.ports == NULL && cfg.serial.n_ports == 0, "freed");
 }
 
 static void test_sample_section(void)
@@ -185,7 +185,7 @@ static void test_sample_section(void)
     int rc = config_load(SAMPLE_SERIAL_CONFIG, &cfg, err, sizeof(err));
 
     CHECK(rc == 0, "conf/serial-keys.ini refused: %s", err);
-    CHECK(rc != 0 || cfg.n_serial_ports >= 1, "no [serial.*] in the sample");
+    CHECK(rc != 0 || cfg.serial.n_ports >= 1, "no [serial.*] in the sample");
     config_free(&cfg);
 }
 

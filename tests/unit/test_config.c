@@ -128,17 +128,19 @@ static void test_good_config(void)
                   &cfg, err, sizeof(err));
 
     CHECK(rc == 0, "good config refused: %s", err);
-    CHECK(cfg.usb_mode == USB_PEER_CONNECT, "mode %d", cfg.usb_mode);
-    CHECK(cfg.usb_nslots == 3, "%zu slots", cfg.usb_nslots);
-    CHECK(strcmp(cfg.usb_slots[1].host, "::1") == 0 &&
-              cfg.usb_slots[1].port == 4001,
-          "slot 2 is %s:%u", cfg.usb_slots[1].host, cfg.usb_slots[1].port);
-    CHECK(strcmp(cfg.usb_slots[2].host, "host.example") == 0, "slot 3 host");
-    CHECK(cfg.usb_filter_count == 2, "%d filter rules", cfg.usb_filter_count);
-    CHECK(cfg.usb_filter_text &&
-              strcmp(cfg.usb_filter_text, "0x03,-1,-1,-1,0|-1,-1,-1,-1,1") == 0,
-          "filter text %s", cfg.usb_filter_text);
-    CHECK(cfg.reconnect_min_ms == 50 && cfg.reconnect_max_ms == 2000,
+    CHECK(cfg.usb.mode == USB_PEER_CONNECT, "mode %d", cfg.usb.mode);
+    CHECK(cfg.usb.nslots == 3, "%zu slots", cfg.usb.nslots);
+    CHECK(strcmp(cfg.usb.slots[1].addr.host, "::1") == 0 &&
+              cfg.usb.slots[1].addr.port == 4001,
+          "slot 2 is %s:%u", cfg.usb.slots[1].addr.host,
+          cfg.usb.slots[1].addr.port);
+    CHECK(strcmp(cfg.usb.slots[2].addr.host, "host.example") == 0,
+          "slot 3 host");
+    CHECK(cfg.usb.filter_count == 2, "%d filter rules", cfg.usb.filter_count);
+    CHECK(cfg.usb.filter_text &&
+              strcmp(cfg.usb.filter_text, "0x03,-1,-1,-1,0|-1,-1,-1,-1,1") == 0,
+          "filter text %s", cfg.usb.filter_text);
+    CHECK(cfg.usb.reconnect_min_ms == 50 && cfg.usb.reconnect_max_ms == 2000,
           "backoff");
     CHECK(cfg.log_level == 7, "log level %d", cfg.log_level);
     CHECK(strcmp(cfg.control_socket, CONFIG_DEFAULT_CONTROL_SOCKET) == 0, "%s",
@@ -149,8 +151,8 @@ static void test_good_config(void)
               "rule = allow vid=1050\nrule = allow class=08 access=ro\n"
               "[agent]\ncontrol_socket = /tmp/x.sock\n",
               &cfg, err, sizeof(err));
-    CHECK(rc == 0 && cfg.n_usb_rules == 3, "rules: %s", err);
-    CHECK(rc == 0 && strcmp(cfg.usb_rules[2].text, "class=08") == 0, "rule 3");
+    CHECK(rc == 0 && cfg.usb.n_rules == 3, "rules: %s", err);
+    CHECK(rc == 0 && strcmp(cfg.usb.rules[2].text, "class=08") == 0, "rule 3");
     CHECK(rc == 0 && strcmp(cfg.control_socket, "/tmp/x.sock") == 0, "socket");
     config_free(&cfg);
 
@@ -167,11 +169,11 @@ static void test_good_config(void)
              secret);
     rc = load(text, &cfg, err, sizeof(err));
     CHECK(rc == 0, "relay config refused: %s", err);
-    CHECK(rc == 0 && cfg.usb_transport == USB_TRANSPORT_LZ4 &&
-              strcmp(cfg.usb_slot_targets[1], "vm42-usb1") == 0 &&
-              strcmp(cfg.usb_slots[1].host, "relay.example") == 0 &&
-              cfg.usb_slots[1].port == 7000 &&
-              strcmp(cfg.agent_id, "desk-17") == 0,
+    CHECK(rc == 0 && cfg.usb.transport == USB_TRANSPORT_LZ4 &&
+              strcmp(cfg.usb.slots[1].target, "vm42-usb1") == 0 &&
+              strcmp(cfg.usb.slots[1].addr.host, "relay.example") == 0 &&
+              cfg.usb.slots[1].addr.port == 7000 &&
+              strcmp(cfg.usb.agent_id, "desk-17") == 0,
           "relay slots");
     config_free(&cfg);
 
@@ -193,7 +195,7 @@ static void test_good_config(void)
     unlink(secret);
 
     rc = load("", &cfg, err, sizeof(err));
-    CHECK(rc == 0 && cfg.usb_mode == USB_PEER_NONE, "empty config: %s", err);
+    CHECK(rc == 0 && cfg.usb.mode == USB_PEER_NONE, "empty config: %s", err);
     config_free(&cfg);
 }
 

@@ -1,0 +1,217 @@
+/* SPDX-License-Identifier: MIT */
+/* A USB device as policy sees it: descriptors, strings and location, read
+ * without claiming it. */
+#include "usb_device.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "usb_device_info.h"
+
+#define PORT_PATH_MAX 8 /* USB allows at most 7 tiers of hubs */
+
+static void device_port_path(libusb_device *dev, char *buf, size_t len)
+{
+    uint8_t ports[PORT_PATH_MAX];
+    int n = libusb_get_port_numbers(dev, ports, PORT_PATH_MAX);
+    int off = snprintf(buf, len, "%u-", libusb_get_bus_number(dev));
+
+    if (n <= 0) {
+        snprintf(buf + off, len - (size_t)off, "0");
+        return;
+    }
+    for (int i = 0; i < n && (size_t)off < len; i++)
+        off +=
+            snprintf(buf + off, len - (size_t)off, i ? ".%u" : "%u", ports[i]);
+}
+
+/* Reads a sysfs attribute of the device (cached by the kernel: no device
+ * I/O). Non-blocking open: under emulation a blocking open can stall. */
+static bool sysfs_read_attr(const char *port, const char *attr, char *buf,
+                            size_t len)
+{
+    char path[128];
+    int fd;
+    ssize_t n;
+
+    snprintf(path, sizeof(path), "/sys/bus/usb/devices/%s/%s", port, attr);
+    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    n = read(fd, buf, len - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = '\0';
+    buf[strcspn(buf, "\n")] = '\0';
+    return true;
+}
+
+/* Product and serial strings: sysfs first, else ask the device. */
+static void device_strings(libusb_device *dev,
+                           const struct libusb_device_descriptor *dd,
+                           struct usb_device_entry *e)
+{
+    bool have_product =
+        sysfs_read_attr(e->port, "product", e->product, sizeof(e->product));
+    bool have_serial =
+        sysfs_read_attr(e->port, "serial", e->serial, sizeof(e->serial));
+    libusb_device_handle *h;
+
+    if ((have_product || !dd->iProduct) && (have_serial || !dd->iSerialNumber))
+        return;
+    if (dd->bDeviceClass == USB_CLASS_HUB || libusb_open(dev, &h) < 0)
+        return;
+    if (!have_product && dd->iProduct &&
+        libusb_get_string_descriptor_ascii(
+            h, dd->iProduct, (uint8_t *)e->product, sizeof(e->product)) < 0)
+        e->product[0] = '\0';
+    if (!have_serial && dd->iSerialNumber &&
+        libusb_get_string_descriptor_ascii(
+            h, dd->iSerialNumber, (uint8_t *)e->serial, sizeof(e->serial)) < 0)
+        e->serial[0] = '\0';
+    libusb_close(h);
+}
+
+static void device_interfaces(libusb_device *dev, struct usb_device_info *info)
+{
+    struct libusb_config_descriptor *cfg = NULL;
+
+    if (libusb_get_active_config_descriptor(dev, &cfg) < 0 &&
+        libusb_get_config_descriptor(dev, 0, &cfg) < 0)
+        return;
+    for (int i = 0; i < cfg->bNumInterfaces &&
+                    info->n_interfaces < USB_POLICY_MAX_INTERFACES;
+         i++) {
+        if (cfg->interface[i].num_altsetting < 1)
+            continue;
+        const struct libusb_interface_descriptor *alt =
+            &cfg->interface[i].altsetting[0];
+        info->interfaces[info->n_interfaces++] = (struct usb_interface_class){
+            alt->bInterfaceClass, alt->bInterfaceSubClass,
+            alt->bInterfaceProtocol};
+        for (int a = 0; a < cfg->interface[i].num_altsetting; a++) {
+            const struct libusb_interface_descriptor *any =
+                &cfg->interface[i].altsetting[a];
+            if (any->bInterfaceClass == USB_CLASS_MASS_STORAGE &&
+                any->bInterfaceProtocol == USB_PROTOCOL_UAS)
+                info->has_uas = true;
+        }
+    }
+    libusb_free_config_descriptor(cfg);
+}
+
+/* Reads descriptors and strings into a new entry; NULL if unreadable. */
+struct usb_device_entry *usb_device_entry_new(libusb_device *dev)
+{
+    struct libusb_device_descriptor dd;
+    struct usb_device_entry *e;
+
+    if (libusb_get_device_descriptor(dev, &dd) < 0)
+        return NULL;
+    e = calloc(1, sizeof(*e));
+    if (!e)
+        return NULL;
+    e->dev = libusb_ref_device(dev);
+    e->info = (struct usb_device_info){
+        .vid = dd.idVendor,
+        .pid = dd.idProduct,
+        .bcd_device = dd.bcdDevice,
+        .dev_class = dd.bDeviceClass,
+        .dev_subclass = dd.bDeviceSubClass,
+        .dev_protocol = dd.bDeviceProtocol,
+    };
+    device_interfaces(dev, &e->info);
+    device_port_path(dev, e->port, sizeof(e->port));
+    device_strings(dev, &dd, e);
+    snprintf(e->name, sizeof(e->name), "%04x:%04x \"%s\" at %s", dd.idVendor,
+             dd.idProduct, e->product, e->port);
+    return e;
+}
+
+void usb_device_entry_free(struct usb_device_entry *e)
+{
+    libusb_unref_device(e->dev);
+    free(e);
+}
+
+void usb_device_decide(struct usb_device_entry *e,
+                       const struct usb_policy *policy,
+                       const char *serial_bridge_port)
+{
+    struct usb_device_strings strings = {
+        .serial = e->serial,
+        .product = e->product,
+        .port = e->port,
+        .serial_bridge_port = serial_bridge_port,
+    };
+    usb_policy_decide(policy, &e->info, &strings, &e->decision);
+}
+
+/* ---- what the mask and the transport need to know ---- */
+
+#define MSC_SUBCLASS_SCSI 0x06
+#define MSC_PROTOCOL_BOT 0x50
+
+static void note_endpoint(const struct libusb_endpoint_descriptor *ep, bool bot,
+                          struct usb_mask_config *out)
+{
+    uint8_t addr = ep->bEndpointAddress;
+
+    if ((ep->bmAttributes & 0x03) != LIBUSB_TRANSFER_TYPE_BULK)
+        return;
+    if (addr & LIBUSB_ENDPOINT_IN)
+        out->bulk_in_eps |= (uint16_t)(1u << (addr & 0x0f));
+    else
+        out->bulk_out_eps |= (uint16_t)(1u << (addr & 0x0f));
+    if (bot && (addr & LIBUSB_ENDPOINT_IN) && !out->storage_in_ep)
+        out->storage_in_ep = addr;
+    if (bot && !(addr & LIBUSB_ENDPOINT_IN) && !out->storage_out_ep)
+        out->storage_out_ep = addr;
+}
+
+bool usb_device_is_isochronous(libusb_device *dev)
+{
+    struct libusb_config_descriptor *cfg;
+    bool iso = false;
+
+    if (libusb_get_active_config_descriptor(dev, &cfg) < 0)
+        return false;
+    for (int i = 0; i < cfg->bNumInterfaces && !iso; i++) {
+        const struct libusb_interface *itf = &cfg->interface[i];
+        for (int a = 0; a < itf->num_altsetting && !iso; a++)
+            for (int e = 0; e < itf->altsetting[a].bNumEndpoints; e++)
+                iso |= (itf->altsetting[a].endpoint[e].bmAttributes & 0x03) ==
+                       LIBUSB_TRANSFER_TYPE_ISOCHRONOUS;
+    }
+    libusb_free_config_descriptor(cfg);
+    return iso;
+}
+
+/* Every altsetting counts: the guest may select any of them. */
+void usb_device_mask_config(libusb_device *dev, enum usb_access access,
+                            struct usb_mask_config *out)
+{
+    struct libusb_config_descriptor *cfg;
+
+    memset(out, 0, sizeof(*out));
+    out->access = access;
+    if (libusb_get_active_config_descriptor(dev, &cfg) < 0 &&
+        libusb_get_config_descriptor(dev, 0, &cfg) < 0)
+        return;
+    for (int i = 0; i < cfg->bNumInterfaces; i++) {
+        const struct libusb_interface *itf = &cfg->interface[i];
+        for (int a = 0; a < itf->num_altsetting; a++) {
+            const struct libusb_interface_descriptor *alt = &itf->altsetting[a];
+            bool bot = alt->bInterfaceClass == USB_CLASS_MASS_STORAGE &&
+                       alt->bInterfaceSubClass == MSC_SUBCLASS_SCSI &&
+                       alt->bInterfaceProtocol == MSC_PROTOCOL_BOT;
+            for (int e = 0; e < alt->bNumEndpoints; e++)
+                note_endpoint(&alt->endpoint[e], bot, out);
+        }
+    }
+    libusb_free_config_descriptor(cfg);
+}

@@ -1,0 +1,72 @@
+/* SPDX-License-Identifier: MIT */
+/* The device side of a session: the peer's usbredir stream judged (hello),
+ * the device handed to usbredirhost once it said hello, everything the peer
+ * sends passed through the access mask, what usbredirhost answers counted
+ * and sent on. */
+#ifndef REDIR_USB_HOST_H
+#define REDIR_USB_HOST_H
+
+#include <libusb.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "net_conn.h"
+#include "usb_rules.h"
+
+struct usb_counters;
+struct usb_host;
+
+enum usb_host_failure {
+    USB_HOST_NOT_USBREDIR, /* the peer's first bytes are no usbredir hello */
+    USB_HOST_OPEN_FAILED,  /* libusb_open failed (detail: libusb's name) */
+    USB_HOST_DEVICE_GONE,  /* the same, because the device is unplugged */
+    USB_HOST_CLAIM_FAILED, /* usbredirhost could not claim the interfaces */
+    USB_HOST_REJECTED,     /* the peer's filter refused the device */
+    USB_HOST_DEVICE_LOST,  /* the device went away while redirected */
+    USB_HOST_MALFORMED,    /* the peer's stream is broken (detail or NULL) */
+};
+
+/* What the host tells and asks its session. */
+struct usb_host_ops {
+    /* bytes for the peer (see usb_transport_send), then the flush */
+    void (*send)(void *owner, void *data, size_t len, net_release_fn release,
+                 void *ctx);
+    void (*flush)(void *owner);
+    /* bytes accepted for the peer and not yet sent (usbredirhost drops
+     * isochronous packets when this grows) */
+    uint64_t (*queued)(void *owner);
+    /* the peer said hello and the device is redirected now */
+    void (*on_claimed)(void *owner);
+    void (*on_failed)(void *owner, enum usb_host_failure why,
+                      const char *detail);
+};
+
+struct usb_host_params {
+    uv_loop_t *loop;
+    libusb_context *ctx;
+    libusb_device *dev;
+    enum usb_access access;
+    int usbredir_debug;
+    const char *name; /* for log lines */
+    struct usb_counters *counters;
+};
+
+/* Waits for the peer's hello; the device stays the host's until then. */
+struct usb_host *usb_host_new(const struct usb_host_params *p,
+                              const struct usb_host_ops *ops, void *owner);
+
+/* Bytes from the peer, in order. Returns 0, or -1 once the host failed
+ * (on_failed was called) or was stopped meanwhile. */
+int usb_host_feed(struct usb_host *h, const uint8_t *data, size_t len);
+
+/* Gives the device back to the host's drivers and stops sending; a
+ * device_disconnect for the peer is sent first when graceful. Idempotent.
+ * Called from the session's failure path. */
+void usb_host_stop(struct usb_host *h, bool graceful);
+
+/* Frees everything (after usb_host_stop, once the connection closed). */
+void usb_host_free(struct usb_host *h);
+
+#endif

@@ -1,0 +1,487 @@
+/* SPDX-License-Identifier: MIT */
+/* USB redirection as a whole: hotplug, a policy decision per device, slots,
+ * and a session for every device that is redirected. */
+#include "usb_redirector.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "usb_device.h"
+#include "usb_events.h"
+#include "usb_policy.h"
+#include "usb_slots.h"
+
+/* A device libusb reported: its description, decision and session. */
+struct device_node {
+    struct device_node *next;
+    struct usb_device_entry *e;
+    struct usb_session *session; /* NULL while kept local */
+    uint64_t seq;                /* arrival order: who waits longest */
+};
+
+struct hotplug_event {
+    struct hotplug_event *next;
+    libusb_device *dev; /* referenced */
+    libusb_hotplug_event event;
+};
+
+struct usb_redirector {
+    uv_loop_t *loop;
+    const struct usb_config *cfg;
+    struct usb_policy policy;
+    const struct usb_redirector_ops *ops;
+    void *ctx;
+    libusb_context *usb;
+    struct usb_events events;
+    libusb_hotplug_callback_handle hotplug;
+    bool hotplug_registered;
+    struct usb_slots slots;
+    struct device_node *devices; /* every device present, newest first */
+    uint64_t next_seq;
+    unsigned live_sessions;
+    struct hotplug_event *queue_head, *queue_tail;
+    uv_timer_t queue_timer; /* drains hotplug events outside libusb */
+    bool stopping;
+};
+
+static const struct usb_session_ops redirector_session_ops;
+
+/* ---- slots ---- */
+
+/* The device that has waited longest for a slot, or NULL. */
+static struct device_node *longest_waiting(struct usb_redirector *r)
+{
+    struct device_node *best = NULL;
+
+    for (struct device_node *d = r->devices; d; d = d->next)
+        if (d->session && usb_session_waits_for_slot(d->session) &&
+            (!best || d->seq < best->seq))
+            best = d;
+    return best;
+}
+
+/* Gives free slots to waiting devices, longest waiting first. */
+static void offer_slots(struct usb_redirector *r)
+{
+    struct usb_slot *slot;
+    struct device_node *d;
+
+    while (!r->stopping && (slot = usb_slots_find_free(&r->slots)) &&
+           (d = longest_waiting(r)))
+        usb_session_take_slot(d->session, slot);
+}
+
+static void on_slot_released(void *ctx, struct usb_session *s,
+                             struct usb_slot *slot)
+{
+    struct usb_redirector *r = ctx;
+    struct device_node *d = longest_waiting(r);
+    (void)s;
+
+    usb_slots_released(&r->slots, slot);
+    if (d && d->session != s && !slot->retired && !r->stopping)
+        log_info("%s: slot %u is free now", d->e->name, slot->index);
+    offer_slots(r);
+}
+
+static void on_session_ended(void *ctx, struct usb_session *s)
+{
+    struct usb_redirector *r = ctx;
+
+    for (struct device_node *d = r->devices; d; d = d->next)
+        if (d->session == s)
+            d->session = NULL;
+}
+
+static void redirector_finish(struct usb_redirector *r);
+
+/* The libusb context outlives every session's device reference. */
+static void on_session_freed(void *ctx)
+{
+    struct usb_redirector *r = ctx;
+
+    if (--r->live_sessions == 0 && r->stopping)
+        redirector_finish(r);
+}
+
+static const struct usb_session_ops redirector_session_ops = {
+    .on_slot_released = on_slot_released,
+    .on_ended = on_session_ended,
+    .on_freed = on_session_freed,
+};
+
+static void on_peer(void *ctx, struct usb_slot *slot, struct net_conn *c)
+{
+    (void)ctx;
+    usb_session_peer_arrived(slot->session, c);
+}
+
+static void on_slot_retired(void *ctx, struct usb_slot *slot)
+{
+    (void)ctx;
+    usb_session_leave_slot(slot->session);
+}
+
+static const struct usb_slots_ops redirector_slots_ops = {
+    .on_peer = on_peer,
+    .on_retired = on_slot_retired,
+};
+
+/* ---- decisions ---- */
+
+static void device_decide(struct usb_redirector *r, struct device_node *d)
+{
+    const char *owner = r->ops->serial_owner(r->ctx, d->e->port, d->e->serial);
+    usb_device_decide(d->e, &r->policy, owner);
+}
+
+static void device_log_decision(const struct usb_device_entry *e)
+{
+    const struct usb_decision *dec = &e->decision;
+
+    if (dec->redirect)
+        log_info("%s: redirect %s (%s)", e->name, usb_access_name(dec->access),
+                 dec->reason);
+    else
+        log_msg(e->info.dev_class == USB_CLASS_HUB ? LOG_DEBUG : LOG_INFO,
+                "%s: stays local (%s)", e->name, dec->reason);
+}
+
+static void device_start_session(struct usb_redirector *r,
+                                 struct device_node *d)
+{
+    struct usb_session_params p = {
+        .loop = r->loop,
+        .usb = r->usb,
+        .dev = d->e->dev,
+        .name = d->e->name,
+        .access = d->e->decision.access,
+        .cfg = &r->cfg,
+    };
+
+    d->session = usb_session_new(&p, &redirector_session_ops, r);
+    if (!d->session) {
+        log_err("%s: out of memory", d->e->name);
+        return;
+    }
+    r->live_sessions++;
+    d->seq = r->next_seq++;
+    if (!usb_slots_find_free(&r->slots)) {
+        log_notice("%s: all %zu slots are busy; waiting for one to free up",
+                   d->e->name, r->slots.n);
+        return;
+    }
+    offer_slots(r);
+}
+
+static void handle_arrival(struct usb_redirector *r, libusb_device *dev)
+{
+    struct device_node *d = calloc(1, sizeof(*d));
+
+    if (d)
+        d->e = usb_device_entry_new(dev);
+    if (!d || !d->e) {
+        free(d);
+        log_warn("a new USB device could not be read; ignoring it");
+        return;
+    }
+    d->next = r->devices;
+    r->devices = d;
+    device_decide(r, d);
+    device_log_decision(d->e);
+    if (d->e->decision.redirect)
+        device_start_session(r, d);
+}
+
+static void device_node_free(struct device_node *d)
+{
+    usb_device_entry_free(d->e);
+    free(d);
+}
+
+static void handle_departure(struct usb_redirector *r, libusb_device *dev)
+{
+    for (struct device_node **pp = &r->devices; *pp; pp = &(*pp)->next) {
+        struct device_node *d = *pp;
+        if (d->e->dev != dev)
+            continue;
+        *pp = d->next;
+        if (d->session)
+            usb_session_device_left(d->session); /* may end it now */
+        else
+            log_msg(d->e->info.dev_class == USB_CLASS_HUB ? LOG_DEBUG
+                                                          : LOG_INFO,
+                    "%s: unplugged (was local)", d->e->name);
+        device_node_free(d);
+        return;
+    }
+}
+
+/* Decides d again under the current rules; a running session keeps its
+ * decision. */
+static void device_redecide(struct usb_redirector *r, struct device_node *d)
+{
+    struct usb_decision before = d->e->decision;
+
+    if (d->session && usb_session_is_redirecting(d->session))
+        return;
+    device_decide(r, d);
+    if (before.redirect == d->e->decision.redirect &&
+        before.access == d->e->decision.access)
+        return;
+    device_log_decision(d->e);
+    if (d->session && !d->e->decision.redirect)
+        usb_session_withdraw(d->session);
+    else if (d->session)
+        usb_session_set_access(d->session, d->e->decision.access);
+    else if (d->e->decision.redirect)
+        device_start_session(r, d);
+}
+
+static void set_policy(struct usb_redirector *r)
+{
+    r->policy = (struct usb_policy){
+        .rules = r->cfg->rules,
+        .n_rules = r->cfg->n_rules,
+        .filter_rules = r->cfg->filter_rules,
+        .filter_count = r->cfg->filter_count,
+    };
+}
+
+/* Called on reload after the config was replaced. */
+void usb_redirector_reconfigure(struct usb_redirector *r,
+                                const struct usb_config *cfg)
+{
+    r->cfg = cfg;
+    set_policy(r);
+    size_t changed = usb_slots_reconfigure(&r->slots, cfg);
+    if (changed)
+        log_info("reload: %zu USB slot%s changed; devices on them move",
+                 changed, changed == 1 ? "" : "s");
+    for (struct device_node *d = r->devices; d; d = d->next)
+        device_redecide(r, d);
+    offer_slots(r);
+}
+
+/* ---- hotplug ---- */
+
+/* Runs outside libusb's event handling: opening, claiming and closing
+ * devices from inside a hotplug callback is not allowed. */
+static void on_drain_hotplug(uv_timer_t *timer)
+{
+    struct usb_redirector *r = timer->data;
+
+    while (r->queue_head) {
+        struct hotplug_event *ev = r->queue_head;
+        r->queue_head = ev->next;
+        if (!r->queue_head)
+            r->queue_tail = NULL;
+        if (!r->stopping) {
+            if (ev->event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED)
+                handle_arrival(r, ev->dev);
+            else
+                handle_departure(r, ev->dev);
+        }
+        libusb_unref_device(ev->dev);
+        free(ev);
+    }
+}
+
+/* Called by libusb from event handling (or from registration, for the
+ * devices already present): only queues. */
+static int on_hotplug(libusb_context *ctx, libusb_device *dev,
+                      libusb_hotplug_event event, void *user_data)
+{
+    struct usb_redirector *r = user_data;
+    struct hotplug_event *ev = calloc(1, sizeof(*ev));
+    (void)ctx;
+
+    if (!ev) {
+        log_err("out of memory queueing a hotplug event");
+        return 0;
+    }
+    ev->dev = libusb_ref_device(dev);
+    ev->event = event;
+    if (r->queue_tail)
+        r->queue_tail->next = ev;
+    else
+        r->queue_head = ev;
+    r->queue_tail = ev;
+    uv_timer_start(&r->queue_timer, on_drain_hotplug, 0, 0);
+    return 0;
+}
+
+/* ---- start / stop ---- */
+
+static void on_libusb_log(libusb_context *ctx, enum libusb_log_level level,
+                          const char *msg)
+{
+    (void)ctx;
+    /* libusb reports unplug fallout as errors; the session logs what
+     * matters to an admin. */
+    log_msg(level == LIBUSB_LOG_LEVEL_ERROR ? LOG_INFO : LOG_DEBUG,
+            "libusb: %.*s", (int)strcspn(msg, "\n"), msg);
+}
+
+static int redirector_init_libusb(struct usb_redirector *r)
+{
+    int rc = libusb_init(&r->usb);
+
+    if (rc < 0) {
+        log_err("cannot initialise libusb: %s", libusb_error_name(rc));
+        r->usb = NULL;
+        return -1;
+    }
+    libusb_set_log_cb(r->usb, on_libusb_log, LIBUSB_LOG_CB_CONTEXT);
+    libusb_set_option(r->usb, LIBUSB_OPTION_LOG_LEVEL,
+                      LIBUSB_LOG_LEVEL_WARNING);
+    if (!libusb_has_capability(LIBUSB_CAP_HAS_HOTPLUG)) {
+        log_err("libusb has no hotplug support on this system");
+        return -1;
+    }
+    return usb_events_start(&r->events, r->loop, r->usb);
+}
+
+static int redirector_watch_hotplug(struct usb_redirector *r)
+{
+    int rc = libusb_hotplug_register_callback(
+        r->usb,
+        LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
+        LIBUSB_HOTPLUG_ENUMERATE, LIBUSB_HOTPLUG_MATCH_ANY,
+        LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY, on_hotplug, r,
+        &r->hotplug);
+
+    if (rc < 0) {
+        log_err("cannot watch USB hotplug: %s", libusb_error_name(rc));
+        return -1;
+    }
+    r->hotplug_registered = true;
+    return 0;
+}
+
+static void on_queue_timer_closed(uv_handle_t *handle)
+{
+    struct usb_redirector *r = handle->data;
+    const struct usb_redirector_ops *ops = r->ops;
+    void *ctx = r->ctx;
+
+    free(r);
+    if (ops)
+        ops->on_stopped(ctx);
+}
+
+/* Everything is released: the libusb context goes, then the redirector. */
+static void redirector_finish(struct usb_redirector *r)
+{
+    while (r->devices) {
+        struct device_node *d = r->devices;
+        r->devices = d->next;
+        device_node_free(d);
+    }
+    usb_slots_close(&r->slots);
+    if (r->usb) {
+        usb_events_stop(&r->events);
+        libusb_exit(r->usb);
+        r->usb = NULL;
+    }
+    uv_close((uv_handle_t *)&r->queue_timer, on_queue_timer_closed);
+}
+
+struct usb_redirector *
+usb_redirector_start(uv_loop_t *loop, const struct usb_config *cfg,
+                     const struct usb_redirector_ops *ops, void *ctx)
+{
+    struct usb_redirector *r = calloc(1, sizeof(*r));
+
+    if (!r) {
+        log_err("out of memory");
+        return NULL;
+    }
+    r->loop = loop;
+    r->cfg = cfg;
+    r->ops = ops;
+    r->ctx = ctx;
+    set_policy(r);
+    uv_timer_init(loop, &r->queue_timer);
+    r->queue_timer.data = r;
+    if (redirector_init_libusb(r) < 0 ||
+        usb_slots_open(&r->slots, loop, cfg, &redirector_slots_ops, r) < 0 ||
+        redirector_watch_hotplug(r) < 0) {
+        r->ops = NULL; /* a failed start reports nothing */
+        r->stopping = true;
+        redirector_finish(r);
+        return NULL;
+    }
+    return r;
+}
+
+void usb_redirector_stop(struct usb_redirector *r)
+{
+    r->stopping = true;
+    if (r->hotplug_registered) {
+        libusb_hotplug_deregister_callback(r->usb, r->hotplug);
+        r->hotplug_registered = false;
+    }
+    on_drain_hotplug(&r->queue_timer); /* frees queued events */
+    uv_timer_stop(&r->queue_timer);
+    usb_slots_close(&r->slots); /* no new peers; slots go with sessions */
+    for (struct device_node *d = r->devices; d; d = d->next)
+        if (d->session)
+            usb_session_shutdown(d->session); /* may end it now */
+    if (r->live_sessions == 0) /* else on_session_freed finishes */
+        redirector_finish(r);
+}
+
+/* ---- status ---- */
+
+static void device_status(const struct device_node *d,
+                          struct usb_device_status *out)
+{
+    const struct usb_device_entry *e = d->e;
+
+    *out = (struct usb_device_status){
+        .port = e->port,
+        .product = e->product,
+        .serial = e->serial,
+        .reason = e->decision.reason,
+        .vid = e->info.vid,
+        .pid = e->info.pid,
+        .redirect = e->decision.redirect,
+        .access = e->decision.access,
+        .has_session = d->session != NULL,
+    };
+    if (d->session)
+        usb_session_status(d->session, &out->session);
+}
+
+void usb_redirector_status(const struct usb_redirector *r,
+                           struct usb_status *out)
+{
+    size_t n = 0;
+
+    memset(out, 0, sizeof(*out));
+    out->mode = r->cfg->mode;
+    out->n_slots = r->slots.n;
+    for (size_t i = 0; i < r->slots.n; i++)
+        out->slots[i] = (struct usb_slot_status){
+            .index = r->slots.slots[i]->index,
+            .endpoint = r->slots.slots[i]->name,
+            .busy = r->slots.slots[i]->session != NULL,
+        };
+    for (const struct device_node *d = r->devices; d; d = d->next)
+        n++;
+    out->devices = n ? calloc(n, sizeof(*out->devices)) : NULL;
+    if (!out->devices)
+        return;
+    for (const struct device_node *d = r->devices; d; d = d->next)
+        device_status(d, &out->devices[out->n_devices++]);
+}
+
+void usb_status_free(struct usb_status *st)
+{
+    free(st->devices);
+    st->devices = NULL;
+    st->n_devices = 0;
+}

@@ -1,0 +1,115 @@
+/* SPDX-License-Identifier: MIT */
+/* One byte stream (TCP or unix socket), the only kind of connection the agent
+ * and the relay use: connect or accept, reads handed to the owner, writes
+ * gathered into one writev, backpressure, keepalive, graceful close. */
+#ifndef REDIR_NET_CONN_H
+#define REDIR_NET_CONN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#include "endpoint.h"
+
+struct net_conn;
+struct net_tcp_keepalive;
+
+/* One read takes at most this much. Every owner consumes what it is given
+ * before returning, so one buffer serves every connection of the process
+ * (owners that read in place give their own through on_alloc). */
+#define NET_CONN_READ_BUF (64 * 1024)
+#define NET_CONN_NAME_MAX ENDPOINT_STR_MAX
+
+/* What a connection tells its owner. Every callback gets the owner given
+ * at creation or to net_conn_set_owner(). After net_conn_close() only
+ * on_closed is called, once. Any pointer may be NULL. */
+struct net_conn_ops {
+    /* net_conn_connect(): the outcome (0 or a libuv error). A failed
+     * connection is closed by its owner like any other. */
+    void (*on_connected)(void *owner, struct net_conn *c, int status);
+    /* Received bytes, valid only during the call. */
+    void (*on_data)(void *owner, struct net_conn *c, const uint8_t *data,
+                    size_t len);
+    /* Owners that read in place: where the next read lands. A zero-length
+     * buffer skips this read (reading pauses until net_conn_read_start()).
+     * on_data then gets a pointer into that buffer. */
+    void (*on_alloc)(void *owner, struct net_conn *c, uv_buf_t *buf);
+    /* The bytes queued for the peer fell to the low water mark after they
+     * had reached the high one. */
+    void (*on_drained)(void *owner, struct net_conn *c);
+    /* The peer finished sending (UV_EOF) or the connection failed; once.
+     * Writes may still go out after UV_EOF (a half-closed peer). */
+    void (*on_gone)(void *owner, struct net_conn *c, int status);
+    /* After net_conn_close(): no buffer of the owner is referenced any
+     * more and no other callback follows. */
+    void (*on_closed)(void *owner, struct net_conn *c);
+};
+
+/* Called once per queued buffer when the kernel has taken it, or when it
+ * was dropped because the connection failed or closed. */
+typedef void (*net_release_fn)(void *ctx, void *base, size_t len);
+
+/* Starts connecting to ep (TCP names are resolved asynchronously); the
+ * outcome reaches on_connected, UV_ETIMEDOUT after timeout_ms. NULL if
+ * it could not even start (out of memory, an unusable address). */
+struct net_conn *net_conn_connect(uv_loop_t *loop, const struct endpoint *ep,
+                                  uint32_t timeout_ms,
+                                  const struct net_conn_ops *ops, void *owner);
+
+/* Same with an address resolved beforehand; name is for logs. */
+struct net_conn *net_conn_connect_addr(uv_loop_t *loop,
+                                       const struct sockaddr *addr,
+                                       const char *name, uint32_t timeout_ms,
+                                       const struct net_conn_ops *ops,
+                                       void *owner);
+
+/* Accepts a pending connection of a TCP or unix listener; NULL on
+ * failure. No owner yet: set one before reading. */
+struct net_conn *net_conn_accept(uv_stream_t *listener);
+
+void net_conn_set_owner(struct net_conn *c, const struct net_conn_ops *ops,
+                        void *owner);
+
+/* TCP keepalive and user timeout (default: net_tcp_ride_out_outages). */
+void net_conn_set_keepalive(struct net_conn *c,
+                            const struct net_tcp_keepalive *ka);
+
+/* Congested from high bytes queued, drained at low (default: never). */
+void net_conn_set_water(struct net_conn *c, size_t high, size_t low);
+
+/* How long a graceful close waits for the peer (default 1000 ms). */
+void net_conn_set_linger(struct net_conn *c, uint32_t ms);
+
+/* Reading is off until started. While it is stopped and nothing is being
+ * written, a failed connection is still noticed (checked every second). */
+void net_conn_read_start(struct net_conn *c);
+void net_conn_read_stop(struct net_conn *c);
+
+/* Queues a buffer for the next writev; release(ctx, base, len) runs once
+ * it is written or dropped (release NULL: free(base)). The buffer must
+ * stay untouched until then. Writes go out at net_conn_flush(), or when
+ * the batch is full. After a failure or close the buffer is released at
+ * once. */
+void net_conn_queue(struct net_conn *c, void *base, size_t len,
+                    net_release_fn release, void *ctx);
+/* Same for a copy of data; false if out of memory. */
+bool net_conn_queue_copy(struct net_conn *c, const void *data, size_t len);
+void net_conn_flush(struct net_conn *c);
+
+/* Bytes queued or being written, not yet taken by the kernel. */
+size_t net_conn_queued(const struct net_conn *c);
+bool net_conn_congested(const struct net_conn *c);
+
+/* graceful: what is queued goes out, our side is shut down, and the peer
+ * gets the linger time to close its side (so it reads our last bytes
+ * rather than a reset). Otherwise closed at once, queued buffers
+ * released. The connection frees itself. */
+void net_conn_close(struct net_conn *c, bool graceful);
+
+/* The peer's address ("1.2.3.4:5", "[::1]:5", "unix:/path") or what was
+ * dialed. */
+const char *net_conn_name(const struct net_conn *c);
+
+#endif

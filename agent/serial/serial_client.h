@@ -42,6 +42,7 @@ struct serial_client_params {
     const char *label; /* the port's, for logs */
     const struct serial_client_ops *ops;
     void *port;
+    void *comport; /* ctx of ops->comport */
 };
 
 /* A client for an accepted connection, or one dialing cfg's address; the

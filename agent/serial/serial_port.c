@@ -15,12 +15,9 @@
 #include "net_listener.h"
 #include "serial_client.h"
 #include "serial_device.h"
-#include "serial_tty.h"
+#include "serial_outputs.h"
 
 #define LISTEN_BACKLOG 8 /* one client at a time; a few racing is plenty */
-/* A telnet IAC BRK holds the line in break this long, the classic
- * tcsendbreak() duration, without blocking the loop. */
-#define BREAK_MS 250
 /* A connect-mode session that ran this long resets the backoff. */
 #define SESSION_STABLE_MS 10000
 
@@ -34,11 +31,7 @@ struct serial_port {
     void *stopped_arg;
 
     struct serial_device *dev;
-    int fd;                               /* the device's, -1 while missing */
-    struct serial_line line;              /* in effect: config's or client's */
-    struct serial_control control;        /* DTR/RTS/BREAK as last set */
-    struct serial_tty_errors line_errors; /* counters at the last report */
-    uv_timer_t break_timer;               /* ends an IAC BRK */
+    struct serial_outputs out; /* line and modem outputs; out.fd: device's */
 
     struct net_listener *listener;
     struct serial_client *client;  /* the one connected client */
@@ -70,6 +63,13 @@ static void on_handle_closed(uv_handle_t *handle)
 
 /* The device or a client is freed. */
 static void on_released(void *arg) { port_release(arg); }
+
+static void on_outputs_closed(uv_handle_t *handle)
+{
+    struct serial_outputs *o = handle->data;
+    port_release(
+        (struct serial_port *)((char *)o - offsetof(struct serial_port, out)));
+}
 static void on_client_freed(void *arg) { port_release(arg); }
 
 static void port_timer_init(struct serial_port *p, uv_timer_t *timer)
@@ -89,7 +89,7 @@ struct serial_port *serial_port_new(uv_loop_t *loop,
         return NULL;
     p->loop = loop;
     p->cfg = cfg;
-    p->fd = -1;
+    p->out.fd = -1;
     snprintf(p->label, sizeof(p->label), "[serial.%s] %s <-> %s", cfg->name,
              cfg->device, hostport_str(&cfg->addr, addr, sizeof(addr)));
     return p;
@@ -104,161 +104,8 @@ void serial_port_rebind(struct serial_port *p,
                         const struct serial_port_config *cfg)
 {
     p->cfg = cfg;
+    p->out.cfg = cfg;
 }
-
-/* ---- line and modem outputs ---- */
-
-/* The line a client (or the config) wants; kept as the wish while the
- * device is missing and applied when it is back. Returns 0 or -errno
- * (the driver refused: the line in effect stays). */
-static int port_set_line(struct serial_port *p, const struct serial_line *l)
-{
-    char text[SERIAL_LINE_TEXT_MAX];
-
-    if (p->fd >= 0) {
-        int rc = serial_tty_set_line(p->fd, l);
-        if (rc < 0) {
-            log_warn("%s: %s refused %s: %s", p->label, p->cfg->device,
-                     serial_line_str(l, text, sizeof(text)), strerror(-rc));
-            return rc;
-        }
-    }
-    p->line = *l;
-    log_debug("%s: line %s", p->label, serial_line_str(l, text, sizeof(text)));
-    return 0;
-}
-
-static int apply_output(struct serial_port *p,
-                        enum rfc2217_control_target target, bool on)
-{
-    if (p->fd < 0)
-        return 0;
-    switch (target) {
-    case RFC2217_CTL_DTR: return serial_tty_set_modem(p->fd, SERIAL_DTR, on);
-    case RFC2217_CTL_RTS: return serial_tty_set_modem(p->fd, SERIAL_RTS, on);
-    case RFC2217_CTL_BREAK: return serial_tty_break(p->fd, on);
-    default: return 0;
-    }
-}
-
-/* DTR, RTS or BREAK as ctl says. A device without the line (a pty, some
- * adapters: ENOTTY/EINVAL) takes the wish as set: there is nothing that
- * could contradict it, and clients wait for the value they asked for. */
-static void port_set_control(struct serial_port *p,
-                             enum rfc2217_control_target target,
-                             const struct serial_control *ctl)
-{
-    bool on = target == RFC2217_CTL_DTR   ? ctl->dtr
-              : target == RFC2217_CTL_RTS ? ctl->rts
-                                          : ctl->brk;
-    int rc = apply_output(p, target, on);
-
-    if (rc < 0 && rc != -ENOTTY && rc != -EINVAL) {
-        log_warn("%s: cannot set a modem output of %s: %s", p->label,
-                 p->cfg->device, strerror(-rc));
-        return;
-    }
-    if (rc < 0)
-        log_debug("%s: %s has no such modem line", p->label, p->cfg->device);
-    if (target == RFC2217_CTL_DTR)
-        p->control.dtr = on;
-    else if (target == RFC2217_CTL_RTS)
-        p->control.rts = on;
-    else if (target == RFC2217_CTL_BREAK)
-        p->control.brk = on;
-}
-
-static void on_break_end(uv_timer_t *timer)
-{
-    struct serial_port *p = timer->data;
-
-    if (p->fd >= 0 && !p->control.brk)
-        serial_tty_break(p->fd, false);
-}
-
-/* A new session starts from the config's line with DTR and RTS up, as if
- * the device had just been opened; what the device said before is not
- * for this client. */
-static void session_reset(struct serial_port *p)
-{
-    struct serial_control fresh = {.dtr = true, .rts = true, .brk = false};
-
-    if (p->cfg->kind != SERIAL_KIND_TTY)
-        return;
-    if (!serial_line_equal(&p->line, &p->cfg->settings))
-        port_set_line(p, &p->cfg->settings);
-    if (!p->control.dtr)
-        port_set_control(p, RFC2217_CTL_DTR, &fresh);
-    if (!p->control.rts)
-        port_set_control(p, RFC2217_CTL_RTS, &fresh);
-    if (p->control.brk)
-        port_set_control(p, RFC2217_CTL_BREAK, &fresh);
-    if (p->fd >= 0)
-        serial_tty_flush(p->fd, SERIAL_FLUSH_INPUT);
-}
-
-/* ---- RFC 2217 requests, as the client's comport session makes them ---- */
-
-static const struct serial_line *comport_line(void *port)
-{
-    struct serial_port *p = port;
-    return &p->line;
-}
-
-static const struct serial_control *comport_control(void *port)
-{
-    struct serial_port *p = port;
-    return &p->control;
-}
-
-static void comport_set_line(void *port, const struct serial_line *want)
-{
-    port_set_line(port, want);
-}
-
-static void comport_set_control(void *port, enum rfc2217_control_target target,
-                                const struct serial_control *ctl)
-{
-    port_set_control(port, target, ctl);
-}
-
-/* PURGE-DATA: the kernel's queues (the client drops its own buffers). */
-static void comport_purge(void *port, uint8_t what)
-{
-    struct serial_port *p = port;
-
-    if (p->fd < 0 || p->cfg->kind == SERIAL_KIND_PRINTER)
-        return;
-    if (what & RFC2217_PURGE_RX)
-        serial_tty_flush(p->fd, SERIAL_FLUSH_INPUT);
-    if (what & RFC2217_PURGE_TX)
-        serial_tty_flush(p->fd, SERIAL_FLUSH_OUTPUT);
-}
-
-static int comport_modem_bits(void *port)
-{
-    struct serial_port *p = port;
-
-    if (!p->dev || !serial_device_has_modem_lines(p->dev))
-        return -1;
-    return serial_tty_get_modem(p->fd);
-}
-
-static uint8_t comport_linestate(void *port)
-{
-    struct serial_port *p = port;
-    return p->fd >= 0 ? serial_tty_linestate(p->fd, &p->line_errors) : 0;
-}
-
-static const struct serial_comport_port_ops port_comport_ops = {
-    .line = comport_line,
-    .control = comport_control,
-    .set_line = comport_set_line,
-    .set_control = comport_set_control,
-    .purge = comport_purge,
-    .modem_bits = comport_modem_bits,
-    .linestate = comport_linestate,
-};
 
 /* ---- clients ---- */
 
@@ -270,7 +117,7 @@ static void on_dial_timer(uv_timer_t *timer)
 
     /* with on_device_loss = close the peer is called once the device is
      * there: port_device_open() */
-    if (p->fd >= 0 || p->cfg->on_device_loss == SERIAL_LOSS_KEEP)
+    if (p->out.fd >= 0 || p->cfg->on_device_loss == SERIAL_LOSS_KEEP)
         serial_port_dial(p);
 }
 
@@ -291,7 +138,6 @@ static void port_client_gone(struct serial_port *p, const char *why,
                              bool graceful)
 {
     struct serial_client *c = p->client;
-    struct serial_control off = {0};
 
     if (!c)
         return;
@@ -302,8 +148,7 @@ static void port_client_gone(struct serial_port *p, const char *why,
              p->label, serial_client_name(c), why, (double)session_ms / 1000,
              (unsigned long long)serial_client_bytes_in(c),
              (unsigned long long)serial_client_bytes_out(c));
-    if (p->control.brk)
-        port_set_control(p, RFC2217_CTL_BREAK, &off);
+    serial_outputs_end_session(&p->out);
     serial_client_close(c, graceful);
     if (p->dev)
         serial_device_update(p->dev);
@@ -327,7 +172,7 @@ static void port_client_ready(struct serial_port *p, struct serial_client *c)
         serial_client_close(c, false);
         return;
     }
-    if (p->fd < 0 && cfg->on_device_loss == SERIAL_LOSS_CLOSE) {
+    if (p->out.fd < 0 && cfg->on_device_loss == SERIAL_LOSS_CLOSE) {
         log_notice("%s: client %s refused: %s is missing", p->label,
                    serial_client_name(c), cfg->device);
         serial_client_close(c, false);
@@ -343,7 +188,7 @@ static void port_client_ready(struct serial_port *p, struct serial_client *c)
     p->client = c;
     p->dial_failures = 0;
     log_info("%s: client %s connected", p->label, serial_client_name(c));
-    session_reset(p);
+    serial_outputs_new_session(&p->out);
     serial_client_start(c);
     if (p->dev)
         serial_device_update(p->dev);
@@ -357,6 +202,7 @@ static struct serial_client_params client_params(struct serial_port *p)
         .label = p->label,
         .ops = &port_client_ops,
         .port = p,
+        .comport = &p->out,
     };
 }
 
@@ -433,16 +279,10 @@ static void on_client_room(void *port)
         serial_device_update(p->dev);
 }
 
-/* telnet IAC BRK: a break of BREAK_MS, timed by the loop rather than
- * tcsendbreak(), which would block it. */
 static void on_client_break(void *port)
 {
     struct serial_port *p = port;
-
-    if (p->fd < 0 || p->cfg->kind != SERIAL_KIND_TTY)
-        return;
-    if (serial_tty_break(p->fd, true) == 0)
-        uv_timer_start(&p->break_timer, on_break_end, BREAK_MS, 0);
+    serial_outputs_telnet_break(&p->out);
 }
 
 static const struct serial_client_ops port_client_ops = {
@@ -452,7 +292,7 @@ static const struct serial_client_ops port_client_ops = {
     .from_device_room = on_client_room,
     .telnet_break = on_client_break,
     .on_freed = on_client_freed,
-    .comport = &port_comport_ops,
+    .comport = &serial_outputs_comport_ops,
 };
 
 /* ---- the device ---- */
@@ -492,43 +332,19 @@ static void dev_write_done(void *ctx, size_t n)
         serial_client_to_device_done(p->client, n);
 }
 
-/* A fresh tty: the line and modem outputs as last wished for, and
- * nothing left over from before (stale input would reach the client as
- * if just received). */
-static void device_configure(struct serial_port *p)
-{
-    char line[SERIAL_LINE_TEXT_MAX];
-    int rc = serial_tty_set_line(p->fd, &p->line);
-
-    if (rc < 0)
-        log_warn("%s: cannot set %s on %s: %s", p->label,
-                 serial_line_str(&p->line, line, sizeof(line)), p->cfg->device,
-                 strerror(-rc));
-    /* open() raised DTR and RTS; lower what the client had lowered. */
-    if (!p->control.dtr)
-        serial_tty_set_modem(p->fd, SERIAL_DTR, false);
-    if (!p->control.rts)
-        serial_tty_set_modem(p->fd, SERIAL_RTS, false);
-    p->control.brk = false;
-    p->line_errors.valid = false; /* a new device counts from zero */
-    serial_tty_flush(p->fd, SERIAL_FLUSH_INPUT);
-}
-
 /* Opened, at start-up or again after it vanished. */
 static void dev_open(void *ctx, int fd)
 {
     struct serial_port *p = ctx;
     char line[SERIAL_LINE_TEXT_MAX];
 
-    p->fd = fd;
-    if (p->cfg->kind == SERIAL_KIND_PRINTER) {
+    serial_outputs_attach(&p->out, fd, serial_device_has_modem_lines(p->dev));
+    if (p->cfg->kind == SERIAL_KIND_PRINTER)
         log_info("%s: %s opened (printer, write-only)", p->label,
                  p->cfg->device);
-    } else {
-        device_configure(p);
+    else
         log_info("%s: %s opened (%s)", p->label, p->cfg->device,
-                 serial_line_str(&p->line, line, sizeof(line)));
-    }
+                 serial_line_str(&p->out.line, line, sizeof(line)));
     if (p->client) {
         serial_client_device_changed(p->client);
         serial_device_write(p->dev); /* what the client sent meanwhile */
@@ -544,11 +360,9 @@ static void dev_lost(void *ctx, const char *why)
     struct serial_port *p = ctx;
     struct serial_client *c = p->client;
 
-    p->fd = -1;
-    uv_timer_stop(&p->break_timer);
+    serial_outputs_detach(&p->out);
     log_notice("%s: %s vanished (%s); reopening it when it is back", p->label,
                p->cfg->device, why);
-    p->control.brk = false;
     if (c && p->cfg->on_device_loss == SERIAL_LOSS_CLOSE) {
         port_client_gone(p, "device vanished", true);
     } else if (c) {
@@ -587,10 +401,9 @@ void serial_port_start(struct serial_port *p)
 {
     const struct serial_port_config *cfg = p->cfg;
 
-    p->line = cfg->settings;
-    p->control = (struct serial_control){.dtr = true, .rts = true};
     backoff_init(&p->backoff, cfg->reconnect_min_ms, cfg->reconnect_max_ms);
-    port_timer_init(p, &p->break_timer);
+    serial_outputs_init(&p->out, p->loop, cfg, p->label);
+    p->live++; /* its break timer */
     port_timer_init(p, &p->dial_timer);
     log_info("%s: %s, %s%s", p->label,
              cfg->kind == SERIAL_KIND_PRINTER ? "printer" : "tty",
@@ -624,13 +437,13 @@ void serial_port_stop(struct serial_port *p, void (*on_stopped)(void *arg),
     if (p->dev) {
         serial_device_free(p->dev, true, on_released, p);
         p->dev = NULL;
-        p->fd = -1;
+        serial_outputs_detach(&p->out);
     }
     if (p->listener)
         net_listener_close(p->listener);
     p->listener = NULL;
-    if (p->break_timer.data)
-        uv_close((uv_handle_t *)&p->break_timer, on_handle_closed);
+    if (p->out.break_timer.data)
+        serial_outputs_close(&p->out, on_outputs_closed);
     if (p->dial_timer.data)
         uv_close((uv_handle_t *)&p->dial_timer, on_handle_closed);
     port_release(p);
@@ -644,12 +457,12 @@ void serial_port_status(const struct serial_port *p,
         .device = p->cfg->device,
         .mode = serial_mode_name(p->cfg->mode),
         .kind = p->cfg->kind == SERIAL_KIND_PRINTER ? "printer" : "tty",
-        .device_open = p->fd >= 0,
+        .device_open = p->out.fd >= 0,
         .client = p->client ? serial_client_name(p->client) : NULL,
-        .dtr = p->control.dtr,
-        .rts = p->control.rts,
+        .dtr = p->out.control.dtr,
+        .rts = p->out.control.rts,
         .bytes_in = p->client ? serial_client_bytes_in(p->client) : 0,
         .bytes_out = p->client ? serial_client_bytes_out(p->client) : 0,
     };
-    serial_line_str(&p->line, out->line, sizeof(out->line));
+    serial_line_str(&p->out.line, out->line, sizeof(out->line));
 }

@@ -14,6 +14,7 @@
 #include "usb_counters.h"
 #include "usb_device.h"
 #include "usb_mask.h"
+#include "usb_transport.h"
 #include "usbredir_hello.h"
 #include "usbredir_stream.h"
 #include "version.h"
@@ -111,14 +112,14 @@ static int host_write(void *priv, uint8_t *data, int count)
     if (h->masking)
         usb_mask_to_guest(&h->mask, data, (size_t)count);
     usb_counters_to_peer(h->p.counters, (uint64_t)count, 1, uv_now(h->p.loop));
-    h->ops->send(h->owner, data, (size_t)count, release_host_buffer, h);
+    usb_transport_send(h->p.out, data, (size_t)count, release_host_buffer, h);
     return count;
 }
 
 static uint64_t host_buffered_output(void *priv)
 {
     struct usb_host *h = priv;
-    return h->ops->queued(h->owner);
+    return usb_transport_queued(h->p.out);
 }
 
 /* Called from usbredirhost whenever it queued packets (libusb transfer
@@ -140,7 +141,7 @@ static void host_flush(void *priv)
              usbredirhost_has_data_to_write(h->host));
     h->in_flush = false;
     if (h->phase != HOST_STOPPED)
-        h->ops->flush(h->owner);
+        usb_transport_flush(h->p.out);
 }
 
 /* ---- the device ---- */
@@ -159,10 +160,12 @@ static int host_claim(struct usb_host *h)
     }
     int rc = libusb_open(h->p.dev, &handle);
     if (rc < 0) {
+        log_warn("%s: cannot open the device: %s", h->p.name,
+                 libusb_error_name(rc));
         h->ops->on_failed(h->owner,
                           rc == LIBUSB_ERROR_NO_DEVICE ? USB_HOST_DEVICE_GONE
-                                                       : USB_HOST_OPEN_FAILED,
-                          libusb_error_name(rc));
+                                                       : USB_HOST_ERROR,
+                          NULL);
         return -1;
     }
     /* usbredirhost takes ownership of handle, and closes it on failure. */
@@ -171,7 +174,10 @@ static int host_claim(struct usb_host *h)
         NULL, NULL, NULL, h, "redir-agent " REDIR_VERSION, h->p.usbredir_debug,
         usbredirhost_fl_write_cb_owns_buffer);
     if (!h->host) {
-        h->ops->on_failed(h->owner, USB_HOST_CLAIM_FAILED, NULL);
+        log_warn("%s: cannot take the device from the host (claiming its "
+                 "interfaces failed)",
+                 h->p.name);
+        h->ops->on_failed(h->owner, USB_HOST_ERROR, NULL);
         return -1;
     }
     usbredirhost_set_buffered_output_size_cb(h->host, host_buffered_output);
@@ -196,12 +202,20 @@ static int host_feed_usbredirhost(struct usb_host *h, const uint8_t *data,
     switch (rc) {
     case 0: return 0;
     case usbredirhost_read_device_rejected:
+        log_notice("%s: peer %s refused the device (its filter); not offering "
+                   "it again until it is replugged",
+                   h->p.name, h->p.peer);
         h->ops->on_failed(h->owner, USB_HOST_REJECTED, NULL);
         return -1;
     case usbredirhost_read_device_lost:
-        h->ops->on_failed(h->owner, USB_HOST_DEVICE_LOST, NULL);
+        log_notice("%s: device lost while redirected", h->p.name);
+        h->ops->on_failed(h->owner, USB_HOST_DEVICE_GONE, NULL);
         return -1;
-    default: h->ops->on_failed(h->owner, USB_HOST_MALFORMED, NULL); return -1;
+    default:
+        log_warn("%s: malformed usbredir data from peer %s; disconnecting",
+                 h->p.name, h->p.peer);
+        h->ops->on_failed(h->owner, USB_HOST_ERROR, NULL);
+        return -1;
     }
 }
 
@@ -216,7 +230,7 @@ static void mask_reply(void *ctx, uint8_t *packet, size_t len)
     struct usb_host *h = ctx;
 
     usb_counters_to_peer(h->p.counters, len, 1, uv_now(h->p.loop));
-    h->ops->send(h->owner, packet, len, NULL, NULL);
+    usb_transport_send(h->p.out, packet, len, NULL, NULL);
 }
 
 static const struct usb_mask_ops host_mask_ops = {
@@ -237,8 +251,12 @@ static int host_feed_running(struct usb_host *h, const uint8_t *data,
     } else {
         rc = usb_mask_from_guest(&h->mask, data, len);
         h->p.counters->packets_from_peer = h->mask.packets;
-        if (rc < 0 && h->mask.error)
-            h->ops->on_failed(h->owner, USB_HOST_MALFORMED, h->mask.error);
+        if (rc < 0 && h->mask.error) {
+            log_warn("%s: malformed usbredir data from peer %s (%s); "
+                     "disconnecting",
+                     h->p.name, h->p.peer, h->mask.error);
+            h->ops->on_failed(h->owner, USB_HOST_ERROR, NULL);
+        }
     }
     if (rc == 0 && h->phase == HOST_RUNNING)
         host_flush(h);
@@ -259,7 +277,7 @@ static int host_feed_hello(struct usb_host *h, const uint8_t *data, size_t len)
     enum usbredir_hello_result res =
         usbredir_hello_check(h->hello, h->hello_len, &why);
     if (res == USBREDIR_HELLO_BAD) {
-        h->ops->on_failed(h->owner, USB_HOST_NOT_USBREDIR, why);
+        h->ops->on_failed(h->owner, USB_HOST_PEER_FAILED, why);
         return -1;
     }
     if (res == USBREDIR_HELLO_NEED_MORE)

@@ -17,30 +17,25 @@
 
 struct usb_counters;
 struct usb_host;
+struct usb_transport;
 
+/* How a host failed, for the session's next step (the host logged it). */
 enum usb_host_failure {
-    USB_HOST_NOT_USBREDIR, /* the peer's first bytes are no usbredir hello */
-    USB_HOST_OPEN_FAILED,  /* libusb_open failed (detail: libusb's name) */
-    USB_HOST_DEVICE_GONE,  /* the same, because the device is unplugged */
-    USB_HOST_CLAIM_FAILED, /* usbredirhost could not claim the interfaces */
-    USB_HOST_REJECTED,     /* the peer's filter refused the device */
-    USB_HOST_DEVICE_LOST,  /* the device went away while redirected */
-    USB_HOST_MALFORMED,    /* the peer's stream is broken (detail or NULL) */
+    USB_HOST_PEER_FAILED, /* the peer is no usbredir peer: retry */
+    USB_HOST_ERROR,       /* open/claim failed, a broken stream: retry */
+    USB_HOST_DEVICE_GONE, /* unplugged (open failed, or lost while
+                             redirected) */
+    USB_HOST_REJECTED,    /* the peer's filter refused the device */
 };
 
-/* What the host tells and asks its session. */
+/* What the host tells its session. */
 struct usb_host_ops {
-    /* bytes for the peer (see usb_transport_send), then the flush */
-    void (*send)(void *owner, void *data, size_t len, net_release_fn release,
-                 void *ctx);
-    void (*flush)(void *owner);
-    /* bytes accepted for the peer and not yet sent (usbredirhost drops
-     * isochronous packets when this grows) */
-    uint64_t (*queued)(void *owner);
     /* the peer said hello and the device is redirected now */
     void (*on_claimed)(void *owner);
+    /* not_usbredir: why the peer is none (the session logs it as a
+     * failed attempt); NULL for the other failures, logged already */
     void (*on_failed)(void *owner, enum usb_host_failure why,
-                      const char *detail);
+                      const char *not_usbredir);
 };
 
 struct usb_host_params {
@@ -50,6 +45,10 @@ struct usb_host_params {
     enum usb_access access;
     int usbredir_debug;
     const char *name; /* for log lines */
+    const char *peer; /* the peer's address, for log lines */
+    /* where usbredirhost's packets go; its queue tells usbredirhost when
+     * to drop isochronous packets */
+    struct usb_transport *out;
     struct usb_counters *counters;
 };
 

@@ -232,6 +232,8 @@ static void session_wait_hello(struct usb_session *s)
         .access = s->p.access,
         .usbredir_debug = session_cfg(s)->usbredir_debug,
         .name = s->name,
+        .peer = usb_transport_peer(s->transport),
+        .out = s->transport,
         .counters = &s->counters,
     };
 
@@ -407,25 +409,6 @@ static const struct usb_transport_ops session_transport_ops = {
 
 /* ---- the host's events ---- */
 
-static void host_send(void *owner, void *data, size_t len,
-                      net_release_fn release, void *ctx)
-{
-    struct usb_session *s = owner;
-    usb_transport_send(s->transport, data, len, release, ctx);
-}
-
-static void host_flush(void *owner)
-{
-    struct usb_session *s = owner;
-    usb_transport_flush(s->transport);
-}
-
-static uint64_t host_queued(void *owner)
-{
-    struct usb_session *s = owner;
-    return usb_transport_queued(s->transport);
-}
-
 static void on_host_claimed(void *owner)
 {
     struct usb_session *s = owner;
@@ -444,57 +427,23 @@ static void on_host_claimed(void *owner)
 }
 
 static void on_host_failed(void *owner, enum usb_host_failure why,
-                           const char *detail)
+                           const char *not_usbredir)
 {
     struct usb_session *s = owner;
-    const char *peer = usb_transport_peer(s->transport);
-    bool graceful = false;
 
-    switch (why) {
-    case USB_HOST_NOT_USBREDIR:
-        session_log_failure(s, "peer %s is not a usbredir peer (%s)", peer,
-                            detail);
-        break;
-    case USB_HOST_DEVICE_GONE:
+    if (why == USB_HOST_PEER_FAILED)
+        session_log_failure(s, "peer %s is not a usbredir peer (%s)",
+                            usb_transport_peer(s->transport), not_usbredir);
+    if (why == USB_HOST_DEVICE_GONE && s->state != SESSION_RUNNING)
         s->device_present = false; /* the LEFT event is on its way */
-        /* fall through */
-    case USB_HOST_OPEN_FAILED:
-        log_warn("%s: cannot open the device: %s", s->name, detail);
-        break;
-    case USB_HOST_CLAIM_FAILED:
-        log_warn("%s: cannot take the device from the host (claiming its "
-                 "interfaces failed)",
-                 s->name);
-        break;
-    case USB_HOST_REJECTED:
-        log_notice("%s: peer %s refused the device (its filter); not offering "
-                   "it again until it is replugged",
-                   s->name, peer);
+    if (why == USB_HOST_REJECTED)
         s->rejected = true;
-        graceful = true;
-        break;
-    case USB_HOST_DEVICE_LOST:
-        log_notice("%s: device lost while redirected", s->name);
-        graceful = true;
-        break;
-    case USB_HOST_MALFORMED:
-        if (detail)
-            log_warn("%s: malformed usbredir data from peer %s (%s); "
-                     "disconnecting",
-                     s->name, peer, detail);
-        else
-            log_warn("%s: malformed usbredir data from peer %s; "
-                     "disconnecting",
-                     s->name, peer);
-        break;
-    }
-    session_fail(s, graceful);
+    /* a device the peer knew gets its disconnect packet first */
+    session_fail(s, why == USB_HOST_REJECTED || (why == USB_HOST_DEVICE_GONE &&
+                                                 s->state == SESSION_RUNNING));
 }
 
 static const struct usb_host_ops session_host_ops = {
-    .send = host_send,
-    .flush = host_flush,
-    .queued = host_queued,
     .on_claimed = on_host_claimed,
     .on_failed = on_host_failed,
 };

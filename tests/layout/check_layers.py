@@ -53,9 +53,9 @@ def main(root):
     where["version.h"] = "common"  # generated into the build tree
     problems, edges = [], {}
     for folder, name, path in files:
-        stem = name[:-2]
         with open(path) as f:
             text = f.read()
+        stem = module_of(name, INCLUDE.findall(text))
         for kind, inc in INCLUDE.findall(text):
             base = os.path.basename(inc)
             if kind == "<":
@@ -70,10 +70,25 @@ def main(root):
             if dep != folder and dep not in ALLOWED[folder]:
                 problems.append(f"{folder}/{name}: includes {dep}/{base}, "
                                 f"which {folder}/ must not depend on")
-            if base[:-2] != stem:
-                edges.setdefault((folder, stem), set()).add((dep, base[:-2]))
+            dep_stem = module_of(base, [])
+            if dep_stem != stem:
+                edges.setdefault((folder, stem), set()).add((dep, dep_stem))
     problems += circles(edges)
     return problems
+
+
+def module_of(name, includes):
+    """A module is its .h and .c; a module split over several files has a
+    private X_int.h that each of its files (X.c, X_part.c) includes."""
+    stem = name[:-2]
+    if stem.endswith("_int"):
+        return stem[:-4]
+    for kind, inc in includes:
+        base = os.path.basename(inc)[:-2]
+        if kind == '"' and base.endswith("_int") and \
+                stem.startswith(base[:-4]):
+            return base[:-4]
+    return stem
 
 
 def circles(edges):

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/* What the files of the connection module share: the connection's state
+ * and the net__ functions one part calls in another. Not for other modules. */
+#ifndef REDIR_NET_CONN_INT_H
+#define REDIR_NET_CONN_INT_H
+
+#include "net_conn.h"
+
+/* Buffers gathered into one writev. A write request is allocated for the
+ * first buffer queued and submitted by the flush: an idle connection
+ * holds no batch memory. */
+#define BATCH_MAX 64
+
+enum conn_phase {
+    PHASE_RESOLVING,
+    PHASE_CONNECTING,
+    PHASE_OPEN,
+    PHASE_CLOSING, /* net_conn_close() was called */
+};
+
+struct queued_buf {
+    net_release_fn release;
+    void *ctx;
+};
+
+/* One writev: the libuv request, its buffers and who releases them. */
+struct write_batch {
+    uv_write_t req;
+    struct net_conn *c;
+    size_t bytes;
+    unsigned n;
+    uv_buf_t bufs[BATCH_MAX];
+    struct queued_buf owners[BATCH_MAX];
+};
+
+struct net_conn {
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } u;
+    uv_timer_t timer; /* connect timeout, stall check, linger */
+    uv_getaddrinfo_t resolve_req;
+    uv_connect_t connect_req;
+    uv_shutdown_t shutdown_req;
+    enum conn_phase phase;
+    bool stream_init; /* u is initialized and must be closed */
+    bool resolving;   /* resolve_req in flight */
+    bool reading;     /* the owner wants reads */
+    bool gone;        /* on_gone was reported (or is not wanted) */
+    bool eof;         /* the peer finished sending: no more reads */
+    bool failed;      /* the connection failed: writes are dropped */
+    bool congested;   /* queued reached high water */
+    bool closed_told; /* on_closed was called */
+    int handles_open; /* closing handles not yet called back */
+    int write_error;  /* a batch failed to submit; reported from the loop */
+    unsigned writes;  /* batches in flight */
+    size_t queued;    /* bytes batched or in flight */
+    size_t high_water, low_water;
+    uint32_t linger_ms;
+    const struct net_tcp_keepalive *keepalive;
+    struct write_batch *batch; /* being filled, not submitted yet */
+    const struct net_conn_ops *ops;
+    void *owner;
+    char name[NET_CONN_NAME_MAX];
+};
+
+/* net_conn.c */
+struct net_conn *net__new(uv_loop_t *loop);
+int net__init_stream(struct net_conn *c, uv_loop_t *loop, bool is_unix);
+void net__tune(struct net_conn *c);
+void net__close_handles(struct net_conn *c);
+void net__report_gone(struct net_conn *c, int status);
+void net__fail_later(struct net_conn *c, int status);
+void net__tell_closed(struct net_conn *c);
+void net__free(struct net_conn *c);
+
+/* net_conn_write.c */
+void net__drop_batch(struct net_conn *c);
+
+#endif

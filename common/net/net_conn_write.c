@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+/* Writing on a connection: buffers gathered into one writev, released
+ * through their owner's callback once the kernel has them, and high/low
+ * water backpressure. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "net_conn_int.h"
+
+void net_conn_set_water(struct net_conn *c, size_t high, size_t low)
+{
+    c->high_water = high;
+    c->low_water = low < high ? low : high;
+}
+
+size_t net_conn_queued(const struct net_conn *c) { return c->queued; }
+
+bool net_conn_congested(const struct net_conn *c) { return c->congested; }
+
+static void batch_release(struct write_batch *b)
+{
+    for (unsigned i = 0; i < b->n; i++) {
+        if (b->owners[i].release)
+            b->owners[i].release(b->owners[i].ctx, b->bufs[i].base,
+                                 b->bufs[i].len);
+        else
+            free(b->bufs[i].base);
+    }
+    free(b);
+}
+
+void net__drop_batch(struct net_conn *c)
+{
+    struct write_batch *b = c->batch;
+
+    if (!b)
+        return;
+    c->batch = NULL;
+    c->queued -= b->bytes;
+    batch_release(b);
+}
+
+static void on_written(uv_write_t *req, int status)
+{
+    struct write_batch *b = (struct write_batch *)req;
+    struct net_conn *c = b->c;
+
+    c->writes--;
+    c->queued -= b->bytes;
+    batch_release(b);
+    if (c->phase == PHASE_CLOSING) {
+        net__tell_closed(c);
+        return;
+    }
+    if (status < 0) {
+        net__report_gone(c, status);
+        return;
+    }
+    if (c->congested && c->queued <= c->low_water) {
+        c->congested = false;
+        if (c->ops && c->ops->on_drained)
+            c->ops->on_drained(c->owner, c);
+    }
+}
+
+void net_conn_flush(struct net_conn *c)
+{
+    struct write_batch *b = c->batch;
+
+    if (!b)
+        return;
+    c->batch = NULL;
+    int rc = uv_write(&b->req, &c->u.stream, b->bufs, b->n, on_written);
+    if (rc == 0) {
+        c->writes++;
+        return;
+    }
+    c->queued -= b->bytes;
+    batch_release(b);
+    net__fail_later(c, rc);
+}
+
+void net_conn_queue(struct net_conn *c, void *base, size_t len,
+                    net_release_fn release, void *ctx)
+{
+    struct write_batch *b = c->batch;
+
+    if (c->phase != PHASE_OPEN || c->failed || c->write_error) {
+        if (release)
+            release(ctx, base, len);
+        else
+            free(base);
+        return;
+    }
+    if (b && b->n == BATCH_MAX) {
+        net_conn_flush(c);
+        b = NULL;
+    }
+    if (!b) {
+        b = malloc(sizeof(*b));
+        if (!b) {
+            if (release)
+                release(ctx, base, len);
+            else
+                free(base);
+            net__fail_later(c, UV_ENOMEM);
+            return;
+        }
+        b->c = c;
+        b->n = 0;
+        b->bytes = 0;
+        c->batch = b;
+    }
+    b->bufs[b->n] = uv_buf_init(base, (unsigned)len);
+    b->owners[b->n] = (struct queued_buf){release, ctx};
+    b->n++;
+    b->bytes += len;
+    c->queued += len;
+    if (c->queued >= c->high_water)
+        c->congested = true;
+}
+
+bool net_conn_queue_copy(struct net_conn *c, const void *data, size_t len)
+{
+    void *copy = malloc(len ? len : 1);
+
+    if (!copy)
+        return false;
+    memcpy(copy, data, len);
+    net_conn_queue(c, copy, len, NULL, NULL);
+    return true;
+}

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs the dependencies, builds redir-agent, and runs the built-in demo:
 # an emulated USB disk redirected by the agent into a QEMU VM that boots it.
 set -eu

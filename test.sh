@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Runs the whole test suite: installs dependencies, builds with
 # AddressSanitizer + UBSan, checks formatting, runs unit and end-to-end tests.
 set -eu

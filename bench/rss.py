@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Benchmark: size and memory of the packaged redir-agent and redir-relay on amd64, arm64 and armhf; agent RSS with 8 emulated USB devices redirected.
 
 Usage: bench/rss.py [--debs DIR] [--settle SECONDS]

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Benchmark: a Linux guest reads a redirected emulated USB disk through
 (a) upstream usbredirect, (b) redir-agent rw, (c) redir-agent ro, all in
 one run on the same disk image. Prints guest-measured read throughput and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reconnect delays: exponential backoff with jitter. */
 #include "backoff.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reconnect delays: exponential backoff with jitter. */
 #ifndef REDIR_BACKOFF_H
 #define REDIR_BACKOFF_H

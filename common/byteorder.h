@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Little-endian field access for wire formats (usbredir, Bulk-Only): no
  * alignment assumed. */
 #ifndef REDIR_BYTEORDER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Daemon plumbing shared by agent and relay: pidfile and systemd readiness
  * notifications. */
 #include "daemon.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* HOST:PORT endpoints as written in the config ("10.0.0.5:4000", "[::1]:4000").
  */
 #include "hostport.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Logging: one line per event, to stderr in the foreground or syslog as a
  * daemon. */
 #include "log.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The agent<->relay handshake: versions, capabilities, target and an
  * HMAC-SHA256 challenge-response, before any stream byte. */
 #include "relay_proto.h"

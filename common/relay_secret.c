@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The shared secret of agents and relay, read from a file only root can
  * read. */
 #include "relay_secret.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A growable text buffer for status output: printf-append and JSON strings. */
 #include "strbuf.h"
 

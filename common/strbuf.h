@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A growable text buffer for status output: printf-append and JSON strings. */
 #ifndef REDIR_STRBUF_H
 #define REDIR_STRBUF_H

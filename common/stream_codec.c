@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lz4 transport's framing: a byte stream cut into raw or LZ4 frames. */
 #include "stream_codec.h"
 

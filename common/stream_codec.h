@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The lz4 transport's framing: a byte stream cut into raw or LZ4 frames. */
 #ifndef REDIR_STREAM_CODEC_H
 #define REDIR_STREAM_CODEC_H

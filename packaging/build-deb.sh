@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds the redir-agent and redir-relay .debs for ARCH (amd64, arm64, armhf) from a copy of the tree.
 #
 # Usage: packaging/build-deb.sh [ARCH [OUTDIR]]

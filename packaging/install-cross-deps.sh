@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs what the packaging tests need: debhelper, debootstrap, qemu-user, arm64/armhf cross toolchains and -dev libraries.
 set -eu
 

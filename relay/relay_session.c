@@ -44,7 +44,8 @@ struct relay_session *relay_session_from_node(struct list_node *n)
     return list_entry(n, struct relay_session, node);
 }
 
-static const struct relay_config *session_cfg(const struct relay_session *s)
+static const struct relay_config *
+relay_session_cfg(const struct relay_session *s)
 {
     return *s->p.cfg;
 }
@@ -52,8 +53,8 @@ static const struct relay_config *session_cfg(const struct relay_session *s)
 static void on_timer_closed(uv_handle_t *handle) { free(handle->data); }
 
 /* "'id' (addr)" once the agent said who it is, else "addr". */
-static const char *session_who(const struct relay_session *s, char *buf,
-                               size_t len)
+static const char *relay_session_who(const struct relay_session *s, char *buf,
+                                     size_t len)
 {
     if (s->agent_id[0])
         snprintf(buf, len, "'%s' (%s)", s->agent_id, s->peer);
@@ -63,7 +64,7 @@ static const char *session_who(const struct relay_session *s, char *buf,
 }
 
 /* Releases everything; the memory goes when the timer has closed. */
-static void session_end(struct relay_session *s)
+static void relay_session_end(struct relay_session *s)
 {
     if (s->target)
         relay_target_let_go(s->target, s);
@@ -84,7 +85,7 @@ static void session_end(struct relay_session *s)
 }
 
 /* Sends what the handshake queued: the hello, the RESULT. */
-static void session_send_handshake(struct relay_session *s)
+static void relay_session_send_handshake(struct relay_session *s)
 {
     if (s->hs->out_len == 0)
         return;
@@ -95,23 +96,25 @@ static void session_send_handshake(struct relay_session *s)
 
 /* Tells the agent no (the RESULT is already queued in s->hs), logs it,
  * ends the session. */
-static void session_send_refusal(struct relay_session *s)
+static void relay_session_send_refusal(struct relay_session *s)
 {
     char who[RELAY_ID_MAX + NET_CONN_NAME_MAX + 8];
 
-    log_notice("agent %s refused%s%s: %s: %s", session_who(s, who, sizeof(who)),
+    log_notice("agent %s refused%s%s: %s: %s",
+               relay_session_who(s, who, sizeof(who)),
                s->hs->target[0] ? " for target " : "", s->hs->target,
                relay_status_name(s->hs->status), s->hs->error);
-    session_send_handshake(s);
-    session_end(s);
+    relay_session_send_handshake(s);
+    relay_session_end(s);
 }
 
-static void session_refuse(struct relay_session *s, int status, const char *fmt,
-                           ...) __attribute__((format(printf, 3, 4)));
+static void relay_session_refuse(struct relay_session *s, int status,
+                                 const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Refuses with status and a reason (also the log's), ends the session. */
-static void session_refuse(struct relay_session *s, int status, const char *fmt,
-                           ...)
+static void relay_session_refuse(struct relay_session *s, int status,
+                                 const char *fmt, ...)
 {
     va_list ap;
 
@@ -120,7 +123,7 @@ static void session_refuse(struct relay_session *s, int status, const char *fmt,
     va_end(ap);
     s->hs->status = status;
     relay_server_result(s->hs, status, s->hs->error);
-    session_send_refusal(s);
+    relay_session_send_refusal(s);
 }
 
 void relay_session_close(struct relay_session *s, const char *why)
@@ -130,7 +133,7 @@ void relay_session_close(struct relay_session *s, const char *why)
     if (s->state == SESSION_CLOSED)
         return;
     if (s->state != SESSION_PUMPING) {
-        session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "%s", why);
+        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "%s", why);
         return;
     }
     const struct relay_pump_counters *n = relay_pump_counters(s->pump);
@@ -138,11 +141,11 @@ void relay_session_close(struct relay_session *s, const char *why)
         "agent %s left target '%s' after %.1f s: %s; agent->QEMU "
         "%llu bytes (%llu on the wire), QEMU->agent %llu bytes (%llu "
         "on the wire)",
-        session_who(s, who, sizeof(who)), relay_target_name(s->target),
+        relay_session_who(s, who, sizeof(who)), relay_target_name(s->target),
         (double)(uv_now(s->p.loop) - s->started_ms) / 1000.0, why,
         (unsigned long long)n->to_chardev, (unsigned long long)n->from_agent,
         (unsigned long long)n->from_chardev, (unsigned long long)n->to_agent);
-    session_end(s);
+    relay_session_end(s);
 }
 
 /* ---- attaching ---- */
@@ -154,8 +157,9 @@ static void on_pump_done(void *owner, const char *why)
 
 /* The chardev is connected (or dialed in, with what QEMU sent meanwhile,
  * which the session frees): the agent hears yes, the pump takes over. */
-static void session_chardev_ready(struct relay_session *s, struct net_conn *c,
-                                  uint8_t *data, size_t len)
+static void relay_session_chardev_ready(struct relay_session *s,
+                                        struct net_conn *c, uint8_t *data,
+                                        size_t len)
 {
     char who[RELAY_ID_MAX + NET_CONN_NAME_MAX + 8];
     bool lz4;
@@ -164,12 +168,13 @@ static void session_chardev_ready(struct relay_session *s, struct net_conn *c,
     uv_timer_stop(&s->timer);
     relay_server_result(s->hs, RELAY_OK, NULL);
     lz4 = s->hs->caps & RELAY_CAP_LZ4;
-    session_send_handshake(s);
-    s->pump = relay_pump_start(s->agent, c, lz4, session_cfg(s)->session_buffer,
-                               on_pump_done, s);
+    relay_session_send_handshake(s);
+    s->pump =
+        relay_pump_start(s->agent, c, lz4, relay_session_cfg(s)->session_buffer,
+                         on_pump_done, s);
     if (!s->pump) {
         free(data);
-        session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "out of memory");
+        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "out of memory");
         return;
     }
     s->agent = s->chardev = NULL; /* the pump's now */
@@ -178,8 +183,9 @@ static void session_chardev_ready(struct relay_session *s, struct net_conn *c,
     s->state = SESSION_PUMPING;
     s->started_ms = uv_now(s->p.loop);
     log_info("agent %s attached to target '%s' (QEMU %s, %s)",
-             session_who(s, who, sizeof(who)), relay_target_name(s->target),
-             relay_target_chardev(s->target), lz4 ? "lz4" : "raw");
+             relay_session_who(s, who, sizeof(who)),
+             relay_target_name(s->target), relay_target_chardev(s->target),
+             lz4 ? "lz4" : "raw");
     relay_pump_from_chardev(s->pump, data, len); /* may end the session */
     free(data);
 }
@@ -187,7 +193,7 @@ static void session_chardev_ready(struct relay_session *s, struct net_conn *c,
 static void on_chardev_dialed_in(void *holder, struct net_conn *c,
                                  uint8_t *data, size_t len)
 {
-    session_chardev_ready(holder, c, data, len);
+    relay_session_chardev_ready(holder, c, data, len);
 }
 
 static void on_chardev_connected(void *owner, struct net_conn *c, int status)
@@ -195,23 +201,25 @@ static void on_chardev_connected(void *owner, struct net_conn *c, int status)
     struct relay_session *s = owner;
 
     if (status < 0) {
-        session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "QEMU at %s: %s",
-                       relay_target_chardev(s->target), uv_strerror(status));
+        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "QEMU at %s: %s",
+                             relay_target_chardev(s->target),
+                             uv_strerror(status));
         return;
     }
-    session_chardev_ready(s, c, NULL, 0);
+    relay_session_chardev_ready(s, c, NULL, 0);
 }
 
 /* Holds the target for s; another agent's session keeps it. */
-static bool session_hold_target(struct relay_session *s, struct relay_target *t)
+static bool relay_session_hold_target(struct relay_session *s,
+                                      struct relay_target *t)
 {
     struct relay_session *old = relay_target_holder(t);
     char why[NET_CONN_NAME_MAX + 64];
 
     if (old && strcmp(old->agent_id, s->agent_id) != 0) {
-        session_refuse(s, RELAY_REFUSED_BUSY,
-                       "target '%s' is in use by agent '%s'",
-                       relay_target_name(t), old->agent_id);
+        relay_session_refuse(s, RELAY_REFUSED_BUSY,
+                             "target '%s' is in use by agent '%s'",
+                             relay_target_name(t), old->agent_id);
         return false;
     }
     if (old) { /* the same agent again: its old connection is dead */
@@ -227,30 +235,30 @@ static bool session_hold_target(struct relay_session *s, struct relay_target *t)
 static void on_timeout(uv_timer_t *timer);
 
 /* The AUTH is in: check it, then get the chardev. */
-static void session_decide(struct relay_session *s)
+static void relay_session_decide(struct relay_session *s)
 {
-    const struct relay_config *cfg = session_cfg(s);
+    const struct relay_config *cfg = relay_session_cfg(s);
     struct relay_target *t;
 
     snprintf(s->agent_id, sizeof(s->agent_id), "%s", s->hs->agent_id);
     if (!relay_server_verify(s->hs, cfg->secret, cfg->secret_len)) {
-        session_refuse(s, RELAY_REFUSED_AUTH,
-                       "authentication failed: not the relay's secret");
+        relay_session_refuse(s, RELAY_REFUSED_AUTH,
+                             "authentication failed: not the relay's secret");
         return;
     }
     t = s->p.ops->find_target(s->p.relay, s->hs->target);
     if (!t) {
-        session_refuse(s, RELAY_REFUSED_TARGET, "no target '%s' on this relay",
-                       s->hs->target);
+        relay_session_refuse(s, RELAY_REFUSED_TARGET,
+                             "no target '%s' on this relay", s->hs->target);
         return;
     }
     if (!relay_target_ready(t)) {
-        session_refuse(s, RELAY_REFUSED_UNAVAILABLE,
-                       "target '%s' is not usable (see the relay's log)",
-                       relay_target_name(t));
+        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE,
+                             "target '%s' is not usable (see the relay's log)",
+                             relay_target_name(t));
         return;
     }
-    if (!session_hold_target(s, t))
+    if (!relay_session_hold_target(s, t))
         return;
     s->state = SESSION_ATTACHING;
     uv_timer_start(&s->timer, on_timeout, RELAY_SESSION_CHARDEV_TIMEOUT_MS, 0);
@@ -260,11 +268,11 @@ static void session_decide(struct relay_session *s)
     }
     s->chardev = relay_target_connect(t, &chardev_ops, s);
     if (!s->chardev)
-        session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "out of memory");
+        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "out of memory");
 }
 
-static void session_handshake(struct relay_session *s, const uint8_t *data,
-                              size_t len)
+static void relay_session_handshake(struct relay_session *s,
+                                    const uint8_t *data, size_t len)
 {
     size_t used;
     int rc = relay_server_feed(s->hs, data, len, &used);
@@ -273,15 +281,15 @@ static void session_handshake(struct relay_session *s, const uint8_t *data,
     if (rc == RELAY_HS_NEED_MORE)
         return;
     if (rc == RELAY_HS_ERROR) {
-        session_send_refusal(s);
+        relay_session_send_refusal(s);
         return;
     }
     if (used < len) {
-        session_refuse(s, RELAY_REFUSED_MALFORMED,
-                       "data after AUTH, before the relay's answer");
+        relay_session_refuse(s, RELAY_REFUSED_MALFORMED,
+                             "data after AUTH, before the relay's answer");
         return;
     }
-    session_decide(s);
+    relay_session_decide(s);
 }
 
 static void on_timeout(uv_timer_t *timer)
@@ -289,17 +297,18 @@ static void on_timeout(uv_timer_t *timer)
     struct relay_session *s = timer->data;
 
     if (s->state == SESSION_HANDSHAKE) {
-        session_refuse(s, RELAY_REFUSED_MALFORMED,
-                       "no AUTH within %d s (%llu bytes received)",
-                       RELAY_SESSION_HANDSHAKE_TIMEOUT_MS / 1000,
-                       (unsigned long long)s->handshake_bytes);
+        relay_session_refuse(s, RELAY_REFUSED_MALFORMED,
+                             "no AUTH within %d s (%llu bytes received)",
+                             RELAY_SESSION_HANDSHAKE_TIMEOUT_MS / 1000,
+                             (unsigned long long)s->handshake_bytes);
     } else if (s->state == SESSION_ATTACHING) {
         bool dialing = relay_target_mode(s->target) == TARGET_CONNECT;
-        session_refuse(s, RELAY_REFUSED_UNAVAILABLE,
-                       dialing ? "QEMU at %s did not answer within %d s"
-                               : "QEMU has not connected to %s within %d s",
-                       relay_target_chardev(s->target),
-                       RELAY_SESSION_CHARDEV_TIMEOUT_MS / 1000);
+        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE,
+                             dialing
+                                 ? "QEMU at %s did not answer within %d s"
+                                 : "QEMU has not connected to %s within %d s",
+                             relay_target_chardev(s->target),
+                             RELAY_SESSION_CHARDEV_TIMEOUT_MS / 1000);
     }
 }
 
@@ -312,7 +321,7 @@ static void on_agent_data(void *owner, struct net_conn *c, const uint8_t *data,
     (void)c;
 
     /* while attaching too: the agent must wait for the answer */
-    session_handshake(s, data, len);
+    relay_session_handshake(s, data, len);
 }
 
 static void on_agent_gone(void *owner, struct net_conn *c, int status)
@@ -324,10 +333,10 @@ static void on_agent_gone(void *owner, struct net_conn *c, int status)
 
     log_notice("agent %s: connection %s during the handshake after %llu "
                "bytes%s",
-               session_who(s, who, sizeof(who)), what,
+               relay_session_who(s, who, sizeof(who)), what,
                (unsigned long long)s->handshake_bytes,
                s->state == SESSION_HANDSHAKE ? " (truncated handshake)" : "");
-    session_end(s);
+    relay_session_end(s);
 }
 
 static const struct net_conn_ops agent_ops = {
@@ -365,6 +374,6 @@ void relay_session_start(const struct relay_session_params *p,
                    0);
     list_add(list, &s->node);
     log_debug("agent %s connected", s->peer);
-    session_send_handshake(s);
+    relay_session_send_handshake(s);
     net_conn_read_start(agent);
 }

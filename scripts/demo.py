@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The built-in demo: an emulated USB disk is redirected by redir-agent into
 a QEMU VM whose firmware boots from it; prints what the VM sees."""
 import os

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Installs every Debian package redir-agent needs to build, test and run its demo.
 set -eu
 

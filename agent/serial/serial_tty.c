@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The serial device's system calls: open, termios2, modem lines, break,
  * flush, and which errors mean the device is gone. No libuv, no state. */
 #include "serial_tty.h"

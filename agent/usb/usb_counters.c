@@ -19,7 +19,7 @@ static void usb_rate_update(struct usb_rate *rate, uint64_t counter,
     rate->window_bytes = counter;
 }
 
-uint64_t usb_rate_get(const struct usb_rate *rate, uint64_t now_ms)
+uint64_t usb_counters_rate(const struct usb_rate *rate, uint64_t now_ms)
 {
     return now_ms - rate->window_start_ms > 2 * RATE_WINDOW_MS
                ? 0

@@ -28,6 +28,6 @@ void usb_counters_to_peer(struct usb_counters *c, uint64_t len,
                           uint64_t packets, uint64_t now_ms);
 
 /* Current throughput in bytes per second (0 when idle). */
-uint64_t usb_rate_get(const struct usb_rate *rate, uint64_t now_ms);
+uint64_t usb_counters_rate(const struct usb_rate *rate, uint64_t now_ms);
 
 #endif

@@ -31,7 +31,7 @@ struct usb_host {
     void *owner;
     enum host_phase phase;
     struct usbredirhost *host;
-    bool in_flush, flush_deferred;
+    bool in_flush;
 
     /* the peer's hello header, held until it is judged */
     uint8_t hello[USBREDIR_HELLO_HEADER_LEN];
@@ -128,10 +128,8 @@ static void host_flush(void *priv)
 {
     struct usb_host *h = priv;
 
-    if (!h->host) {
-        h->flush_deferred = true;
-        return;
-    }
+    if (!h->host)
+        return; /* inside usbredirhost_open: host_claim flushes after */
     if (h->in_flush)
         return;
     h->in_flush = true;

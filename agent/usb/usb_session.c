@@ -51,8 +51,8 @@ struct usb_session {
 
 static const struct usb_transport_ops session_transport_ops;
 static const struct usb_host_ops session_host_ops;
-static void session_attempt(struct usb_session *s);
-static void session_fail(struct usb_session *s, bool graceful);
+static void usb_session_attempt(struct usb_session *s);
+static void usb_session_fail(struct usb_session *s, bool graceful);
 
 const char *usb_session_state_name(enum usb_session_state state)
 {
@@ -70,7 +70,7 @@ const char *usb_session_state_name(enum usb_session_state state)
     return names[state];
 }
 
-static const struct usb_config *session_cfg(const struct usb_session *s)
+static const struct usb_config *usb_session_cfg(const struct usb_session *s)
 {
     return *s->p.cfg;
 }
@@ -93,8 +93,8 @@ struct usb_session *usb_session_new(const struct usb_session_params *p,
     s->device_present = true;
     uv_timer_init(p->loop, &s->timer);
     s->timer.data = s;
-    backoff_init(&s->backoff, session_cfg(s)->reconnect_min_ms,
-                 session_cfg(s)->reconnect_max_ms);
+    backoff_init(&s->backoff, usb_session_cfg(s)->reconnect_min_ms,
+                 usb_session_cfg(s)->reconnect_max_ms);
     return s;
 }
 
@@ -110,14 +110,14 @@ static void on_timer_closed(uv_handle_t *handle)
 }
 
 /* Called once the session holds no connection and no device. */
-static void session_end(struct usb_session *s)
+static void usb_session_end(struct usb_session *s)
 {
     uv_timer_stop(&s->timer);
     s->ops->on_ended(s->ctx, s);
     uv_close((uv_handle_t *)&s->timer, on_timer_closed);
 }
 
-static void session_release_slot(struct usb_session *s)
+static void usb_session_release_slot(struct usb_session *s)
 {
     struct usb_slot *slot = s->slot;
 
@@ -130,12 +130,12 @@ static void session_release_slot(struct usb_session *s)
 
 /* ---- retrying ---- */
 
-static void session_log_failure(struct usb_session *s, const char *fmt, ...)
+static void usb_session_log_failure(struct usb_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 /* Logs a failed attempt: a warning for the first of a streak, debug for
  * the repeats, so a peer that is down for an hour is not an hour of logs. */
-static void session_log_failure(struct usb_session *s, const char *fmt, ...)
+static void usb_session_log_failure(struct usb_session *s, const char *fmt, ...)
 {
     char msg[512];
     va_list ap;
@@ -145,14 +145,17 @@ static void session_log_failure(struct usb_session *s, const char *fmt, ...)
     va_end(ap);
     if (s->failed_attempts++ == 0)
         log_warn("%s: %s; retrying every %u ms at most", s->name, msg,
-                 session_cfg(s)->reconnect_max_ms);
+                 usb_session_cfg(s)->reconnect_max_ms);
     else
         log_debug("%s: %s (attempt %u)", s->name, msg, s->failed_attempts);
 }
 
-static void on_retry_timer(uv_timer_t *timer) { session_attempt(timer->data); }
+static void on_retry_timer(uv_timer_t *timer)
+{
+    usb_session_attempt(timer->data);
+}
 
-static void session_schedule_retry(struct usb_session *s)
+static void usb_session_schedule_retry(struct usb_session *s)
 {
     uint32_t delay = backoff_next(&s->backoff, (uint32_t)random());
 
@@ -162,8 +165,8 @@ static void session_schedule_retry(struct usb_session *s)
 }
 
 /* The connection is closed and the device handed back: decide what comes
- * next. Called from the transport's close and from session_fail(). */
-static void session_after_close(struct usb_session *s)
+ * next. Called from the transport's close and from usb_session_fail(). */
+static void usb_session_after_close(struct usb_session *s)
 {
     s->transport = NULL;
     if (s->host) {
@@ -176,23 +179,23 @@ static void session_after_close(struct usb_session *s)
     s->running_since_ms = 0;
 
     if (s->ending || !s->device_present) {
-        session_release_slot(s);
-        session_end(s);
+        usb_session_release_slot(s);
+        usb_session_end(s);
     } else if (s->rejected || s->leaving_slot) {
         s->state = s->rejected ? SESSION_REJECTED : SESSION_WAIT_SLOT;
         s->leaving_slot = false;
-        session_release_slot(s);
-    } else if (session_cfg(s)->mode == USB_PEER_CONNECT) {
-        session_schedule_retry(s);
+        usb_session_release_slot(s);
+    } else if (usb_session_cfg(s)->mode == USB_PEER_CONNECT) {
+        usb_session_schedule_retry(s);
     } else {
-        session_attempt(s);
+        usb_session_attempt(s);
     }
 }
 
 /* Hands the device back to the host and closes the connection; the next
  * state is chosen when the close completed. graceful: let the peer see
  * the device disconnect before the connection goes. */
-static void session_fail(struct usb_session *s, bool graceful)
+static void usb_session_fail(struct usb_session *s, bool graceful)
 {
     uv_timer_stop(&s->timer);
     s->state = SESSION_CLOSING;
@@ -201,7 +204,7 @@ static void session_fail(struct usb_session *s, bool graceful)
     if (s->transport)
         usb_transport_close(s->transport, graceful);
     else
-        session_after_close(s);
+        usb_session_after_close(s);
 }
 
 static void on_deadline(uv_timer_t *timer)
@@ -209,28 +212,28 @@ static void on_deadline(uv_timer_t *timer)
     struct usb_session *s = timer->data;
 
     if (s->state == SESSION_RELAY)
-        session_log_failure(s,
-                            "relay %s did not finish the handshake "
-                            "within %d s",
-                            usb_transport_peer(s->transport),
-                            RELAY_HANDSHAKE_TIMEOUT_MS / 1000);
+        usb_session_log_failure(s,
+                                "relay %s did not finish the handshake "
+                                "within %d s",
+                                usb_transport_peer(s->transport),
+                                RELAY_HANDSHAKE_TIMEOUT_MS / 1000);
     else
-        session_log_failure(s, "peer %s sent no usbredir hello within %d s",
-                            usb_transport_peer(s->transport),
-                            HELLO_TIMEOUT_MS / 1000);
-    session_fail(s, false);
+        usb_session_log_failure(s, "peer %s sent no usbredir hello within %d s",
+                                usb_transport_peer(s->transport),
+                                HELLO_TIMEOUT_MS / 1000);
+    usb_session_fail(s, false);
 }
 
 /* ---- connecting ---- */
 
-static void session_wait_hello(struct usb_session *s)
+static void usb_session_wait_hello(struct usb_session *s)
 {
     struct usb_host_params hp = {
         .loop = s->p.loop,
         .ctx = s->p.usb,
         .dev = s->p.dev,
         .access = s->p.access,
-        .usbredir_debug = session_cfg(s)->usbredir_debug,
+        .usbredir_debug = usb_session_cfg(s)->usbredir_debug,
         .name = s->name,
         .peer = usb_transport_peer(s->transport),
         .out = s->transport,
@@ -242,14 +245,14 @@ static void session_wait_hello(struct usb_session *s)
     s->host = usb_host_new(&hp, &session_host_ops, s);
     if (!s->host) {
         log_err("%s: out of memory", s->name);
-        session_fail(s, false);
+        usb_session_fail(s, false);
     }
 }
 
 /* Connected to redir-relay: prove who we are before anything else. */
-static void session_start_relay(struct usb_session *s)
+static void usb_session_start_relay(struct usb_session *s)
 {
-    const struct usb_config *cfg = session_cfg(s);
+    const struct usb_config *cfg = usb_session_cfg(s);
     struct usb_relay_params rp = {
         .target = s->slot->target,
         .secret_file = cfg->relay_secret_file,
@@ -260,8 +263,8 @@ static void session_start_relay(struct usb_session *s)
     char err[512];
 
     if (usb_transport_start_relay(s->transport, &rp, err, sizeof(err)) < 0) {
-        session_log_failure(s, "relay %s: %s", s->slot->name, err);
-        session_fail(s, false);
+        usb_session_log_failure(s, "relay %s: %s", s->slot->name, err);
+        usb_session_fail(s, false);
         return;
     }
     s->state = SESSION_RELAY;
@@ -273,50 +276,50 @@ static void session_start_relay(struct usb_session *s)
 }
 
 /* Connected to a peer: wait for its hello before touching the device. */
-static void session_start(struct usb_session *s)
+static void usb_session_start(struct usb_session *s)
 {
     usb_transport_read_start(s->transport);
     if (s->slot->target[0]) {
-        session_start_relay(s);
+        usb_session_start_relay(s);
         return;
     }
     log_msg(s->failed_attempts ? LOG_DEBUG : LOG_INFO,
             "%s: connected to %s (slot %u); waiting for its usbredir hello",
             s->name, usb_transport_peer(s->transport), s->slot->index);
-    session_wait_hello(s);
+    usb_session_wait_hello(s);
 }
 
-static void session_adopt(struct usb_session *s, struct net_conn *c)
+static void usb_session_adopt(struct usb_session *s, struct net_conn *c)
 {
     s->transport = usb_transport_adopt(s->p.loop, c, &s->counters,
                                        &session_transport_ops, s);
     if (!s->transport) {
         log_err("%s: out of memory", s->name);
-        session_fail(s, false);
+        usb_session_fail(s, false);
         return;
     }
-    session_start(s);
+    usb_session_start(s);
 }
 
 /* Called from the retry timer, when a slot is taken, and after a close. */
-static void session_attempt(struct usb_session *s)
+static void usb_session_attempt(struct usb_session *s)
 {
     struct usb_slot *slot = s->slot;
 
-    if (session_cfg(s)->mode == USB_PEER_CONNECT) {
+    if (usb_session_cfg(s)->mode == USB_PEER_CONNECT) {
         s->state = SESSION_CONNECTING;
         s->transport =
             usb_transport_dial(s->p.loop, &slot->ep, CONNECT_TIMEOUT_MS,
                                &s->counters, &session_transport_ops, s);
         if (!s->transport) {
             log_warn("%s: cannot start connecting to %s", s->name, slot->name);
-            session_schedule_retry(s);
+            usb_session_schedule_retry(s);
         }
         return;
     }
     struct net_conn *parked = usb_slot_take_parked(slot);
     if (parked) {
-        session_adopt(s, parked);
+        usb_session_adopt(s, parked);
         return;
     }
     s->state = SESSION_WAIT_PEER;
@@ -331,12 +334,12 @@ static void on_transport_open(void *owner, int status)
     struct usb_session *s = owner;
 
     if (status == 0) {
-        session_start(s);
+        usb_session_start(s);
         return;
     }
-    session_log_failure(s, "cannot connect to %s: %s", s->slot->name,
-                        uv_strerror(status));
-    session_fail(s, false);
+    usb_session_log_failure(s, "cannot connect to %s: %s", s->slot->name,
+                            uv_strerror(status));
+    usb_session_fail(s, false);
 }
 
 static void on_transport_ready(void *owner)
@@ -352,7 +355,7 @@ static void on_transport_ready(void *owner)
             : !usb_device_is_isochronous(s->p.dev)
                 ? "lz4"
                 : "lz4, not compressing isochronous data");
-    session_wait_hello(s);
+    usb_session_wait_hello(s);
 }
 
 static void on_transport_data(void *owner, const uint8_t *data, size_t len)
@@ -375,14 +378,14 @@ static void on_transport_gone(void *owner, int status)
             log_notice("%s: connection to peer %s lost: %s", s->name, peer,
                        uv_strerror(status));
     } else if (s->state == SESSION_HELLO || s->state == SESSION_RELAY) {
-        session_log_failure(s,
-                            "peer %s closed the connection before its "
-                            "hello: %s",
-                            peer, uv_strerror(status));
+        usb_session_log_failure(s,
+                                "peer %s closed the connection before its "
+                                "hello: %s",
+                                peer, uv_strerror(status));
     } else {
         return;
     }
-    session_fail(s, false);
+    usb_session_fail(s, false);
 }
 
 static void on_transport_failed(void *owner, const char *why, bool refused)
@@ -390,13 +393,13 @@ static void on_transport_failed(void *owner, const char *why, bool refused)
     struct usb_session *s = owner;
 
     if (refused)
-        session_log_failure(s, "%s", why);
+        usb_session_log_failure(s, "%s", why);
     else
         log_warn("%s: %s; disconnecting", s->name, why);
-    session_fail(s, false);
+    usb_session_fail(s, false);
 }
 
-static void on_transport_closed(void *owner) { session_after_close(owner); }
+static void on_transport_closed(void *owner) { usb_session_after_close(owner); }
 
 static const struct usb_transport_ops session_transport_ops = {
     .on_open = on_transport_open,
@@ -432,15 +435,16 @@ static void on_host_failed(void *owner, enum usb_host_failure why,
     struct usb_session *s = owner;
 
     if (why == USB_HOST_PEER_FAILED)
-        session_log_failure(s, "peer %s is not a usbredir peer (%s)",
-                            usb_transport_peer(s->transport), not_usbredir);
+        usb_session_log_failure(s, "peer %s is not a usbredir peer (%s)",
+                                usb_transport_peer(s->transport), not_usbredir);
     if (why == USB_HOST_DEVICE_GONE && s->state != SESSION_RUNNING)
         s->device_present = false; /* the LEFT event is on its way */
     if (why == USB_HOST_REJECTED)
         s->rejected = true;
     /* a device the peer knew gets its disconnect packet first */
-    session_fail(s, why == USB_HOST_REJECTED || (why == USB_HOST_DEVICE_GONE &&
-                                                 s->state == SESSION_RUNNING));
+    usb_session_fail(
+        s, why == USB_HOST_REJECTED ||
+               (why == USB_HOST_DEVICE_GONE && s->state == SESSION_RUNNING));
 }
 
 static const struct usb_host_ops session_host_ops = {
@@ -454,15 +458,15 @@ void usb_session_take_slot(struct usb_session *s, struct usb_slot *slot)
 {
     s->slot = slot;
     slot->session = s;
-    backoff_init(&s->backoff, session_cfg(s)->reconnect_min_ms,
-                 session_cfg(s)->reconnect_max_ms);
-    session_attempt(s);
+    backoff_init(&s->backoff, usb_session_cfg(s)->reconnect_min_ms,
+                 usb_session_cfg(s)->reconnect_max_ms);
+    usb_session_attempt(s);
 }
 
 void usb_session_peer_arrived(struct usb_session *s, struct net_conn *c)
 {
     if (s->state == SESSION_WAIT_PEER) {
-        session_adopt(s, c);
+        usb_session_adopt(s, c);
         return;
     }
     /* A new connection while one is running: the peer restarted and the
@@ -471,24 +475,24 @@ void usb_session_peer_arrived(struct usb_session *s, struct net_conn *c)
     if (s->state == SESSION_RUNNING || s->state == SESSION_HELLO) {
         log_notice("%s: peer reconnected from %s; replacing the old connection",
                    s->name, net_conn_name(c));
-        session_fail(s, false);
+        usb_session_fail(s, false);
     }
 }
 
 /* The session is to end: at once if it holds nothing, else once closed. */
-static void session_finish(struct usb_session *s)
+static void usb_session_finish(struct usb_session *s)
 {
     s->ending = true;
     switch (s->state) {
-    case SESSION_RUNNING: session_fail(s, true); break;
-    case SESSION_CLOSING: break; /* session_after_close ends it */
+    case SESSION_RUNNING: usb_session_fail(s, true); break;
+    case SESSION_CLOSING: break; /* usb_session_after_close ends it */
     default:
         if (s->transport) {
-            session_fail(s, false);
+            usb_session_fail(s, false);
             break;
         }
-        session_release_slot(s);
-        session_end(s);
+        usb_session_release_slot(s);
+        usb_session_end(s);
         break;
     }
 }
@@ -501,17 +505,17 @@ void usb_session_device_left(struct usb_session *s)
                  usb_transport_peer(s->transport));
     else
         log_info("%s: unplugged", s->name);
-    session_finish(s);
+    usb_session_finish(s);
 }
 
 void usb_session_shutdown(struct usb_session *s)
 {
     if (s->state == SESSION_RUNNING)
         log_info("%s: handing the device back to the host", s->name);
-    session_finish(s);
+    usb_session_finish(s);
 }
 
-void usb_session_withdraw(struct usb_session *s) { session_finish(s); }
+void usb_session_withdraw(struct usb_session *s) { usb_session_finish(s); }
 
 void usb_session_leave_slot(struct usb_session *s)
 {
@@ -523,13 +527,13 @@ void usb_session_leave_slot(struct usb_session *s)
     if (s->transport || s->state == SESSION_CLOSING) {
         s->leaving_slot = true;
         if (s->state != SESSION_CLOSING)
-            session_fail(s, s->state == SESSION_RUNNING);
+            usb_session_fail(s, s->state == SESSION_RUNNING);
         return;
     }
     uv_timer_stop(&s->timer);
     s->state =
         s->state == SESSION_REJECTED ? SESSION_REJECTED : SESSION_WAIT_SLOT;
-    session_release_slot(s);
+    usb_session_release_slot(s);
 }
 
 void usb_session_set_access(struct usb_session *s, enum usb_access access)
@@ -569,7 +573,7 @@ void usb_session_status(const struct usb_session *s,
         .wire_bytes_to_peer = c->wire_bytes_to_peer,
         .packets_to_peer = c->packets_to_peer,
         .packets_from_peer = c->packets_from_peer,
-        .rate_to_peer = usb_rate_get(&c->rate_to_peer, now),
-        .rate_from_peer = usb_rate_get(&c->rate_from_peer, now),
+        .rate_to_peer = usb_counters_rate(&c->rate_to_peer, now),
+        .rate_from_peer = usb_counters_rate(&c->rate_from_peer, now),
     };
 }

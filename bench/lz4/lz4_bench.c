@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Benchmark of the lz4 stream codec on one file: bytes on the wire,
  * encode/decode throughput and CPU per GiB, and what LZ4 streaming (history
  * across frames) would save. Prints "key value" lines for run.py. */

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """CPU a running redir-relay spends per GiB it pumps, each way, raw and lz4:
 a synthetic agent (tests/relay/relayproto.py) and a fake QEMU that only
 count bytes; the relay's utime+stime from /proc. Used by run.py --relay."""

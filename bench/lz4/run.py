@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """LZ4 transport benchmark: the stream codec (common/stream_codec.c) against
 the lz4 command line's own benchmark (lz4 -b1), on the same data in the
 same run. Data: (1) text (C headers from /usr/include), (2) an ext2

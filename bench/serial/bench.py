@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Serial bridge benchmark: redir-agent against ser2net 4.3 (its default
 config and a tuned one), on the same pseudo-terminal harness, in one run.
 

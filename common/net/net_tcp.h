@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* TCP socket settings and peer names shared by the agent, its serial bridge and
  * the relay. */
 #ifndef REDIR_NET_TCP_H

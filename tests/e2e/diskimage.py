@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Deterministic raw disk images for redir-agent end-to-end tests.
 
 LBA 0 is a tiny x86 real-mode boot sector that prints a message to QEMU's

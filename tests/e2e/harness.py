@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared helpers for redir-agent end-to-end tests.
 
 Each e2e test is a standalone script (run by ctest with /usr/bin/python3)

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Manual self-check of harness.py and diskimage.py (dev tool).
 
 Exercises what works without redir-agent:

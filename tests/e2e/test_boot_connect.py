@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """connect mode: the agent dials QEMU's usb-redir chardev; SeaBIOS boots the
 redirected emulated disk; the HID boot keyboard stays local."""
 import harness

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """listen mode: QEMU's chardev dials the agent (reconnect=1); SeaBIOS boots
 the redirected disk; QEMU restarted -> the device comes back by itself."""
 import harness

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The command line as an admin meets it: --help, --version, --check-config,
 and bad configs refused with FILE:LINE: what is wrong, exit status 1."""
 import os

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Daemon mode as an init system runs it: without -f the agent detaches,
 writes --pidfile, tells systemd READY=1 ($NOTIFY_SOCKET), RELOADING=1 and
 READY=1 around SIGHUP, STOPPING=1 on SIGTERM, then removes the pidfile."""

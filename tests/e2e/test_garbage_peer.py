@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Hostile peers: one that sends random bytes, one that sends a valid hello
 header followed by garbage, one that says nothing. The agent logs each,
 hands the device back, keeps running, and redirects to a good peer (QEMU)

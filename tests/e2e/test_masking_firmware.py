@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Access masking against QEMU's firmware: with access=ro the disk still
 boots (reads pass through the mask, the device is untouched); with
 access=wo the firmware's read of the boot sector is refused at once and it

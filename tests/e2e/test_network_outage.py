@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A network outage between the thin client and the hypervisor: the agent
 runs in its own network namespace, QEMU beyond a veth pair. The link goes
 down for 35 s; the session rides it out on the same connection (no

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A device QEMU's own usb-redir filter rejects (filter_filter) is handed
 back and not offered again in a loop: logged once, kept until replugged."""
 import time

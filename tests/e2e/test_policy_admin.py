@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Device policy and admin tools, end to end: rules decide (keyboard stays
 local and never reaches QEMU, storage is redirected read-only, a rule keeps
 the loopback local); --list-devices is a dry run; status (table and JSON)

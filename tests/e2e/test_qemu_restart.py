@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """connect mode: QEMU killed and started again -> the agent hands the
 device back, reconnects with backoff, and QEMU boots from it again."""
 import harness

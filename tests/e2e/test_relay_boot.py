@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Emulated disk -> agent (transport lz4) -> redir-relay -> QEMU usb-redir:
 the firmware boots from the disk through the relay; the relay restarts and
 the device comes back without touching the agent. An agent with the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A hostile relay: it completes the handshake (agreeing to lz4) and then
 sends corrupt frames: an oversized length, an lz4 block that does not
 decode, an unknown frame kind. Each closes that session with a clear log

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Unplug -> the peer gets a device disconnect and QEMU detaches; replug ->
 redirected and attached again, with nobody touching the agent."""
 import re

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """A USB device used by the serial bridge is never redirected: the
 adapter named by a [serial.NAME] /dev/serial/by-id path (here before its tty
 even exists) stays local, in the dry run and in the running agent."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """SIGTERM: every device is handed back to the host and the agent exits 0
 within 2 s. Proof of release: QEMU sees the detach, and a new agent can take
 the device and boot QEMU from it again."""

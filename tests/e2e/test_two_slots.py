@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Two devices on two slots at once; a third waits for a slot and takes the
 one that frees up when a device is unplugged."""
 import harness

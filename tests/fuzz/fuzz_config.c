@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the config parser (inih + our validation) on arbitrary
  * files. */
 #include <stdint.h>

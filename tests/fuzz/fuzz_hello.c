@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the early usbredir hello check, fed whole and byte by byte.
  */
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: HOST:PORT parsing and formatting round trip. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the access mask on hostile guest streams and host packets.
  */
 #include <stdint.h>

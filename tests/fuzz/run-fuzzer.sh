@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds one libFuzzer target with clang (ASan + UBSan) against every pure
 # source (common/, the agent's core/ folders and config parser; none needs an
 # event loop or libusb) and runs it for a bounded time from its seed corpus:

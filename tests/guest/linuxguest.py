@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Linux-guest end-to-end rig: boot a tiny Linux in QEMU that runs a test
 script against the USB devices redirected into it, and collect its results.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared set-up of the ro/wo Linux-guest tests: an emulated disk redirected
 with an access= rule into a Linux guest that runs a script."""
 import hashlib

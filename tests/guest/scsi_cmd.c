@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* scsi_cmd: sends one SCSI READ(10) or WRITE(10) with SG_IO and prints the
  * outcome; runs inside the test guest. */
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """access=ro, seen by a Linux guest: the disk is reported write-protected,
 reads work and match the image, a write fails at once (the kernel refuses
 it; a raw SCSI WRITE pushed with SG_IO gets CHECK CONDITION, DATA PROTECT /

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """rw: a Linux guest reads the whole redirected emulated disk (its SHA-256
 matches the image's), writes a 4 KiB block, and the block lands in the
 fixture's image file at that offset while the rest stays unchanged.

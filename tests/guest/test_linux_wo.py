@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """access=wo, seen by a Linux guest: the disk attaches (INQUIRY, READ
 CAPACITY, MODE SENSE work), reads of the medium fail at once with DATA
 PROTECT / ACCESS DENIED and no USB reset, and writes land in the image."""

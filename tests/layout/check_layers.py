@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The layering stays: fails if a lower layer includes an upper one, if a
 pure module (common/, */core/) includes libuv, libusb or usbredirhost, or if
 two modules include each other (directly or around a circle).

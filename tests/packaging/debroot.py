@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A throwaway Debian root for the packaging tests: debootstrap once, cached as a tarball, unpacked fresh for each run.
 
 Usage as a program: debroot.py DEB_DIR CACHE_DIR -- makes sure the cached

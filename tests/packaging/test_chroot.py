@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Installs the .debs into a throwaway Debian root and drives the SysV init scripts there.
 
 Usage: test_chroot.py DEB_DIR CACHE_DIR

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Cross-builds for ARCH (arm64, armhf) with packaging/toolchain-ARCH.cmake, runs the unit tests under qemu-user, then builds and checks the ARCH .debs.
 # Usage: test_cross.sh SOURCE_DIR ARCH WORKDIR
 set -eu

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Builds the .debs for ARCH with packaging/build-deb.sh and checks what is in them (files, conffiles, dependencies, binary architecture).
 # Usage: test_deb.sh SOURCE_DIR ARCH OUTDIR
 set -eu

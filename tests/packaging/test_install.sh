@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Checks the cmake --install layout of a build tree: binaries, man pages, init scripts and units naming the installed binaries, and configs installed only when absent.
 # Usage: test_install.sh BUILD_DIR WORKDIR
 set -eu

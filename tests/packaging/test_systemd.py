@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Boots the throwaway Debian root with systemd-nspawn and checks the packaged systemd units under a real systemd.
 
 Usage: test_systemd.py DEB_DIR CACHE_DIR

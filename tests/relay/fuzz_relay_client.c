@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the agent side of the relay handshake fed anything,
  * whole and byte by byte, must agree and never overrun. */
 #include <stdint.h>

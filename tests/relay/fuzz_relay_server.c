@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the relay side of the handshake fed anything, whole
  * and byte by byte: same verdict, a refusal always queued, fields
  * always within their sets. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the lz4 frame decoder, fed whole and in pieces; what
  * it decodes must encode and decode back to itself. */
 #include <stdint.h>

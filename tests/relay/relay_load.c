@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Synthetic agents for the relay's load test: N agents (handshake through
  * common/relay_proto, half lz4, half raw) against N fake QEMU chardevs
  * (unix sockets that greet and echo), in phases driven by stdin:

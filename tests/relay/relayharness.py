@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Helpers for redir-relay tests: the relay as a process, and a fake QEMU
 chardev that records its connections.
 

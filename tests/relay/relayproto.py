@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The relay protocol and the lz4 stream framing, written again from their
 descriptions (common/relay_proto.h, common/stream_codec.h) so that the
 tests check the C code against the spec and not against itself.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the lz4 stream codec: round trips in every split, and
  * corrupt, oversized and truncated frames. */
 #include <stdlib.h>

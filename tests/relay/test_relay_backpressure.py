@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Backpressure both ways: a QEMU that does not read makes the relay stop
 reading the agent (even when lz4 frames expand 240 times), an agent that
 does not read makes it stop reading QEMU; the relay's memory stays bounded,

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """redir-relay's command line as an admin meets it: --help, --version,
 --check-config, config and secret-file errors as FILE:LINE: what is wrong,
 a port already in use, SIGTERM and SIGINT exiting 0 at once."""

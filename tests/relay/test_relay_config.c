@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of redir-relay's config: every mistake with its FILE:LINE
  * message, and the shipped sample. */
 #include <fcntl.h>

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """1000 concurrent sessions on one relay over loopback: synthetic agents
 (tests/relay/relay_load.c, through common/relay_proto and stream_codec,
 half lz4, half raw) against 1000 fake QEMU chardevs that greet and echo.

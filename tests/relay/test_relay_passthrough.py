@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Bytes go through the relay intact both ways, raw and lz4, for every kind
 of target: TCP and unix chardevs, the relay connecting to QEMU or QEMU
 dialing in. QEMU speaks first (like usb-redir's hello)."""

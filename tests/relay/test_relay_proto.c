@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the agent<->relay handshake (both sides, every refusal,
  * truncated input at every byte, garbage) and of the secret file loader. */
 #include <fcntl.h>

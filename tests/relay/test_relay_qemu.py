@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The relay in front of a real QEMU usb-redir chardev, both ways QEMU can
 be reached: the relay dials a server=on chardev, or a reconnect=1 chardev
 dials the relay. A synthetic agent, raw and lz4, gets QEMU's usbredir

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Every bad handshake is refused with a reason the agent receives and the
 relay logs, and QEMU never sees a connection: wrong secret, unknown target,
 version mismatch, truncated handshake (closed early, or silent until the

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """SIGHUP reloads the relay's config: targets added, removed and changed
 (their sessions closed), the others' sessions untouched, a rotated secret
 applies to new handshakes, a bad file is refused and the old config stays.

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Who holds a target: another agent asking for a target in use is refused
 as busy; the same agent connecting again (back from a network cut) takes
 over from its old connection; over max_sessions an agent is refused before

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libFuzzer target: the telnet decoder (whole, in pieces, in place), option
  * negotiation, and RFC 2217 requests and answers on what it decodes. */
 #include <stdint.h>

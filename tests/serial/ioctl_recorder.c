@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* LD_PRELOAD library for the serial e2e tests: logs the modem-line,
  * break and termios ioctls a program issues (ptys cannot show DTR, RTS,
  * BREAK, parity or data size) to $REDIR_IOCTL_LOG, one line each, then

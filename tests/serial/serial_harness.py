@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Helpers for the serial bridge's end-to-end tests (standard library only).
 
   * Pty         -- a pseudo-terminal standing in for a serial device: the

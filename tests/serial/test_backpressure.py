@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Backpressure both ways: a device that does not take data stops the
 agent reading the socket, a client that does not read stops the agent
 reading the device; the agent's memory stays flat and nothing is lost."""

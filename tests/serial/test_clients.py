@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Clients: one at a time; a new one replaces a stale one (default) or is
 turned away (replace_client = no); a client dropping mid-stream leaves the
 port working for the next; idle clients are closed (idle_timeout); a

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """connect mode: the agent dials a peer that comes and goes: it closes the
 connection (the agent redials), it stops listening (the agent keeps trying
 with backoff, one log line), it comes back; with the device gone the agent

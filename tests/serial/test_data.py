@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Data integrity: 1 MiB of random bytes (every value, plenty of 0xff and
 NUL) each way at once, through a raw port and a telnet port; the telnet
 port offers BINARY and escapes IAC both ways."""

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """The device comes and goes: missing at start-up (not fatal, a client is
 turned away), appearing later, removed under a connected client (closed:
 the last bytes first; or kept: what it sends waits), returning with stale

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Printers: write-only, raw. A FIFO named lp0 (detected as a printer by
 its name; epoll works on it) and a regular file with kind = printer (epoll
 refuses it: timer-driven writes) receive exactly the bytes sent, the tail

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """RFC 2217: pyserial's rfc2217:// client opens without special flags and
 sets the line (speeds incl. a non-standard one, stop bits, flow control:
 checked on the pty's termios), DTR/RTS/BREAK/parity/data size (checked on

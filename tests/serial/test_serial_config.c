@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of [serial.NAME] sections through config_load(): every key's
  * errors with FILE:LINE, defaults, and the documented sample section. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the serial option layer: line settings text, their
  * termios2 form, RFC 2217 requests (parse, line, SET-CONTROL, masks,
  * modem state) and the answers' bytes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the telnet layer: decoding (whole, split, in place,
  * malformed), option negotiation, escaping. */
 #include <stdlib.h>

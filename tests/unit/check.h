@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A minimal test harness: CHECK records failures, check_summary prints "N
  * passed, N failed". */
 #ifndef REDIR_TEST_CHECK_H

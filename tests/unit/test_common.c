@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the small common pieces: HOST:PORT parsing, backoff, the hello
  * check. */
 #include <string.h>

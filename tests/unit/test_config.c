@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of config loading: every bad-config case gives its FILE:LINE
  * message. */
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of bulk access masking: usbredir streams built byte by byte,
  * checked packet by packet. */
 #include <stdlib.h>

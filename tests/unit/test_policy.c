@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the USB policy: real devices' descriptors, rules, defaults,
  * usbredirfilter compatibility. */
 #include <errno.h>

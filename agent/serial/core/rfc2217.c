@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* RFC 2217 (Telnet Com Port Control): the requests a client sends, their
  * meaning for a serial line, and the values the server reports back.
  * Pure functions, no I/O. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Serial line settings (speed, framing, flow control): parsed from the
  * config, changed by RFC 2217 clients, turned into a raw-mode termios2. */
 #include "serial_line.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Telnet (RFC 854/855) as a serial bridge speaks it: an incremental decoder
  * that separates data from commands, option negotiation, and the encoders.
  * Pure state machines, no I/O. */

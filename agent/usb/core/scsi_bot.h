@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* USB mass storage Bulk-Only Transport and the SCSI commands access masking
  * must know. */
 #ifndef REDIR_SCSI_BOT_H

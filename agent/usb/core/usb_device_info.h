@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What policy may know of a USB device: cached descriptors and strings, no
  * handle. */
 #ifndef REDIR_USB_DEVICE_INFO_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Bulk access masking on the usbredir byte stream between the peer and
  * usbredirhost. */
 #ifndef REDIR_USB_MASK_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* USB device policy: a pure decision from descriptors to "redirect" or "keep
  * local". */
 #ifndef REDIR_USB_POLICY_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Admin-readable USB rules: "allow vid=1050 access=ro", parsed once, matched
  * purely. */
 #include "usb_rules.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Admin-readable USB rules: "allow vid=1050 access=ro", parsed once, matched
  * purely. */
 #ifndef REDIR_USB_RULES_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Early sanity check of a peer's first usbredir packet, before usbredirhost
  * sees it. */
 #include "usbredir_hello.h"

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Packet boundaries in one direction of a usbredir byte stream, without copying
  * it. */
 #ifndef REDIR_USBREDIR_STREAM_H

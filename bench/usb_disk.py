@@ -5,7 +5,9 @@
 one run on the same disk image. Prints guest-measured read throughput and
 redirector CPU seconds per GiB, as ratios against (a).
 
-Usage: bench/usb_disk.py [--disk-mib N] [--rounds N]
+Usage: bench/usb_disk.py [--disk-mib N] [--rounds N] [--other-agent PATH]
+--other-agent adds that redir-agent binary (e.g. an older release build)
+as "other rw" and "other ro", in the same run.
 Needs a release build: cmake -S . -B build-bench -DREDIR_SANITIZE=OFF &&
 cmake --build build-bench (the script builds it if missing)."""
 import argparse
@@ -13,6 +15,7 @@ import os
 import subprocess
 import sys
 
+OTHER_AGENT = None
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD = os.path.join(ROOT, "build-bench")
 sys.path.insert(0, os.path.join(ROOT, "tests", "guest"))
@@ -80,7 +83,9 @@ def run_variant(td, variant, img, disk_mib, rounds):
         red = Usbredirect(td, fx, port)
     else:
         access = variant.split()[-1]
-        red = harness.Agent(td, fx, name=f"agent-{access}")
+        path = OTHER_AGENT if variant.startswith("other") else None
+        red = harness.Agent(td, fx, path=path,
+                            name=f"agent-{variant.replace(' ', '-')}")
         red.start(f"[usb]\nconnect = 127.0.0.1:{port}\nreconnect_max_ms = 300\n"
                   f"rule = allow class=08 access={access}\n")
     guest.wait_serial(r"BENCH-START", 120)
@@ -100,7 +105,10 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--disk-mib", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--other-agent")
     args = ap.parse_args()
+    global OTHER_AGENT
+    OTHER_AGENT = args.other_agent
     build()
     global harness
     import harness as h
@@ -111,7 +119,10 @@ def main():
         img = td.file("disk.img")
         diskimage.make_disk_image(img, args.disk_mib)
         results = {}
-        for variant in ("usbredirect", "redir-agent rw", "redir-agent ro"):
+        variants = ["usbredirect", "redir-agent rw", "redir-agent ro"]
+        if OTHER_AGENT:
+            variants += ["other rw", "other ro"]
+        for variant in variants:
             results[variant] = run_variant(td, variant, img, args.disk_mib,
                                            args.rounds)
             print(f"{variant:16s} {results[variant]['mib_s']:7.1f} MiB/s "

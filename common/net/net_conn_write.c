@@ -7,6 +7,28 @@
 
 #include "net_conn_int.h"
 
+/* Spare write requests kept for the next flush: a busy connection would
+ * otherwise malloc and free one per writev, which also moves the heap's
+ * top (brk) up and down between the big payload buffers. One loop, one
+ * thread: a plain list. */
+#define SPARE_BATCHES 16
+
+static struct write_batch *spare[SPARE_BATCHES];
+static unsigned n_spare;
+
+static struct write_batch *batch_get(void)
+{
+    return n_spare ? spare[--n_spare] : malloc(sizeof(struct write_batch));
+}
+
+static void batch_put(struct write_batch *b)
+{
+    if (n_spare < SPARE_BATCHES)
+        spare[n_spare++] = b;
+    else
+        batch_put(b);
+}
+
 void net_conn_set_water(struct net_conn *c, size_t high, size_t low)
 {
     c->high_water = high;
@@ -26,7 +48,7 @@ static void batch_release(struct write_batch *b)
         else
             free(b->bufs[i].base);
     }
-    free(b);
+    batch_put(b);
 }
 
 void net__drop_batch(struct net_conn *c)
@@ -97,7 +119,7 @@ void net_conn_queue(struct net_conn *c, void *base, size_t len,
         b = NULL;
     }
     if (!b) {
-        b = malloc(sizeof(*b));
+        b = batch_get();
         if (!b) {
             if (release)
                 release(ctx, base, len);

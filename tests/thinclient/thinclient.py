@@ -849,6 +849,12 @@ class TcAgent:
                          f"status --json --socket {self.control_socket}")
         return json.loads(out)
 
+    def devices(self):
+        """{"vid:pid": device dict} from status(): decision ("local",
+        "redirect rw", ...), reason, session (None or dict with state)."""
+        return {f"{d['vid']}:{d['pid']}": d
+                for d in self.status()["usb"]["devices"]}
+
 
 # --------------------------------------------------------------------------
 # The VDI VM: the Linux-guest rig with a control channel

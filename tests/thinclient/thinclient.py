@@ -435,6 +435,7 @@ class ThinClient(harness._Proc):
         self.verbose = verbose
         self.fwd = {p: harness.free_port() for p in hostfwd}
         self.console_log = testdir.file(f"{name}-console.log")
+        self.dmesg_log = testdir.file(f"{name}-dmesg.log")
         self.stderr_log = testdir.file(f"{name}-qemu.log")
         self.log_path = self.stderr_log
         self.ctl_sock = harness._sock_path(testdir, f"{name}-ctl.sock")
@@ -534,7 +535,8 @@ class ThinClient(harness._Proc):
 
     def log_files(self):
         files = [(f"thin client {self.name} console", self.console_log),
-                 (f"thin client {self.name} qemu", self.stderr_log)]
+                 (f"thin client {self.name} qemu", self.stderr_log),
+                 (f"thin client {self.name} kernel log", self.dmesg_log)]
         for a in self.agents:
             files.append((f"thin client {self.name} {a.name} log", a.host_log))
         return files
@@ -551,9 +553,13 @@ class ThinClient(harness._Proc):
         return self.returncode()
 
     def _cleanup(self):
-        for a in self.agents:
+        if self.alive() and self.ctl.sock is not None:
             try:
-                a.fetch_log()
+                for a in self.agents:
+                    a.fetch_log()
+                out = self.ctl.run_bytes("dmesg", timeout=5)[1]
+                with open(self.dmesg_log, "wb") as f:
+                    f.write(out)
             except Exception:
                 pass
         self._kill()

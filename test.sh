@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")"
 
-scripts/install-deps.sh
+scripts/install-test-deps.sh   # build + demo + test-only packages, cross toolchains
 BUILD=${BUILD_DIR:-build-test}
 cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Debug -DREDIR_SANITIZE=ON >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"

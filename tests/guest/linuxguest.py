@@ -9,10 +9,12 @@ script against the USB devices redirected into it, and collect its results.
     res.require_ok()                   # raise (with the serial log) if rc != 0
 
 The guest
-  * kernel: Debian's linux-image-*-amd64 from /boot (newest whose modules are
-    in /lib/modules), booted as the uncompressed vmlinux (PVH entry) that the
-    rig extracts from vmlinuz once and caches (REDIR_GUEST_VMLINUZ=1 boots the
-    bzImage instead);
+  * kernel: Debian's linux-image-*-amd64 package (the one linux-image-amd64
+    depends on in the apt archive), fetched with `apt-get download` and
+    unpacked with `dpkg-deb -x` into a cache shared by the build trees
+    (fetch_kernel(); never installed on the machine), booted as the
+    uncompressed vmlinux (PVH entry) extracted from vmlinuz at unpack time
+    (REDIR_GUEST_VMLINUZ=1 boots the bzImage instead);
   * initramfs: busybox-static + the modules for xHCI, usb-storage and sd, in
     dependency order from modules.dep (built-in ones skipped, .ko.xz/.gz/.zst
     decompressed at build time), /dev/console, /init and /rig.sh.  Written
@@ -43,13 +45,17 @@ Environment knobs:
   REDIR_GUEST_CACHE    cache directory (default: $XDG_CACHE_HOME or
                        ~/.cache, /redir-agent-guest); ctest sets it to the
                        build tree
-  REDIR_GUEST_KERNEL   kernel version (e.g. 6.1.0-56-amd64) or vmlinuz path
+  REDIR_KERNEL_CACHE   unpacked kernel packages (default: $XDG_CACHE_HOME or
+                       ~/.cache, /redir-agent-kernel)
+  REDIR_GUEST_KERNEL   kernel package: VER (e.g. 6.1.0-57-amd64) for
+                       linux-image-VER, or the path of a linux-image-*.deb
   REDIR_GUEST_VMLINUZ  if set, boot the compressed bzImage
   REDIR_GUEST_SMP      vCPUs (default 1)
 
 Command line:
     linuxguest.py            rig self-check (boots; no USB device, no agent)
     linuxguest.py --build    only build/refresh the cached artifacts
+    linuxguest.py --kernel   only fetch/unpack the kernel; print its tree
 
 Standard library only.
 """
@@ -235,29 +241,237 @@ def cache_dir():
     return d
 
 
+# The guest kernel is Debian's linux-image-*-amd64 as a *package file*:
+# fetched with `apt-get download` (no root needed) and unpacked with
+# `dpkg-deb -x` into a cache, never installed (the test machine must not get
+# a new boot kernel).  Both rigs (this one and tests/thinclient) use it.
+
+KERNEL_META_PACKAGE = "linux-image-amd64"
+
+
+class KernelTree:
+    """An unpacked kernel package: version (uname -r), vmlinuz, vmlinux (the
+    uncompressed ELF, or None), modules dir (with modules.dep), package and
+    package version, the tree's root."""
+
+    def __init__(self, root):
+        self.root = root
+        with open(os.path.join(root, "rig-kernel")) as f:
+            info = dict(line.rstrip("\n").split("=", 1) for line in f if "=" in line)
+        self.package = info["package"]
+        self.package_version = info["version"]
+        self.version = info["release"]
+        self.vmlinuz = os.path.join(root, "boot", f"vmlinuz-{self.version}")
+        v = os.path.join(root, "boot", f"vmlinux-{self.version}")
+        self.vmlinux = v if os.path.exists(v) else None
+        self.moddir = os.path.join(root, "lib", "modules", self.version)
+
+    def __repr__(self):
+        return f"KernelTree({self.package} {self.package_version}: {self.root})"
+
+
+def kernel_cache_dir():
+    """Where unpacked kernel packages live: $REDIR_KERNEL_CACHE, else
+    $XDG_CACHE_HOME or ~/.cache, /redir-agent-kernel.  Shared by every build
+    tree (one tree is ~400 MiB), keyed by package name and version."""
+    d = os.environ.get("REDIR_KERNEL_CACHE")
+    if not d:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(
+            os.path.expanduser("~"), ".cache")
+        d = os.path.join(base, "redir-agent-kernel")
+    os.makedirs(d, exist_ok=True)
+    return d
+
+
+def _apt(args):
+    env = dict(os.environ, LC_ALL="C", LANG="C")
+    env.pop("LD_PRELOAD", None)
+    r = subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       text=True, env=env)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} failed (rc={r.returncode}): "
+                           f"{r.stderr.strip()[-500:]}")
+    return r.stdout
+
+
+def _apt_show(pkg):
+    """{field: value} of the candidate version of `pkg` in the archive."""
+    out = _apt(["apt-cache", "show", "--no-all-versions", pkg])
+    fields = {}
+    for line in out.splitlines():
+        m = re.match(r"([A-Za-z-]+):\s*(.*)$", line)
+        if m:
+            fields.setdefault(m.group(1), m.group(2))
+    if "Version" not in fields:
+        raise RuntimeError(f"the archive has no {pkg} (apt-get update?)")
+    return fields
+
+
+def _apt_lists_stamp():
+    """Changes whenever apt-get update brings new package lists."""
+    st = [os.stat(p).st_mtime_ns for p in
+          ["/var/lib/apt/lists"] + glob.glob("/etc/apt/sources.list*")]
+    return f"{max(st)}:{os.environ.get('REDIR_GUEST_KERNEL', '')}"
+
+
+def apt_kernel_package():
+    """(package, version) the archive offers: the linux-image-*-amd64 that
+    linux-image-amd64 depends on, or linux-image-$REDIR_GUEST_KERNEL.
+
+    apt-cache takes ~2 s here (no pkgcache.bin), so the answer is kept
+    in the kernel cache until the package lists change."""
+    memo = os.path.join(kernel_cache_dir(), "apt-answer")
+    stamp = _apt_lists_stamp()
+    try:
+        with open(memo) as f:
+            old_stamp, pkg, ver = f.read().split()
+        if old_stamp == stamp:
+            return pkg, ver
+    except (OSError, ValueError):
+        pass
+    want = os.environ.get("REDIR_GUEST_KERNEL", "")
+    if want:
+        pkg = want if want.startswith("linux-image-") else f"linux-image-{want}"
+        ver = _apt_show(pkg)["Version"]
+    else:
+        # "Depends: linux-image-6.1.0-57-amd64 (= 6.1.192-3)"
+        dep = _apt_show(KERNEL_META_PACKAGE).get("Depends", "")
+        m = re.search(r"(linux-image-\d\S*-amd64) \(= ([^)\s]+)\)", dep)
+        if not m:
+            raise RuntimeError(f"{KERNEL_META_PACKAGE} depends on no "
+                               f"linux-image-*-amd64 of an exact version: {dep!r}")
+        pkg, ver = m.group(1), m.group(2)
+    _write_atomic(memo, f"{stamp} {pkg} {ver}\n".encode())
+    return pkg, ver
+
+
+def _deb_field(deb, field):
+    return subprocess.run(["dpkg-deb", "-f", deb, field], check=True, text=True,
+                          stdout=subprocess.PIPE).stdout.strip()
+
+
+def _tree_name(pkg, ver):
+    return re.sub(r"[^A-Za-z0-9.+_-]", "_", f"{pkg}_{ver}")
+
+
+def _unpack_kernel(deb, pkg, ver, final, verbose):
+    """dpkg-deb -x, depmod -b, vmlinux extraction; atomically to `final`."""
+    t0 = time.monotonic()
+    tmp = f"{final}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+    subprocess.run(["dpkg-deb", "-x", deb, tmp], check=True)
+    releases = sorted(os.listdir(os.path.join(tmp, "lib", "modules")))
+    if len(releases) != 1:
+        raise RuntimeError(f"{deb}: expected one lib/modules/VER, got {releases}")
+    release = releases[0]
+    depmod = shutil.which("depmod") or "/sbin/depmod"
+    if not os.path.exists(depmod):
+        raise FileNotFoundError("depmod not found: apt-get install kmod")
+    subprocess.run([depmod, "-b", tmp, release], check=True)
+    vmlinuz = os.path.join(tmp, "boot", f"vmlinuz-{release}")
+    elf = extract_vmlinux(vmlinuz)
+    if elf is not None:
+        _write_atomic(os.path.join(tmp, "boot", f"vmlinux-{release}"), elf)
+    with open(os.path.join(tmp, "rig-kernel"), "w") as f:
+        f.write(f"package={pkg}\nversion={ver}\nrelease={release}\n")
+    shutil.rmtree(final, ignore_errors=True)
+    os.rename(tmp, final)
+    if verbose:
+        print(f"  unpacked {pkg} {ver} ({release}) into {final} in "
+              f"{time.monotonic() - t0:.1f}s", flush=True)
+
+
+def fetch_kernel(verbose=False):
+    """The guest kernel as a KernelTree, fetched and unpacked on first use.
+
+    The package is the linux-image-*-amd64 that linux-image-amd64 depends on
+    in the apt archive (REDIR_GUEST_KERNEL=VER or =linux-image-VER picks
+    another; =/path/to/linux-image-*.deb uses that file).  `apt-get
+    download` needs no root and installs nothing.  The tree is cached under
+    kernel_cache_dir() as PACKAGE_VERSION/ (boot/vmlinuz, boot/vmlinux,
+    lib/modules/VER with modules.dep from `depmod -b`).  Concurrent callers
+    are serialized by a lock file.  Without apt (no package lists, offline)
+    the newest cached tree is used."""
+    import fcntl
+    cache = kernel_cache_dir()
+    want = os.environ.get("REDIR_GUEST_KERNEL", "")
+    deb = None
+    if want.endswith(".deb"):
+        deb = os.path.abspath(want)
+        pkg, ver = _deb_field(deb, "Package"), _deb_field(deb, "Version")
+    else:
+        try:
+            pkg, ver = apt_kernel_package()
+        except (RuntimeError, OSError) as e:
+            trees = [d for d in glob.glob(os.path.join(cache, "linux-image-*"))
+                     if os.path.exists(os.path.join(d, "rig-kernel"))]
+            if not trees or want:
+                raise FileNotFoundError(
+                    f"no guest kernel: {e}; the rig fetches Debian's kernel "
+                    f"package with apt-get download (needs apt package lists: "
+                    f"apt-get update), or set REDIR_GUEST_KERNEL=/path/to/"
+                    f"linux-image-*.deb") from None
+            tree = KernelTree(max(trees, key=os.path.getmtime))
+            if verbose:
+                print(f"  apt not usable ({e}); using cached {tree}", flush=True)
+            return tree
+    final = os.path.join(cache, _tree_name(pkg, ver))
+    stamp = os.path.join(final, "rig-kernel")
+    if not os.path.exists(stamp):
+        with open(os.path.join(cache, ".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not os.path.exists(stamp):
+                dl = os.path.join(cache, f"download.{os.getpid()}")
+                os.makedirs(dl, exist_ok=True)
+                try:
+                    if deb is None:
+                        t0 = time.monotonic()
+                        env = dict(os.environ, LC_ALL="C")
+                        env.pop("LD_PRELOAD", None)
+                        args = ["apt-get", "download", "-q"]
+                        if os.getuid() == 0:
+                            # root: download in place instead of as _apt
+                            args += ["-o", "APT::Sandbox::User=root"]
+                        r = subprocess.run(args + [f"{pkg}={ver}"], cwd=dl,
+                                           env=env, stdout=subprocess.PIPE,
+                                           stderr=subprocess.STDOUT, text=True)
+                        debs = glob.glob(os.path.join(dl, "*.deb"))
+                        if r.returncode != 0 or len(debs) != 1:
+                            raise RuntimeError(f"apt-get download {pkg}={ver} "
+                                               f"failed:\n{r.stdout[-1500:]}")
+                        deb = debs[0]
+                        if verbose:
+                            print(f"  downloaded {os.path.basename(deb)} "
+                                  f"({os.path.getsize(deb) >> 20} MiB) in "
+                                  f"{time.monotonic() - t0:.1f}s", flush=True)
+                    _unpack_kernel(deb, pkg, ver, final, verbose)
+                finally:
+                    shutil.rmtree(dl, ignore_errors=True)
+    os.utime(stamp)            # last use, for pruning
+    _prune_kernels(cache, final)
+    return KernelTree(final)
+
+
+def _prune_kernels(cache, keep, max_idle_s=3 * 86400):
+    """Remove other packages' trees unused for max_idle_s (a new kernel
+    package every few weeks would otherwise add ~400 MiB each time)."""
+    now = time.time()
+    for d in glob.glob(os.path.join(cache, "linux-image-*")):
+        if d == keep or ".tmp" in os.path.basename(d):
+            continue
+        st = os.path.join(d, "rig-kernel")
+        try:
+            if now - os.path.getmtime(st) > max_idle_s:
+                shutil.rmtree(d, ignore_errors=True)
+        except OSError:
+            pass
+
+
 def find_kernel():
     """(version, vmlinuz path, modules dir) of the guest kernel."""
-    want = os.environ.get("REDIR_GUEST_KERNEL", "")
-    if want.startswith("/"):
-        cands = [want]
-    elif want:
-        cands = [f"/boot/vmlinuz-{want}"]
-    else:
-        cands = glob.glob("/boot/vmlinuz-*-amd64")
-    found = []
-    for z in cands:
-        ver = os.path.basename(z)[len("vmlinuz-"):]
-        mods = f"/lib/modules/{ver}"
-        if os.path.isfile(z) and os.path.isfile(os.path.join(mods, "modules.dep")):
-            found.append((ver, z, mods))
-    if not found:
-        raise FileNotFoundError(
-            "no guest kernel: need /boot/vmlinuz-VER-amd64 and /lib/modules/VER "
-            "(apt-get install linux-image-amd64), or set REDIR_GUEST_KERNEL")
-
-    def vkey(item):
-        return [int(x) if x.isdigit() else x for x in re.split(r"[.-]", item[0])]
-    return max(found, key=vkey)
+    k = fetch_kernel()
+    return k.version, k.vmlinuz, k.moddir
 
 
 def _modname(s):
@@ -363,23 +577,13 @@ def extract_vmlinux(vmlinuz):
 
 
 def kernel_image(verbose=False):
-    """(version, path to boot, modules dir); the vmlinux is cached."""
-    ver, vmlinuz, moddir = find_kernel()
-    if os.environ.get("REDIR_GUEST_VMLINUZ"):
-        return ver, vmlinuz, moddir
-    st = os.stat(vmlinuz)
-    key = hashlib.sha256(f"{vmlinuz}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:12]
-    out = os.path.join(cache_dir(), f"vmlinux-{ver}-{key}")
-    if not os.path.exists(out):
-        t0 = time.monotonic()
-        elf = extract_vmlinux(vmlinuz)
-        if elf is None:
-            return ver, vmlinuz, moddir
-        _write_atomic(out, elf)
-        if verbose:
-            print(f"  extracted {out} ({len(elf) >> 20} MiB) in "
-                  f"{time.monotonic() - t0:.2f}s", flush=True)
-    return ver, out, moddir
+    """(version, path to boot, modules dir): the uncompressed vmlinux that
+    fetch_kernel() extracted (or the bzImage with REDIR_GUEST_VMLINUZ=1, or
+    if no ELF payload was found)."""
+    k = fetch_kernel(verbose)
+    if os.environ.get("REDIR_GUEST_VMLINUZ") or k.vmlinux is None:
+        return k.version, k.vmlinuz, k.moddir
+    return k.version, k.vmlinux, k.moddir
 
 
 def busybox_path():
@@ -765,6 +969,11 @@ def selftest(td):
 
 
 if __name__ == "__main__":
+    if "--kernel" in sys.argv:
+        t = time.monotonic()
+        k = fetch_kernel(verbose=True)
+        print(k.root, k.version, f"{time.monotonic() - t:.2f}s")
+        sys.exit(0)
     if "--build" in sys.argv:
         t = time.monotonic()
         print(base_initramfs(verbose=True), f"{time.monotonic() - t:.2f}s")

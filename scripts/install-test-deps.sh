@@ -1,0 +1,21 @@
+#!/bin/sh
+# SPDX-License-Identifier: MIT
+# Installs everything the test suite (test.sh) needs: the build and demo
+# packages (scripts/install-deps.sh), the test-only tools below, and the
+# cross toolchains of the packaging tests.
+set -eu
+cd "$(dirname "$0")/.."
+
+# clang-format: the style test. clang + libclang-rt: the libFuzzer targets.
+# usbredirect: upstream's redirector, the benchmarks' baseline.
+# python3-serial, ser2net: the serial bridge's RFC 2217 client and baseline.
+# busybox-static, cpio, kmod (depmod), udev (udevadm = systemd-udevd): the
+# initramfs of the Linux-guest and thin-client VM rigs. Their kernel is
+# fetched with apt-get download, never installed (tests/guest/README.md).
+TEST_PACKAGES="clang-format clang libclang-rt-14-dev
+usbredirect python3-serial ser2net
+busybox-static cpio kmod udev"
+
+# shellcheck disable=SC2086
+scripts/install-deps.sh $TEST_PACKAGES
+packaging/install-cross-deps.sh

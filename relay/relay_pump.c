@@ -9,23 +9,18 @@
 #include <string.h>
 
 #include "net_conn.h"
+#include "relay_stash.h"
 #include "stream_codec.h"
-
-/* Agent bytes decoded between two looks at the chardev's queue. An lz4
- * frame that decodes to 64 KiB is at least ~270 bytes, so one slice
- * completes at most 4 frames: the queue overshoots its mark by 256 KiB at
- * most. */
-#define DECODE_SLICE 1024
 
 struct relay_pump {
     struct net_conn *agent, *chardev;
     bool lz4;
     bool done;                         /* reported; nothing more happens */
     bool agent_paused, chardev_paused; /* reading stopped: backpressure */
-    uint8_t *stash; /* agent bytes read but not decoded yet (backpressure) */
-    size_t stash_len, stash_off;
-    struct codec_encoder enc; /* chardev -> agent */
-    struct codec_decoder dec; /* agent -> chardev */
+    struct relay_stash stash;     /* agent bytes the chardev could not take */
+    struct relay_stash_sink sink; /* the chardev, for the stash */
+    struct codec_encoder enc;     /* chardev -> agent */
+    struct codec_decoder dec;     /* agent -> chardev */
     struct relay_pump_counters n;
     relay_pump_done_fn on_done;
     void *owner;
@@ -90,25 +85,19 @@ static int deliver_to_chardev(void *ctx, const uint8_t *data, size_t len)
     return 0;
 }
 
-/* Decodes until the chardev's queue is full; returns the bytes taken, or
- * SIZE_MAX once the pump is done. */
-static size_t pump_decode(struct relay_pump *p, const uint8_t *data, size_t len)
+static bool chardev_full(void *ctx)
+{
+    struct relay_pump *p = ctx;
+    return net_conn_congested(p->chardev);
+}
+
+static void pump_decode_failed(struct relay_pump *p)
 {
     char why[128];
-    size_t off = 0;
 
-    while (off < len && !net_conn_congested(p->chardev)) {
-        size_t n = len - off < DECODE_SLICE ? len - off : DECODE_SLICE;
-        if (codec_decode(&p->dec, data + off, n, deliver_to_chardev, p) < 0) {
-            snprintf(why, sizeof(why), "bad lz4 stream from the agent: %s",
-                     p->dec.error ? p->dec.error : "out of memory");
-            pump_done(p, why);
-            return SIZE_MAX;
-        }
-        off += n;
-    }
-    net_conn_flush(p->chardev);
-    return off;
+    snprintf(why, sizeof(why), "bad lz4 stream from the agent: %s",
+             p->dec.error ? p->dec.error : "out of memory");
+    pump_done(p, why);
 }
 
 /* Stops reading the agent while the chardev's queue is full. */
@@ -134,23 +123,15 @@ static void pump_to_chardev(struct relay_pump *p, const uint8_t *data,
             pump_pause_agent(p);
         return;
     }
-    if (p->stash) { /* cannot happen: reading stopped with the stash */
-        pump_done(p, "read while paused");
+    enum relay_stash_result rc =
+        relay_stash_feed(&p->stash, &p->dec, data, len, &p->sink);
+    if (rc == RELAY_STASH_ERROR) {
+        pump_decode_failed(p);
         return;
     }
-    size_t used = pump_decode(p, data, len);
-    if (used == SIZE_MAX || used == len)
-        return;
-    /* the chardev is behind: keep the rest of this read, read no more */
-    p->stash = malloc(len - used);
-    if (!p->stash) {
-        pump_done(p, "out of memory");
-        return;
-    }
-    memcpy(p->stash, data + used, len - used);
-    p->stash_len = len - used;
-    p->stash_off = 0;
-    pump_pause_agent(p);
+    net_conn_flush(p->chardev);
+    if (rc == RELAY_STASH_KEPT) /* the chardev is behind: read no more */
+        pump_pause_agent(p);
 }
 
 /* ---- connection events ---- */
@@ -160,17 +141,15 @@ static void on_chardev_drained(void *owner, struct net_conn *c)
     struct relay_pump *p = owner;
     (void)c;
 
-    if (p->stash) {
-        size_t used = pump_decode(p, p->stash + p->stash_off,
-                                  p->stash_len - p->stash_off);
-        if (used == SIZE_MAX)
-            return;
-        p->stash_off += used;
-        if (p->stash_off < p->stash_len)
-            return; /* congested again */
-        free(p->stash);
-        p->stash = NULL;
+    enum relay_stash_result rc =
+        relay_stash_resume(&p->stash, &p->dec, &p->sink);
+    if (rc == RELAY_STASH_ERROR) {
+        pump_decode_failed(p);
+        return;
     }
+    net_conn_flush(p->chardev);
+    if (rc == RELAY_STASH_KEPT)
+        return; /* congested again */
     if (p->agent_paused && !net_conn_congested(p->chardev)) {
         p->agent_paused = false;
         net_conn_read_start(p->agent);
@@ -249,6 +228,7 @@ struct relay_pump *relay_pump_start(struct net_conn *agent,
     p->lz4 = lz4;
     p->on_done = done;
     p->owner = owner;
+    p->sink = (struct relay_stash_sink){deliver_to_chardev, chardev_full, p};
     codec_encoder_init(&p->enc);
     codec_decoder_init(&p->dec);
     net_conn_set_owner(agent, &agent_ops, p);
@@ -271,7 +251,7 @@ void relay_pump_free(struct relay_pump *p)
 {
     net_conn_close(p->agent, true);
     net_conn_close(p->chardev, true);
-    free(p->stash);
+    relay_stash_free(&p->stash);
     codec_encoder_free(&p->enc);
     codec_decoder_free(&p->dec);
     free(p);

@@ -93,13 +93,19 @@ static void device_interfaces(libusb_device *dev, struct usb_device_info *info)
         info->interfaces[info->n_interfaces++] = (struct usb_interface_class){
             alt->bInterfaceClass, alt->bInterfaceSubClass,
             alt->bInterfaceProtocol};
+        bool storage = false;
         for (int a = 0; a < cfg->interface[i].num_altsetting; a++) {
             const struct libusb_interface_descriptor *any =
                 &cfg->interface[i].altsetting[a];
-            if (any->bInterfaceClass == USB_CLASS_MASS_STORAGE &&
-                any->bInterfaceProtocol == USB_PROTOCOL_UAS)
+            if (any->bInterfaceClass != USB_CLASS_MASS_STORAGE)
+                continue;
+            storage = true;
+            if (any->bInterfaceProtocol == USB_PROTOCOL_UAS)
                 info->has_uas = true;
+            else if (any->bInterfaceProtocol != USB_PROTOCOL_BOT)
+                info->has_other_storage = true;
         }
+        info->storage_interfaces += storage;
     }
     libusb_free_config_descriptor(cfg);
 }
@@ -151,27 +157,7 @@ void usb_device_decide(struct usb_device_entry *e,
     usb_policy_decide(policy, &e->info, &strings, &e->decision);
 }
 
-/* ---- what the mask and the transport need to know ---- */
-
-#define MSC_SUBCLASS_SCSI 0x06
-#define MSC_PROTOCOL_BOT 0x50
-
-static void note_endpoint(const struct libusb_endpoint_descriptor *ep, bool bot,
-                          struct usb_mask_config *out)
-{
-    uint8_t addr = ep->bEndpointAddress;
-
-    if ((ep->bmAttributes & 0x03) != LIBUSB_TRANSFER_TYPE_BULK)
-        return;
-    if (addr & LIBUSB_ENDPOINT_IN)
-        out->bulk_in_eps |= (uint16_t)(1u << (addr & 0x0f));
-    else
-        out->bulk_out_eps |= (uint16_t)(1u << (addr & 0x0f));
-    if (bot && (addr & LIBUSB_ENDPOINT_IN) && !out->storage_in_ep)
-        out->storage_in_ep = addr;
-    if (bot && !(addr & LIBUSB_ENDPOINT_IN) && !out->storage_out_ep)
-        out->storage_out_ep = addr;
-}
+/* ---- what the transport needs to know ---- */
 
 bool usb_device_is_isochronous(libusb_device *dev)
 {
@@ -189,29 +175,4 @@ bool usb_device_is_isochronous(libusb_device *dev)
     }
     libusb_free_config_descriptor(cfg);
     return iso;
-}
-
-/* Every altsetting counts: the guest may select any of them. */
-void usb_device_mask_config(libusb_device *dev, enum usb_access access,
-                            struct usb_mask_config *out)
-{
-    struct libusb_config_descriptor *cfg;
-
-    memset(out, 0, sizeof(*out));
-    out->access = access;
-    if (libusb_get_active_config_descriptor(dev, &cfg) < 0 &&
-        libusb_get_config_descriptor(dev, 0, &cfg) < 0)
-        return;
-    for (int i = 0; i < cfg->bNumInterfaces; i++) {
-        const struct libusb_interface *itf = &cfg->interface[i];
-        for (int a = 0; a < itf->num_altsetting; a++) {
-            const struct libusb_interface_descriptor *alt = &itf->altsetting[a];
-            bool bot = alt->bInterfaceClass == USB_CLASS_MASS_STORAGE &&
-                       alt->bInterfaceSubClass == MSC_SUBCLASS_SCSI &&
-                       alt->bInterfaceProtocol == MSC_PROTOCOL_BOT;
-            for (int e = 0; e < alt->bNumEndpoints; e++)
-                note_endpoint(&alt->endpoint[e], bot, out);
-        }
-    }
-    libusb_free_config_descriptor(cfg);
 }

@@ -6,7 +6,6 @@
 
 #include <libusb.h>
 
-#include "usb_mask.h"
 #include "usb_policy.h"
 
 #define USB_PORT_PATH_MAX 32
@@ -37,10 +36,5 @@ void usb_device_decide(struct usb_device_entry *e,
 
 /* Webcams, audio: their data is usually compressed already. */
 bool usb_device_is_isochronous(libusb_device *dev);
-
-/* The mask's view of the device: its Bulk-Only and bulk endpoints, in
- * every altsetting (the guest may select any of them). */
-void usb_device_mask_config(libusb_device *dev, enum usb_access access,
-                            struct usb_mask_config *out);
 
 #endif

@@ -14,6 +14,7 @@
 #include "usb_counters.h"
 #include "usb_device.h"
 #include "usb_mask.h"
+#include "usb_mask_device.h"
 #include "usb_transport.h"
 #include "usbredir_hello.h"
 #include "usbredir_stream.h"
@@ -42,8 +43,9 @@ struct usb_host {
     size_t in_len, in_pos;
 
     /* guest -> host: walked once, by the mask (ro/wo) or by the counter */
-    bool masking;
-    struct usb_mask mask;
+    struct usb_mask *mask;    /* NULL: read-write */
+    uint64_t refusals_logged; /* of the mask's refusals */
+    uint64_t refusal_log_ms;  /* when they were last logged */
     struct usbredir_stream framing;
 };
 
@@ -109,8 +111,8 @@ static int host_write(void *priv, uint8_t *data, int count)
         usbredirhost_free_write_buffer(h->host, data);
         return count; /* nobody to send to any more */
     }
-    if (h->masking)
-        usb_mask_to_guest(&h->mask, data, (size_t)count);
+    if (h->mask)
+        usb_mask_to_guest(h->mask, data, (size_t)count);
     usb_counters_to_peer(h->p.counters, (uint64_t)count, 1, uv_now(h->p.loop));
     usb_transport_send(h->p.out, data, (size_t)count, release_host_buffer, h);
     return count;
@@ -150,11 +152,15 @@ static int host_claim(struct usb_host *h)
 {
     libusb_device_handle *handle;
 
-    h->masking = h->p.access != USB_ACCESS_RW;
-    if (h->masking) {
+    if (h->p.access != USB_ACCESS_RW) {
         struct usb_mask_config mc;
-        usb_device_mask_config(h->p.dev, h->p.access, &mc);
-        usb_mask_init(&h->mask, &mc, &host_mask_ops, h);
+        usb_mask_device_config(h->p.dev, h->p.access, &mc);
+        h->mask = usb_mask_new(&mc, &host_mask_ops, h);
+        if (!h->mask) {
+            log_err("%s: out of memory", h->p.name);
+            h->ops->on_failed(h->owner, USB_HOST_ERROR, NULL);
+            return -1;
+        }
     }
     int rc = libusb_open(h->p.dev, &handle);
     if (rc < 0) {
@@ -236,23 +242,48 @@ static const struct usb_mask_ops host_mask_ops = {
     .reply = mask_reply,
 };
 
+/* A guest that keeps trying what its access forbids should not fill the
+ * log: the first refusal is logged at once, more at most this often. */
+#define REFUSAL_LOG_INTERVAL_MS 60000
+
+static void log_refusals(struct usb_host *h, const struct usb_mask_stats *st)
+{
+    uint64_t total = st->refused_commands + st->refused_packets;
+    uint64_t now = uv_now(h->p.loop);
+
+    if (total == h->refusals_logged ||
+        (h->refusals_logged &&
+         now - h->refusal_log_ms < REFUSAL_LOG_INTERVAL_MS))
+        return;
+    log_notice("%s: refused what %s access does not allow: %llu commands, "
+               "%llu transfers or requests from peer %s so far",
+               h->p.name, usb_access_name(h->p.access),
+               (unsigned long long)st->refused_commands,
+               (unsigned long long)st->refused_packets, h->p.peer);
+    h->refusals_logged = total;
+    h->refusal_log_ms = now;
+}
+
 /* One chunk from the peer, through the mask when access is restricted. */
 static int host_feed_running(struct usb_host *h, const uint8_t *data,
                              size_t len)
 {
     int rc;
 
-    if (!h->masking) {
+    if (!h->mask) {
         usbredir_stream_feed(&h->framing, data, len); /* counts packets */
         h->p.counters->packets_from_peer = h->framing.packets;
         rc = host_feed_usbredirhost(h, data, len);
     } else {
-        rc = usb_mask_from_guest(&h->mask, data, len);
-        h->p.counters->packets_from_peer = h->mask.packets;
-        if (rc < 0 && h->mask.error) {
+        struct usb_mask_stats st;
+        rc = usb_mask_from_guest(h->mask, data, len);
+        usb_mask_stats(h->mask, &st);
+        h->p.counters->packets_from_peer = st.packets;
+        log_refusals(h, &st);
+        if (rc < 0 && usb_mask_error(h->mask)) {
             log_warn("%s: malformed usbredir data from peer %s (%s); "
                      "disconnecting",
-                     h->p.name, h->p.peer, h->mask.error);
+                     h->p.name, h->p.peer, usb_mask_error(h->mask));
             h->ops->on_failed(h->owner, USB_HOST_ERROR, NULL);
         }
     }
@@ -320,5 +351,7 @@ void usb_host_free(struct usb_host *h)
 {
     if (h->host)
         usbredirhost_close(h->host);
+    if (h->mask)
+        usb_mask_free(h->mask);
     free(h);
 }

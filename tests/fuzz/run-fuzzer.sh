@@ -1,8 +1,8 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 # Builds one libFuzzer target with clang (ASan + UBSan) against every pure
-# source (common/, the agent's core/ folders and config parser; none needs an
-# event loop or libusb) and runs it for a bounded time from its seed corpus:
+# source (common/, the agent's core/ folders and config parser, the relay's
+# stash; none needs an event loop or libusb) and runs it for a bounded time from its seed corpus:
 #   run-fuzzer.sh TARGET.c SECONDS OUTDIR [CORPUS_DIR]
 set -eu
 target=$1 seconds=$2 out=$3
@@ -12,8 +12,8 @@ corpus=${4:-$src/tests/fuzz/corpus/${name#fuzz_}}
 mkdir -p "$out/corpus-$name"
 # shellcheck disable=SC2046
 pure="$src/common $src/agent/usb/core $src/agent/serial/core"
-includes="-I$out/generated -I$src/agent"
-sources="$src/agent/config.c"
+includes="-I$out/generated -I$src/agent -I$src/relay"
+sources="$src/agent/config.c $src/relay/relay_stash.c"
 for dir in $pure; do
     includes="$includes -I$dir"
     sources="$sources $(echo "$dir"/*.c)"

@@ -169,33 +169,40 @@ static void feed(struct usb_mask *m, const struct stream *s, size_t from,
 {
     if (!bytewise) {
         CHECK(usb_mask_from_guest(m, s->b + from, s->len - from) == 0, "%s",
-              m->error ? m->error : "forward failed");
+              usb_mask_error(m) ? usb_mask_error(m) : "forward failed");
         return;
     }
     for (size_t i = from; i < s->len; i++)
         CHECK(usb_mask_from_guest(m, s->b + i, 1) == 0, "byte %zu: %s", i,
-              m->error ? m->error : "");
+              usb_mask_error(m) ? usb_mask_error(m) : "");
 }
 
 static struct usb_mask_config storage(enum usb_access access)
 {
-    return (struct usb_mask_config){access, OUT_EP, IN_EP, 1u << 2 | 1u << 3,
-                                    1u << 1 | 1u << 4};
+    return (struct usb_mask_config){.access = access,
+                                    .storage_out_ep = OUT_EP,
+                                    .storage_in_ep = IN_EP,
+                                    .bulk_out_eps = 1u << 2 | 1u << 3,
+                                    .bulk_in_eps = 1u << 1 | 1u << 4,
+                                    .configuration = 1,
+                                    .storage_interface = 0,
+                                    .alts = {1}};
 }
 
 /* ro: a WRITE(10) with its data is refused like a write-protected disk. */
 static void test_ro_write(bool ids64, bool bulk32, bool bytewise)
 {
     static struct capture c;
-    struct usb_mask m;
+    struct usb_mask *m = NULL;
     struct usb_mask_config cfg = storage(USB_ACCESS_RO);
     struct stream s = {0};
     uint8_t data[4096];
 
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     hello(&s, ids64, bulk32);
-    host_hello(&m, true, true);
+    host_hello(m, true, true);
     size_t hello_len = s.len;
     cbw(&s, 10, 0xabc, 8192, false, 0x2a, 0);
     memset(data, 0xee, sizeof(data));
@@ -205,13 +212,15 @@ static void test_ro_write(bool ids64, bool bulk32, bool bytewise)
     cbw(&s, 14, 0xabd, 18, true, 0x03, 18); /* REQUEST SENSE */
     bulk(&s, 15, IN_EP, 18, NULL, 0);
     bulk(&s, 16, IN_EP, 13, NULL, 0);
-    feed(&m, &s, 0, bytewise);
+    feed(m, &s, 0, bytewise);
 
     CHECK(c.fwd_len == hello_len, "only the hello reaches the host, got %zu",
           c.fwd_len);
     CHECK(c.n_replies == 7, "%zu replies", c.n_replies);
-    if (c.n_replies != 7)
+    if (c.n_replies != 7) {
+        usb_mask_free(m);
         return;
+    }
     struct reply r = parse_reply(&c, 0, ids64, bulk32);
     CHECK(r.id == 10 && r.ep == OUT_EP && r.status == usb_redir_success &&
               r.length == 31 && r.data_len == 0,
@@ -230,28 +239,32 @@ static void test_ro_write(bool ids64, bool bulk32, bool bytewise)
     r = parse_reply(&c, 6, ids64, bulk32);
     CHECK(r.data_len == 13 && r.data[12] == 0 && r.data[4] == 0xbd,
           "REQUEST SENSE CSW passed");
-    CHECK(m.refused_commands == 1, "refused %llu",
-          (unsigned long long)m.refused_commands);
+    struct usb_mask_stats st;
+    usb_mask_stats(m, &st);
+    CHECK(st.refused_commands == 1, "refused %llu",
+          (unsigned long long)st.refused_commands);
+    usb_mask_free(m);
 }
 
 /* ro: reads pass untouched, MODE SENSE replies get the WP bit. */
 static void test_ro_read_and_mode_sense(void)
 {
     static struct capture c;
-    struct usb_mask m;
+    struct usb_mask *m = NULL;
     struct usb_mask_config cfg = storage(USB_ACCESS_RO);
     struct stream s = {0};
 
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     hello(&s, true, true);
-    host_hello(&m, true, true);
+    host_hello(m, true, true);
     cbw(&s, 20, 1, 512, true, 0x28, 0); /* READ(10) */
     bulk(&s, 21, IN_EP, 512, NULL, 0);
     bulk(&s, 22, IN_EP, 13, NULL, 0);
     cbw(&s, 23, 2, 192, true, 0x1a, 192); /* MODE SENSE(6) */
     bulk(&s, 24, IN_EP, 192, NULL, 0);
-    feed(&m, &s, 0, false);
+    feed(m, &s, 0, false);
     CHECK(c.fwd_len == s.len && memcmp(c.fwd, s.b, s.len) == 0,
           "everything forwarded unchanged (%zu of %zu)", c.fwd_len, s.len);
     CHECK(c.n_replies == 0, "no replies");
@@ -260,28 +273,30 @@ static void test_ro_read_and_mode_sense(void)
     struct stream r = {.ids64 = true, .bulk32 = true};
     uint8_t mode[4] = {3, 0, 0x00, 0};
     bulk(&r, 24, IN_EP, 4, mode, 4);
-    usb_mask_to_guest(&m, r.b, r.len);
+    usb_mask_to_guest(m, r.b, r.len);
     CHECK(r.b[r.len - 2] == 0x80, "WP bit set: %02x", r.b[r.len - 2]);
     /* Another reply with another id is left alone. */
     struct stream r2 = {.ids64 = true, .bulk32 = true};
     bulk(&r2, 25, IN_EP, 4, mode, 4);
-    usb_mask_to_guest(&m, r2.b, r2.len);
+    usb_mask_to_guest(m, r2.b, r2.len);
     CHECK(r2.b[r2.len - 2] == 0, "other reply untouched");
+    usb_mask_free(m);
 }
 
 /* wo: READ refused (short data, failed CSW, ACCESS DENIED), WRITE passes. */
 static void test_wo(void)
 {
     static struct capture c;
-    struct usb_mask m;
+    struct usb_mask *m = NULL;
     struct usb_mask_config cfg = storage(USB_ACCESS_WO);
     struct stream s = {0};
     uint8_t data[512] = {1};
 
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     hello(&s, true, true);
-    host_hello(&m, true, true);
+    host_hello(m, true, true);
     size_t hello_len = s.len;
     cbw(&s, 30, 7, 512, true, 0x28, 0);
     bulk(&s, 31, IN_EP, 512, NULL, 0);
@@ -292,12 +307,14 @@ static void test_wo(void)
     size_t before_write = s.len;
     cbw(&s, 36, 9, 512, false, 0x2a, 0);
     bulk(&s, 37, OUT_EP, 512, data, 512);
-    feed(&m, &s, 0, false);
+    feed(m, &s, 0, false);
     CHECK(c.fwd_len == hello_len + (s.len - before_write),
           "hello and the write forwarded: %zu", c.fwd_len);
     CHECK(c.n_replies == 6, "%zu replies", c.n_replies);
-    if (c.n_replies != 6)
+    if (c.n_replies != 6) {
+        usb_mask_free(m);
         return;
+    }
     struct reply r = parse_reply(&c, 1, true, true);
     CHECK(r.id == 31 && r.data_len == 0 && r.status == 0, "short data");
     r = parse_reply(&c, 2, true, true);
@@ -305,26 +322,32 @@ static void test_wo(void)
     r = parse_reply(&c, 4, true, true);
     CHECK(r.data[2] == 7 && r.data[12] == 0x20 && r.data[13] == 0x02,
           "ACCESS DENIED");
+    usb_mask_free(m);
 }
 
 /* Generic bulk endpoints: ro stalls OUT, wo stalls IN; others pass. */
 static void test_generic(void)
 {
     static struct capture c;
-    struct usb_mask m;
-    struct usb_mask_config cfg = {USB_ACCESS_RO, 0, 0, 1u << 3, 1u << 4};
+    struct usb_mask *m = NULL;
+    struct usb_mask_config cfg = {.access = USB_ACCESS_RO,
+                                  .bulk_out_eps = 1u << 3,
+                                  .bulk_in_eps = 1u << 4,
+                                  .configuration = 1,
+                                  .storage_interface = 0xff};
     struct stream s = {0};
     uint8_t data[64] = {0};
 
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     hello(&s, true, true);
-    host_hello(&m, true, true);
+    host_hello(m, true, true);
     size_t hello_len = s.len;
     bulk(&s, 40, OTHER_OUT, 64, data, 64);
     size_t in_at = s.len;
     bulk(&s, 41, OTHER_IN, 64, NULL, 0);
-    feed(&m, &s, 0, false);
+    feed(m, &s, 0, false);
     CHECK(c.n_replies == 1, "one stall");
     if (c.n_replies == 1) {
         struct reply r = parse_reply(&c, 0, true, true);
@@ -334,60 +357,184 @@ static void test_generic(void)
 
     capture_reset(&c);
     cfg.access = USB_ACCESS_WO;
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     struct stream w = {0};
     hello(&w, true, true);
-    host_hello(&m, true, true);
+    host_hello(m, true, true);
     bulk(&w, 42, OTHER_OUT, 64, data, 64);
     bulk(&w, 43, OTHER_IN, 64, NULL, 0);
-    feed(&m, &w, 0, false);
+    feed(m, &w, 0, false);
     CHECK(c.n_replies == 1 && parse_reply(&c, 0, true, true).id == 43,
           "wo stalls the IN request");
+    usb_mask_free(m);
 }
 
 static void test_malformed(void)
 {
     static struct capture c;
-    struct usb_mask m;
+    struct usb_mask *m = NULL;
     struct usb_mask_config cfg = storage(USB_ACCESS_RO);
     struct stream s = {0};
 
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     header(&s, usb_redir_bulk_packet, 10, 1);
-    CHECK(usb_mask_from_guest(&m, s.b, s.len) < 0 && m.error &&
-              strstr(m.error, "not a hello"),
+    CHECK(usb_mask_from_guest(m, s.b, s.len) < 0 && usb_mask_error(m) &&
+              strstr(usb_mask_error(m), "not a hello"),
           "non-hello first packet refused");
 
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     s = (struct stream){0};
     hello(&s, true, true);
     header(&s, usb_redir_bulk_packet, 0x7fffffff, 2);
-    CHECK(usb_mask_from_guest(&m, s.b, s.len) < 0 && m.error &&
-              strstr(m.error, "maximum"),
+    CHECK(usb_mask_from_guest(m, s.b, s.len) < 0 && usb_mask_error(m) &&
+              strstr(usb_mask_error(m), "maximum"),
           "huge length refused");
 
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     s = (struct stream){0};
     hello(&s, true, true);
     header(&s, usb_redir_bulk_packet, 3, 3); /* shorter than its header */
     s.len += 3;
-    CHECK(usb_mask_from_guest(&m, s.b, s.len) < 0 && m.error &&
-              strstr(m.error, "shorter"),
+    CHECK(usb_mask_from_guest(m, s.b, s.len) < 0 && usb_mask_error(m) &&
+              strstr(usb_mask_error(m), "shorter"),
           "short bulk refused");
 
     /* A truncated CBW just waits for more. */
     capture_reset(&c);
-    usb_mask_init(&m, &cfg, &ops, &c);
+    usb_mask_free(m);
+    m = usb_mask_new(&cfg, &ops, &c);
     s = (struct stream){0};
     hello(&s, true, true);
     size_t hello_len = s.len;
     cbw(&s, 4, 1, 512, false, 0x2a, 0);
-    CHECK(usb_mask_from_guest(&m, s.b, s.len - 5) == 0, "partial");
+    CHECK(usb_mask_from_guest(m, s.b, s.len - 5) == 0, "partial");
     CHECK(c.fwd_len == hello_len && c.n_replies == 0, "nothing decided yet");
     capture_reset(&c);
+    usb_mask_free(m);
+}
+
+static void control(struct stream *s, uint64_t id, uint8_t type, uint8_t req,
+                    uint16_t value, uint16_t index, uint16_t length)
+{
+    header(s, usb_redir_control_packet, 10 + (type & 0x80 ? 0 : length), id);
+    s->b[s->len++] = type & 0x80;
+    s->b[s->len++] = req;
+    s->b[s->len++] = type;
+    s->b[s->len++] = 0;
+    put16(s, value);
+    put16(s, index);
+    put16(s, length);
+    if (!(type & 0x80)) {
+        memset(s->b + s->len, 0xee, length);
+        s->len += length;
+    }
+}
+
+/* Attack: a WRITE(10) whose bCBWCBLength is 0 (cheap sticks ignore the
+ * field). Not a meaningful CBW: a stall, and stalls on both pipes until
+ * the guest's reset recovery; after it, reads work again. */
+static void test_ro_invalid_cbw(void)
+{
+    static struct capture c;
+    struct usb_mask *m = NULL;
+    struct usb_mask_config cfg = storage(USB_ACCESS_RO);
+    struct stream s = {0};
+
+    capture_reset(&c);
+    m = usb_mask_new(&cfg, &ops, &c);
+    hello(&s, true, true);
+    host_hello(m, true, true);
+    size_t hello_len = s.len;
+    uint8_t bad[31] = {0x55, 0x53, 0x42, 0x43, 1, 0, 0, 0,
+                       0,    2,    0,    0,    0, 0, 0, 0x2a};
+    bulk(&s, 50, OUT_EP, 31, bad, sizeof(bad));
+    bulk(&s, 51, IN_EP, 13, NULL, 0);
+    size_t before_reset = s.len;
+    control(&s, 52, 0x21, 0xff, 0, 0, 0); /* Bulk-Only reset */
+    cbw(&s, 53, 7, 512, true, 0x28, 0);
+    feed(m, &s, 0, false);
+    CHECK(c.n_replies == 2, "%zu replies", c.n_replies);
+    for (size_t i = 0; i < c.n_replies && i < 2; i++)
+        CHECK(parse_reply(&c, i, true, true).status == usb_redir_stall,
+              "reply %zu is a stall", i);
+    CHECK(c.fwd_len == hello_len + (s.len - before_reset),
+          "the reset and the read reach the device, nothing before: %zu",
+          c.fwd_len);
+    usb_mask_free(m);
+}
+
+/* Attacks that are not SCSI: a vendor control request with data, another
+ * configuration, bulk receiving on the storage endpoint, bulk streams, a
+ * raw SET_INTERFACE. Each gets a stall-status answer; nothing is
+ * forwarded. */
+static void test_ro_other_paths(void)
+{
+    static struct capture c;
+    struct usb_mask *m = NULL;
+    struct usb_mask_config cfg = storage(USB_ACCESS_RO);
+    struct stream s = {0};
+
+    capture_reset(&c);
+    m = usb_mask_new(&cfg, &ops, &c);
+    hello(&s, true, true);
+    host_hello(m, true, true);
+    size_t hello_len = s.len;
+    control(&s, 60, 0x40, 1, 0, 0, 64); /* vendor, data OUT */
+    control(&s, 61, 0x01, 11, 1, 0, 0); /* raw SET_INTERFACE */
+    header(&s, usb_redir_set_configuration, 1, 62);
+    s.b[s.len++] = 2;
+    header(&s, usb_redir_start_bulk_receiving, 10, 63);
+    put32(&s, 0);
+    put32(&s, 512);
+    s.b[s.len++] = IN_EP;
+    s.b[s.len++] = 4;
+    header(&s, usb_redir_alloc_bulk_streams, 8, 64);
+    put32(&s, 0x6);
+    put32(&s, 4);
+    feed(m, &s, 0, true);
+    CHECK(c.fwd_len == hello_len, "nothing but the hello forwarded: %zu",
+          c.fwd_len);
+    CHECK(c.n_replies == 5, "%zu replies", c.n_replies);
+    struct usb_mask_stats st;
+    usb_mask_stats(m, &st);
+    CHECK(st.refused_packets == 5, "%llu refused",
+          (unsigned long long)st.refused_packets);
+    usb_mask_free(m);
+}
+
+/* An allowed opcode the wrong way round (READ(10) with a data-OUT stage)
+ * would hand the device bytes: a phase error, the data consumed. */
+static void test_ro_phase_error(void)
+{
+    static struct capture c;
+    struct usb_mask *m = NULL;
+    struct usb_mask_config cfg = storage(USB_ACCESS_RO);
+    struct stream s = {0};
+    uint8_t data[512] = {0};
+
+    capture_reset(&c);
+    m = usb_mask_new(&cfg, &ops, &c);
+    hello(&s, true, true);
+    host_hello(m, true, true);
+    size_t hello_len = s.len;
+    cbw(&s, 70, 9, 512, false, 0x28, 0);
+    bulk(&s, 71, OUT_EP, 512, data, 512);
+    bulk(&s, 72, IN_EP, 13, NULL, 0);
+    feed(m, &s, 0, false);
+    CHECK(c.fwd_len == hello_len, "nothing forwarded");
+    CHECK(c.n_replies == 3, "%zu replies", c.n_replies);
+    if (c.n_replies == 3) {
+        struct reply r = parse_reply(&c, 2, true, true);
+        CHECK(r.data_len == 13 && r.data[12] == 2, "CSW phase error");
+    }
+    usb_mask_free(m);
 }
 
 int main(void)
@@ -400,5 +547,8 @@ int main(void)
     test_wo();
     test_generic();
     test_malformed();
+    test_ro_invalid_cbw();
+    test_ro_other_paths();
+    test_ro_phase_error();
     return check_summary();
 }

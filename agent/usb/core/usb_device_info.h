@@ -12,6 +12,7 @@
 #define USB_CLASS_HID 0x03
 #define USB_CLASS_MASS_STORAGE 0x08
 #define USB_CLASS_HUB 0x09
+#define USB_PROTOCOL_BOT 0x50 /* Bulk-Only Transport */
 #define USB_PROTOCOL_UAS 0x62
 
 struct usb_interface_class {
@@ -21,8 +22,11 @@ struct usb_interface_class {
 struct usb_device_info {
     uint16_t vid, pid, bcd_device;
     uint8_t dev_class, dev_subclass, dev_protocol;
-    size_t n_interfaces; /* of the active configuration, altsetting 0 */
-    bool has_uas;        /* some altsetting speaks UAS (08:06:62) */
+    size_t n_interfaces;        /* of the active configuration, altsetting 0 */
+    bool has_uas;               /* some altsetting speaks UAS (08:06:62) */
+    bool has_other_storage;     /* some storage altsetting is neither Bulk-Only
+                                   nor UAS (CBI, vendor protocols) */
+    uint8_t storage_interfaces; /* interfaces with a storage altsetting */
     struct usb_interface_class interfaces[USB_POLICY_MAX_INTERFACES];
 };
 

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* Bulk access masking on the usbredir byte stream between the peer and
- * usbredirhost. */
-#include "usb_mask.h"
+/* Read-only and write-only access on the usbredir byte stream: the guest's
+ * packets framed once (header, type header), handed to the verdicts of
+ * usb_mask_bot.c and usb_mask_rules.c, forwarded or answered; what the
+ * device answers read for the state the verdicts need. */
 #include "byteorder.h"
+#include "usb_mask_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -10,30 +12,18 @@
 
 #include "usbredir_stream.h"
 
-enum mask_phase {
-    PH_HEADER,      /* reading the usbredir header */
-    PH_BULK_HEADER, /* reading a bulk packet's type header */
-    PH_CBW,         /* reading what may be a CBW */
-    PH_FORWARD,     /* passing payload bytes to usbredirhost */
-    PH_SKIP,        /* dropping payload bytes of a refused packet */
-};
-
-#define BULK_HEADER_32                                                         \
-    10 /* endpoint, status, length, stream_id, length_high                     \
-        */
-#define BULK_HEADER_16 8
 #define HELLO_VERSION_LEN 64
-#define EP_IN 0x80
-#define EP_NUMBER(ep) ((ep)&0x0f)
+#define BULK_HEADER_16 8 /* without the 32-bit length capability */
+#define GET_MAX_LUN_TYPE 0xa1
 
 /* usbredirhost always offers both capabilities; until its hello has gone
  * by, assume it did. */
-static bool ids_64(const struct usb_mask *m)
+bool usb_mask__ids_64(const struct usb_mask *m)
 {
     return m->guest_64bit_ids && (!m->host_hello_seen || m->host_64bit_ids);
 }
 
-static bool bulk_32(const struct usb_mask *m)
+bool usb_mask__bulk_32(const struct usb_mask *m)
 {
     return m->guest_bulk32 && (!m->host_hello_seen || m->host_bulk32);
 }
@@ -42,72 +32,105 @@ static size_t header_len(const struct usb_mask *m)
 {
     if (!m->guest_hello_seen)
         return USBREDIR_HEADER_32; /* a hello always has the short form */
-    return ids_64(m) ? USBREDIR_HEADER_64 : USBREDIR_HEADER_32;
+    return usb_mask__ids_64(m) ? USBREDIR_HEADER_64 : USBREDIR_HEADER_32;
 }
 
-static size_t bulk_header_len(const struct usb_mask *m)
+/* The type header the verdicts read, per packet type; 0: forwarded as is
+ * (usbredirhost only answers those: hello, get_*, stop_*, cancel, ...). */
+static size_t type_header_len(const struct usb_mask *m, uint32_t type)
 {
-    return bulk_32(m) ? BULK_HEADER_32 : BULK_HEADER_16;
+    switch (type) {
+    case usb_redir_control_packet:
+        return sizeof(struct usb_redir_control_packet_header);
+    case usb_redir_bulk_packet:
+        return usb_mask__bulk_32(m)
+                   ? sizeof(struct usb_redir_bulk_packet_header)
+                   : BULK_HEADER_16;
+    case usb_redir_iso_packet:
+        return sizeof(struct usb_redir_iso_packet_header);
+    case usb_redir_interrupt_packet:
+        return sizeof(struct usb_redir_interrupt_packet_header);
+    case usb_redir_set_configuration:
+        return sizeof(struct usb_redir_set_configuration_header);
+    case usb_redir_set_alt_setting:
+        return sizeof(struct usb_redir_set_alt_setting_header);
+    case usb_redir_start_iso_stream:
+        return sizeof(struct usb_redir_start_iso_stream_header);
+    case usb_redir_start_interrupt_receiving:
+        return sizeof(struct usb_redir_start_interrupt_receiving_header);
+    case usb_redir_alloc_bulk_streams:
+        return sizeof(struct usb_redir_alloc_bulk_streams_header);
+    case usb_redir_start_bulk_receiving:
+        return sizeof(struct usb_redir_start_bulk_receiving_header);
+    default: return 0;
+    }
 }
 
-void usb_mask_init(struct usb_mask *m, const struct usb_mask_config *cfg,
-                   const struct usb_mask_ops *ops, void *ctx)
+struct usb_mask *usb_mask_new(const struct usb_mask_config *cfg,
+                              const struct usb_mask_ops *ops, void *ctx)
 {
-    memset(m, 0, sizeof(*m));
+    struct usb_mask *m = calloc(1, sizeof(*m));
+
+    if (!m)
+        return NULL;
     m->cfg = *cfg;
     m->ops = ops;
     m->ctx = ctx;
     m->phase = PH_HEADER;
     m->want = USBREDIR_HEADER_32;
+    return m;
+}
+
+void usb_mask_free(struct usb_mask *m) { free(m); }
+
+const char *usb_mask_error(const struct usb_mask *m) { return m->error; }
+
+void usb_mask_stats(const struct usb_mask *m, struct usb_mask_stats *out)
+{
+    *out = m->stats;
+}
+
+const uint8_t *usb_mask__type_header(const struct usb_mask *m)
+{
+    return m->buf + m->header_len;
 }
 
 /* ---- packets for the guest ---- */
 
-static void reply_bulk(struct usb_mask *m, uint8_t status, uint32_t length,
-                       const uint8_t *data, size_t data_len)
+void usb_mask__reply(struct usb_mask *m, uint32_t type, const void *th,
+                     size_t th_len, const uint8_t *data, size_t data_len)
 {
-    size_t hlen = ids_64(m) ? USBREDIR_HEADER_64 : USBREDIR_HEADER_32;
-    size_t blen = bulk_header_len(m);
-    uint8_t *p = malloc(hlen + blen + data_len);
+    size_t hlen = usb_mask__ids_64(m) ? USBREDIR_HEADER_64 : USBREDIR_HEADER_32;
+    uint8_t *p = malloc(hlen + th_len + data_len);
 
     if (!p)
         return; /* the guest times out the request: as an unplug would */
-    put_le32(p, usb_redir_bulk_packet);
-    put_le32(p + 4, (uint32_t)(blen + data_len));
+    put_le32(p, type);
+    put_le32(p + 4, (uint32_t)(th_len + data_len));
     put_le32(p + 8, (uint32_t)m->id);
     if (hlen == USBREDIR_HEADER_64)
         put_le32(p + 12, (uint32_t)(m->id >> 32));
-    uint8_t *b = p + hlen;
-    b[0] = m->endpoint;
-    b[1] = status;
-    put_le16(b + 2, (uint16_t)length);
-    put_le32(b + 4, 0); /* stream id */
-    if (blen == BULK_HEADER_32)
-        put_le16(b + 8, (uint16_t)(length >> 16));
+    memcpy(p + hlen, th, th_len);
     if (data_len)
-        memcpy(b + blen, data, data_len);
-    m->ops->reply(m->ctx, p, hlen + blen + data_len);
+        memcpy(p + hlen + th_len, data, data_len);
+    m->ops->reply(m->ctx, p, hlen + th_len + data_len);
 }
 
-/* An OUT transfer the guest believes the device took. */
-static void reply_out_taken(struct usb_mask *m, uint32_t length)
+void usb_mask__reply_bulk(struct usb_mask *m, uint8_t ep, uint8_t status,
+                          uint32_t length, const uint8_t *data, size_t n)
 {
-    reply_bulk(m, usb_redir_success, length, NULL, 0);
+    uint8_t th[sizeof(struct usb_redir_bulk_packet_header)];
+    size_t th_len = usb_mask__bulk_32(m) ? sizeof(th) : BULK_HEADER_16;
+
+    th[0] = ep;
+    th[1] = status;
+    put_le16(th + 2, (uint16_t)length);
+    put_le32(th + 4, 0); /* stream id */
+    put_le16(th + 8, (uint16_t)(length >> 16));
+    usb_mask__reply(m, usb_redir_bulk_packet, th, th_len, data, n);
 }
 
-static void reply_in_data(struct usb_mask *m, const uint8_t *data, size_t len)
-{
-    reply_bulk(m, usb_redir_success, (uint32_t)len, data, len);
-}
-
-static void reply_csw(struct usb_mask *m, uint32_t residue, uint8_t status)
-{
-    uint8_t csw[BOT_CSW_LEN];
-    bot_csw_build(csw, m->bot_tag, residue, status);
-    reply_in_data(m, csw, sizeof(csw));
-}
-
-/* ---- guest -> host parsing ---- */
+/* ---- guest -> host: framing ---- */
 
 static size_t payload_consumed(const struct usb_mask *m)
 {
@@ -116,7 +139,7 @@ static size_t payload_consumed(const struct usb_mask *m)
 
 static void packet_done(struct usb_mask *m)
 {
-    m->packets++;
+    m->stats.packets++;
     if (!m->guest_hello_seen) {
         uint32_t caps = m->hello_payload_seen >= HELLO_VERSION_LEN + 4
                             ? read_le32(m->hello_caps)
@@ -131,7 +154,7 @@ static void packet_done(struct usb_mask *m)
 }
 
 /* Passes the buffered part of the packet on, then streams the rest. */
-static int forward_packet(struct usb_mask *m)
+int usb_mask__forward_packet(struct usb_mask *m)
 {
     if (m->ops->forward(m->ctx, m->buf, m->have) < 0)
         return -1;
@@ -143,7 +166,7 @@ static int forward_packet(struct usb_mask *m)
     return 0;
 }
 
-static void skip_packet(struct usb_mask *m)
+void usb_mask__skip_packet(struct usb_mask *m)
 {
     m->remaining -= payload_consumed(m);
     if (m->remaining == 0)
@@ -152,163 +175,19 @@ static void skip_packet(struct usb_mask *m)
         m->phase = PH_SKIP;
 }
 
-static void refuse_command(struct usb_mask *m, const struct bot_cbw *cbw)
+void usb_mask__peek(struct usb_mask *m, size_t len)
 {
-    m->refused_commands++;
-    m->bot_tag = cbw->tag;
-    m->bot_residue = cbw->data_length;
-    if (m->cfg.access == USB_ACCESS_RO) {
-        m->sense_key = SCSI_SENSE_DATA_PROTECT; /* WRITE PROTECTED */
-        m->sense_asc = 0x27;
-        m->sense_ascq = 0x00;
-    } else {
-        m->sense_key = SCSI_SENSE_DATA_PROTECT; /* ACCESS DENIED */
-        m->sense_asc = 0x20;
-        m->sense_ascq = 0x02;
-    }
-    if (cbw->data_length == 0)
-        m->bot = BOT_REFUSE_CSW;
-    else if (cbw->data_in)
-        m->bot = BOT_REFUSE_IN;
-    else {
-        m->bot = BOT_REFUSE_OUT;
-        m->bot_left = cbw->data_length;
-    }
+    m->phase = PH_PEEK;
+    m->want = m->have + len;
 }
 
-static bool command_refused(const struct usb_mask *m, uint8_t opcode)
+/* The type header is in: the packet's verdict. */
+static int handle_type_header(struct usb_mask *m)
 {
-    return (m->cfg.access == USB_ACCESS_RO && scsi_is_write_command(opcode)) ||
-           (m->cfg.access == USB_ACCESS_WO && scsi_is_read_command(opcode));
-}
-
-/* A 31-byte OUT packet on the storage endpoint: a CBW, if it says so. */
-static int handle_cbw(struct usb_mask *m)
-{
-    struct bot_cbw cbw;
-    const uint8_t *data = m->buf + m->header_len + bulk_header_len(m);
-
-    if (!bot_cbw_parse(data, BOT_CBW_LEN, &cbw))
-        return forward_packet(m); /* the device will judge it */
-    uint8_t op = cbw.cdb[0];
-    if (m->sense_pending && op == SCSI_REQUEST_SENSE) {
-        reply_out_taken(m, BOT_CBW_LEN);
-        m->bot_tag = cbw.tag;
-        m->sense_alloc =
-            cbw.cdb[4] < cbw.data_length ? cbw.cdb[4] : cbw.data_length;
-        m->bot_residue = cbw.data_length;
-        m->bot = cbw.data_length ? BOT_SENSE_DATA : BOT_SENSE_CSW;
-        skip_packet(m);
-        return 0;
+    switch (m->type) {
+    case usb_redir_control_packet: return usb_mask__control(m);
+    default: return usb_mask__transfer(m);
     }
-    m->sense_pending = false;
-    m->bot = BOT_IDLE;
-    if (command_refused(m, op)) {
-        reply_out_taken(m, BOT_CBW_LEN);
-        refuse_command(m, &cbw);
-        skip_packet(m);
-        return 0;
-    }
-    if (m->cfg.access == USB_ACCESS_RO && cbw.data_in && cbw.data_length &&
-        (op == SCSI_MODE_SENSE_6 || op == SCSI_MODE_SENSE_10)) {
-        m->mode_sense_opcode = op;
-        m->patch_armed = true; /* its data IN request comes next */
-    }
-    return forward_packet(m);
-}
-
-/* Data-out of a refused command: take it, tell the guest it went. */
-static void consume_refused_out(struct usb_mask *m, uint32_t data_len)
-{
-    reply_out_taken(m, data_len);
-    m->bot_left = data_len < m->bot_left ? m->bot_left - data_len : 0;
-    if (m->bot_left == 0)
-        m->bot = BOT_REFUSE_CSW;
-    skip_packet(m);
-}
-
-/* An IN request on the storage endpoint while we answer for the device. */
-static bool answer_storage_in(struct usb_mask *m)
-{
-    uint8_t sense[SCSI_SENSE_FIXED_LEN];
-    size_t n;
-
-    switch (m->bot) {
-    case BOT_REFUSE_IN:
-        reply_in_data(m, NULL, 0); /* short: no data */
-        m->bot = BOT_REFUSE_CSW;
-        return true;
-    case BOT_REFUSE_OUT: /* the guest cut its data phase short */
-    case BOT_REFUSE_CSW:
-        reply_csw(m,
-                  m->bot == BOT_REFUSE_OUT ? (uint32_t)m->bot_left
-                                           : m->bot_residue,
-                  BOT_CSW_FAILED);
-        m->bot = BOT_IDLE;
-        m->sense_pending = true;
-        return true;
-    case BOT_SENSE_DATA:
-        scsi_sense_build(sense, m->sense_key, m->sense_asc, m->sense_ascq);
-        n = m->sense_alloc < sizeof(sense) ? m->sense_alloc : sizeof(sense);
-        n = n < m->bulk_length ? n : m->bulk_length;
-        reply_in_data(m, sense, n);
-        m->bot_residue -= (uint32_t)n;
-        m->bot = BOT_SENSE_CSW;
-        return true;
-    case BOT_SENSE_CSW:
-        reply_csw(m, m->bot_residue, BOT_CSW_PASSED);
-        m->bot = BOT_IDLE;
-        m->sense_pending = false;
-        return true;
-    default: return false;
-    }
-}
-
-static int handle_bulk(struct usb_mask *m)
-{
-    const uint8_t *b = m->buf + m->header_len;
-    size_t blen = bulk_header_len(m);
-    uint32_t data_len = (uint32_t)(m->remaining - blen);
-    uint8_t ep = b[0];
-    bool storage_out = m->cfg.storage_out_ep && ep == m->cfg.storage_out_ep;
-    bool storage_in = m->cfg.storage_in_ep && ep == m->cfg.storage_in_ep;
-
-    m->endpoint = ep;
-    m->bulk_length = (uint32_t)b[2] | (uint32_t)b[3] << 8;
-    if (blen == BULK_HEADER_32)
-        m->bulk_length |= ((uint32_t)b[8] | (uint32_t)b[9] << 8) << 16;
-
-    if (storage_out && m->bot == BOT_REFUSE_OUT) {
-        consume_refused_out(m, data_len);
-        return 0;
-    }
-    if (storage_out && data_len == BOT_CBW_LEN) {
-        m->phase = PH_CBW;
-        m->want = m->have + BOT_CBW_LEN;
-        return 0;
-    }
-    if (storage_in && answer_storage_in(m)) {
-        skip_packet(m);
-        return 0;
-    }
-    if (storage_in && m->patch_armed) {
-        m->patch_armed = false;
-        m->patch_pending = true;
-        m->patch_id = m->id;
-    }
-    bool is_in = ep & EP_IN;
-    bool drop = !storage_in && !storage_out &&
-                ((!is_in && m->cfg.access == USB_ACCESS_RO &&
-                  (m->cfg.bulk_out_eps & (1u << EP_NUMBER(ep)))) ||
-                 (is_in && m->cfg.access == USB_ACCESS_WO &&
-                  (m->cfg.bulk_in_eps & (1u << EP_NUMBER(ep)))));
-    if (drop) {
-        m->refused_packets++;
-        reply_bulk(m, usb_redir_stall, 0, NULL, 0);
-        skip_packet(m);
-        return 0;
-    }
-    return forward_packet(m);
 }
 
 static int handle_header(struct usb_mask *m)
@@ -330,28 +209,26 @@ static int handle_header(struct usb_mask *m)
         return -1;
     }
     m->remaining = length;
-    if (m->type == usb_redir_reset) {
-        m->bot = BOT_IDLE;
-        m->sense_pending = false;
+    if (m->type == usb_redir_reset)
+        usb_mask__bot_reset(m);
+    m->type_len = m->guest_hello_seen ? type_header_len(m, m->type) : 0;
+    if (m->type_len == 0)
+        return usb_mask__forward_packet(m);
+    if (length < m->type_len) {
+        m->error = "packet shorter than its header";
+        return -1;
     }
-    if (m->type == usb_redir_bulk_packet && m->cfg.access != USB_ACCESS_RW) {
-        if (length < bulk_header_len(m)) {
-            m->error = "bulk packet shorter than its header";
-            return -1;
-        }
-        m->phase = PH_BULK_HEADER;
-        m->want = m->have + bulk_header_len(m);
-        return 0;
-    }
-    return forward_packet(m);
+    m->phase = PH_TYPE_HEADER;
+    m->want = m->have + m->type_len;
+    return 0;
 }
 
 static int step(struct usb_mask *m)
 {
     switch (m->phase) {
     case PH_HEADER: return handle_header(m);
-    case PH_BULK_HEADER: return handle_bulk(m);
-    default: return handle_cbw(m);
+    case PH_TYPE_HEADER: return handle_type_header(m);
+    default: return usb_mask__bot_cbw(m);
     }
 }
 
@@ -365,22 +242,30 @@ static void capture_hello(struct usb_mask *m, const uint8_t *data, size_t n)
     }
 }
 
+/* Payload bytes of the packet in hand: forwarded or dropped. */
+static int pass_payload(struct usb_mask *m, const uint8_t *data, size_t n)
+{
+    if (m->phase == PH_FORWARD) {
+        if (!m->guest_hello_seen)
+            capture_hello(m, data, n);
+        if (m->ops->forward(m->ctx, data, n) < 0)
+            return -1;
+    }
+    m->remaining -= n;
+    if (m->remaining == 0)
+        packet_done(m);
+    return 0;
+}
+
 int usb_mask_from_guest(struct usb_mask *m, const uint8_t *data, size_t len)
 {
     while (len && !m->error) {
         if (m->phase == PH_FORWARD || m->phase == PH_SKIP) {
             size_t n = m->remaining < len ? (size_t)m->remaining : len;
-            if (m->phase == PH_FORWARD) {
-                if (!m->guest_hello_seen)
-                    capture_hello(m, data, n);
-                if (m->ops->forward(m->ctx, data, n) < 0)
-                    return -1;
-            }
-            m->remaining -= n;
+            if (pass_payload(m, data, n) < 0)
+                return -1;
             data += n;
             len -= n;
-            if (m->remaining == 0)
-                packet_done(m);
             continue;
         }
         size_t n = m->want - m->have;
@@ -395,31 +280,54 @@ int usb_mask_from_guest(struct usb_mask *m, const uint8_t *data, size_t len)
     return m->error ? -1 : 0;
 }
 
-/* ---- host -> guest ---- */
+/* ---- host -> guest: what the device answered ---- */
+
+static void host_hello(struct usb_mask *m, const uint8_t *packet, size_t len)
+{
+    uint32_t caps =
+        len >= USBREDIR_HEADER_32 + HELLO_VERSION_LEN + 4
+            ? read_le32(packet + USBREDIR_HEADER_32 + HELLO_VERSION_LEN)
+            : 0;
+
+    m->host_64bit_ids = caps & (1u << usb_redir_cap_64bits_ids);
+    m->host_bulk32 = caps & (1u << usb_redir_cap_32bits_bulk_length);
+    m->host_hello_seen = true;
+}
+
+/* GET MAX LUN bounds the LUNs a CBW may name; an altsetting switch that
+ * went through is the current one. */
+static void host_control(struct usb_mask *m, const uint8_t *th, size_t n,
+                         const uint8_t *data, size_t data_len)
+{
+    if (n < sizeof(struct usb_redir_control_packet_header))
+        return;
+    if (th[2] == GET_MAX_LUN_TYPE && th[1] == BOT_REQUEST_GET_MAX_LUN &&
+        th[3] == usb_redir_success && data_len >= 1)
+        m->max_lun = data[0] <= BOT_MAX_LUN ? data[0] : BOT_MAX_LUN;
+}
 
 void usb_mask_to_guest(struct usb_mask *m, uint8_t *packet, size_t len)
 {
+    size_t hlen = usb_mask__ids_64(m) ? USBREDIR_HEADER_64 : USBREDIR_HEADER_32;
+
     if (!m->host_hello_seen) {
-        uint32_t caps =
-            len >= USBREDIR_HEADER_32 + HELLO_VERSION_LEN + 4
-                ? read_le32(packet + USBREDIR_HEADER_32 + HELLO_VERSION_LEN)
-                : 0;
-        m->host_64bit_ids = caps & (1u << usb_redir_cap_64bits_ids);
-        m->host_bulk32 = caps & (1u << usb_redir_cap_32bits_bulk_length);
-        m->host_hello_seen = true;
+        host_hello(m, packet, len);
         return;
     }
-    size_t hlen = ids_64(m) ? USBREDIR_HEADER_64 : USBREDIR_HEADER_32;
-    size_t blen = bulk_header_len(m);
-    if (!m->patch_pending || len < hlen + blen ||
-        read_le32(packet) != usb_redir_bulk_packet)
+    if (len < hlen)
         return;
+    uint32_t type = read_le32(packet);
     uint64_t id = read_le32(packet + 8);
     if (hlen == USBREDIR_HEADER_64)
         id |= (uint64_t)read_le32(packet + 12) << 32;
-    if (id != m->patch_id)
-        return;
-    m->patch_pending = false;
-    scsi_mode_sense_set_wp(m->mode_sense_opcode, packet + hlen + blen,
-                           len - hlen - blen);
+    uint8_t *th = packet + hlen;
+    size_t rest = len - hlen;
+    size_t blen = usb_mask__bulk_32(m) ? 10 : BULK_HEADER_16;
+    if (type == usb_redir_bulk_packet && rest >= blen)
+        usb_mask__bot_to_guest(m, th[0], th[1], th + blen, rest - blen, id);
+    else if (type == usb_redir_control_packet)
+        host_control(m, th, rest, th + 10, rest > 10 ? rest - 10 : 0);
+    else if (type == usb_redir_alt_setting_status && rest >= 3 &&
+             th[0] == usb_redir_success && th[1] < USB_MASK_MAX_INTERFACES)
+        m->alt[th[1]] = th[2];
 }

@@ -77,21 +77,34 @@ static bool decide_by_rules(const struct usb_policy *policy,
     return false;
 }
 
-/* UAS keeps many commands in flight on streams the mask cannot follow:
- * such storage is only ever redirected read-write. */
+/* Why the access mask cannot be trusted with this device, or NULL. UAS
+ * keeps many commands in flight on streams the mask cannot follow; other
+ * storage protocols (CBI, vendor) it does not speak; with two storage
+ * interfaces it would follow only one. */
+static const char *unmaskable(const struct usb_device_info *dev)
+{
+    if (dev->has_uas)
+        return "UAS storage";
+    if (dev->has_other_storage)
+        return "storage that is not Bulk-Only";
+    if (dev->storage_interfaces > 1)
+        return "more than one storage interface";
+    return NULL;
+}
+
+/* Such devices are only ever redirected read-write. */
 static void refuse_unmaskable(const struct usb_device_info *dev,
                               struct usb_decision *out)
 {
     char rule[sizeof(out->reason)];
+    const char *why = unmaskable(dev);
 
-    if (!out->redirect || out->access == USB_ACCESS_RW || !dev->has_uas)
+    if (!out->redirect || out->access == USB_ACCESS_RW || !why)
         return;
     memcpy(rule, out->reason, sizeof(rule));
     /* The rule's text is kept as far as it fits. */
-    snprintf(out->reason, sizeof(out->reason),
-             "UAS storage cannot be made "
-             "%s; %.*s",
-             usb_access_name(out->access), (int)(sizeof(out->reason) - 40),
+    snprintf(out->reason, sizeof(out->reason), "%s cannot be made %s; %.*s",
+             why, usb_access_name(out->access), (int)(sizeof(out->reason) - 60),
              rule);
     out->redirect = false;
 }

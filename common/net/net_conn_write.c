@@ -26,7 +26,7 @@ static void batch_put(struct write_batch *b)
     if (n_spare < SPARE_BATCHES)
         spare[n_spare++] = b;
     else
-        batch_put(b);
+        free(b);
 }
 
 void net_conn_set_water(struct net_conn *c, size_t high, size_t low)
@@ -105,9 +105,19 @@ void net_conn_flush(struct net_conn *c)
 void net_conn_queue(struct net_conn *c, void *base, size_t len,
                     net_release_fn release, void *ctx)
 {
-    struct write_batch *b = c->batch;
+    if (c->tls && c->phase == PHASE_OPEN && !c->failed && !c->write_error)
+        net__tls_encrypt(c, base, len, release, ctx);
+    else
+        net__queue_raw(c, base, len, release, ctx);
+}
 
-    if (c->phase != PHASE_OPEN || c->failed || c->write_error) {
+void net__queue_raw(struct net_conn *c, void *base, size_t len,
+                    net_release_fn release, void *ctx)
+{
+    struct write_batch *b = c->batch;
+    bool open = c->phase == PHASE_OPEN || c->phase == PHASE_HANDSHAKE;
+
+    if (!open || c->failed || c->write_error) {
         if (release)
             release(ctx, base, len);
         else

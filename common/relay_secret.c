@@ -12,28 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Checks what the file is before reading a byte of it. */
-static int secret_check_file(int fd, const char *path, char *err)
-{
-    struct stat st;
-
-    if (fstat(fd, &st) < 0) {
-        snprintf(err, RELAY_ERR_MAX, "%s: %s", path, strerror(errno));
-        return -1;
-    }
-    if (!S_ISREG(st.st_mode)) {
-        snprintf(err, RELAY_ERR_MAX, "%s: not a regular file", path);
-        return -1;
-    }
-    if (st.st_mode & S_IROTH) {
-        snprintf(err, RELAY_ERR_MAX,
-                 "%s: readable by everyone (mode %04o); a secret file must "
-                 "not be: chmod o-r %s",
-                 path, (unsigned)(st.st_mode & 07777), path);
-        return -1;
-    }
-    return 0;
-}
+#include "secure_file.h"
 
 /* Reads up to cap bytes; returns the count, or -1 with err set. */
 static ssize_t secret_read(int fd, const char *path, uint8_t *buf, size_t cap,
@@ -60,16 +39,19 @@ int relay_secret_load(const char *path, uint8_t *buf, size_t *len, char *err)
 {
     uint8_t raw[RELAY_SECRET_MAX + 3]; /* a longest secret, "\r\n", one
                                           more byte that says too long */
-    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    char real[4096];
     ssize_t n = -1;
 
     *len = 0;
+    if (secure_file_path(path, real, sizeof(real), err, RELAY_ERR_MAX) < 0)
+        return -1;
+    int fd = open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW);
     if (fd < 0) {
         snprintf(err, RELAY_ERR_MAX, "%s: cannot open: %s", path,
                  strerror(errno));
         return -1;
     }
-    if (secret_check_file(fd, path, err) == 0)
+    if (secure_file_check(fd, path, err, RELAY_ERR_MAX) == 0)
         n = secret_read(fd, path, raw, sizeof(raw), err);
     close(fd);
     if (n < 0)

@@ -24,7 +24,11 @@ static void conn_stall_check_update(struct net_conn *c);
 
 /* ---- lifetime ---- */
 
-void net__free(struct net_conn *c) { free(c); }
+void net__free(struct net_conn *c)
+{
+    net__tls_free(c);
+    free(c);
+}
 
 /* The owner hears on_closed once nothing of its is referenced any more:
  * no batch waits and no write is in flight. */
@@ -171,6 +175,23 @@ struct net_conn *net_conn_accept(uv_stream_t *listener)
     return c;
 }
 
+/* ---- connected ---- */
+
+void net__connected(struct net_conn *c, int status)
+{
+    uv_timer_stop(&c->timer);
+    if (status == 0) {
+        c->phase = PHASE_OPEN;
+        net__tune(c);
+        if (c->tls && !c->reading) /* the handshake read; the owner may not */
+            net__read_raw(c, false);
+    } else {
+        c->gone = c->failed = true; /* a failed dial reports nothing more */
+    }
+    if (c->ops && c->ops->on_connected)
+        c->ops->on_connected(c->owner, c, status);
+}
+
 /* ---- reading ---- */
 
 static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
@@ -178,7 +199,9 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     struct net_conn *c = handle->data;
     (void)suggested;
 
-    if (c->phase == PHASE_OPEN && c->ops && c->ops->on_alloc)
+    /* with TLS what arrives is ciphertext: the owner's buffer takes the
+     * decrypted bytes (net_conn_tls.c) */
+    if (c->phase == PHASE_OPEN && !c->tls && c->ops && c->ops->on_alloc)
         c->ops->on_alloc(c->owner, c, buf);
     else
         *buf = uv_buf_init((char *)shared_read_buf, sizeof(shared_read_buf));
@@ -201,12 +224,26 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         conn_stall_check_update(c);
         return;
     }
+    if (nread < 0 && c->phase == PHASE_HANDSHAKE) {
+        net__tls_lost(c, (int)nread);
+        return;
+    }
     if (nread < 0) {
         net__report_gone(c, (int)nread);
         return;
     }
-    if (c->ops && c->ops->on_data)
+    if (c->tls)
+        net__tls_input(c, (const uint8_t *)buf->base, (size_t)nread);
+    else if (c->ops && c->ops->on_data)
         c->ops->on_data(c->owner, c, (const uint8_t *)buf->base, (size_t)nread);
+}
+
+void net__read_raw(struct net_conn *c, bool on)
+{
+    if (on)
+        uv_read_start(&c->u.stream, on_alloc, on_read);
+    else
+        uv_read_stop(&c->u.stream);
 }
 
 void net_conn_read_start(struct net_conn *c)
@@ -216,6 +253,8 @@ void net_conn_read_start(struct net_conn *c)
     if (uv_read_start(&c->u.stream, on_alloc, on_read) == 0)
         c->reading = true;
     conn_stall_check_update(c);
+    if (c->tls)
+        net__tls_kick(c);
 }
 
 void net_conn_read_stop(struct net_conn *c)
@@ -287,9 +326,12 @@ void net_conn_close(struct net_conn *c, bool graceful)
         net__close_handles(c);
         return;
     }
-    if (graceful && was == PHASE_OPEN && !c->write_error && !c->failed)
+    if (graceful && was == PHASE_OPEN && !c->write_error && !c->failed) {
+        c->phase = PHASE_OPEN; /* our close_notify still goes out */
+        net__tls_shutdown(c);
+        c->phase = PHASE_CLOSING;
         net_conn_flush(c);
-    else
+    } else
         net__drop_batch(c);
     if (!graceful || was != PHASE_OPEN || c->write_error || c->failed ||
         uv_is_closing(&c->u.handle)) {

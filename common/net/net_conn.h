@@ -15,6 +15,7 @@
 
 struct net_conn;
 struct net_tcp_keepalive;
+struct net_tls_ctx;
 
 /* One read takes at most this much. Every owner consumes what it is given
  * before returning, so one buffer serves every connection of the process
@@ -81,6 +82,20 @@ void net_conn_set_water(struct net_conn *c, size_t high, size_t low);
 
 /* How long a graceful close waits for the peer (default 1000 ms). */
 void net_conn_set_linger(struct net_conn *c, uint32_t ms);
+
+/* TLS 1.3 on c, in ctx's role, before anything else is sent: a dialed
+ * connection reports on_connected once the handshake is done too; an
+ * accepted one (call it right after accepting) reports on_connected when
+ * its handshake is done. A failed handshake reports UV_EPROTO (or
+ * UV_ETIMEDOUT) and net_conn_tls_error() says why. peer_name: the name
+ * the server's certificate must carry (client role). The owner never sees
+ * ciphertext. */
+int net_conn_start_tls(struct net_conn *c, struct net_tls_ctx *ctx,
+                       const char *peer_name);
+bool net_conn_is_tls(const struct net_conn *c);
+const char *net_conn_tls_error(const struct net_conn *c);
+/* The verified peer certificate's common name, or NULL. */
+const char *net_conn_peer_identity(const struct net_conn *c);
 
 /* Reading is off until started. While it is stopped and nothing is being
  * written, a failed connection is still noticed (checked every second). */

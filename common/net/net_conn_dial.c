@@ -7,32 +7,29 @@
 
 #include "net_conn_int.h"
 
-static void conn_report_connected(struct net_conn *c, int status)
-{
-    uv_timer_stop(&c->timer);
-    if (status == 0) {
-        c->phase = PHASE_OPEN;
-        net__tune(c);
-    } else {
-        c->gone = c->failed = true; /* a failed dial reports nothing more */
-    }
-    if (c->ops && c->ops->on_connected)
-        c->ops->on_connected(c->owner, c, status);
-}
-
+/* Connected: with TLS the handshake follows (the connect timeout still
+ * bounds it), without it the owner hears at once. */
 static void on_connect(uv_connect_t *req, int status)
 {
     struct net_conn *c = req->data;
 
-    if (c->phase == PHASE_CONNECTING)
-        conn_report_connected(c, status);
+    if (c->phase != PHASE_CONNECTING)
+        return;
+    if (status < 0 || !c->tls) {
+        net__connected(c, status);
+        return;
+    }
+    net__tune(c);
+    c->phase = PHASE_HANDSHAKE;
+    net__tls_start(c);
 }
 
 static void on_connect_timeout(uv_timer_t *timer)
 {
     struct net_conn *c = timer->data;
-    if (c->phase == PHASE_RESOLVING || c->phase == PHASE_CONNECTING)
-        conn_report_connected(c, UV_ETIMEDOUT);
+    if (c->phase == PHASE_RESOLVING || c->phase == PHASE_CONNECTING ||
+        c->phase == PHASE_HANDSHAKE)
+        net__connected(c, UV_ETIMEDOUT);
 }
 
 static int conn_start_connect(struct net_conn *c, uv_loop_t *loop,
@@ -65,7 +62,7 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
         status = conn_start_connect(c, req->loop, res->ai_addr);
     uv_freeaddrinfo(res);
     if (status < 0)
-        conn_report_connected(c, status);
+        net__connected(c, status);
 }
 
 static struct net_conn *conn_dial_unix(uv_loop_t *loop, const char *path,

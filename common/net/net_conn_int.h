@@ -5,6 +5,7 @@
 #define REDIR_NET_CONN_INT_H
 
 #include "net_conn.h"
+#include "net_tls.h"
 
 /* Buffers gathered into one writev. A write request is allocated for the
  * first buffer queued and submitted by the flush: an idle connection
@@ -14,6 +15,7 @@
 enum conn_phase {
     PHASE_RESOLVING,
     PHASE_CONNECTING,
+    PHASE_HANDSHAKE, /* TLS: connected, the handshake under way */
     PHASE_OPEN,
     PHASE_CLOSING, /* net_conn_close() was called */
 };
@@ -60,7 +62,8 @@ struct net_conn {
     size_t high_water, low_water;
     uint32_t linger_ms;
     const struct net_tcp_keepalive *keepalive;
-    struct write_batch *batch; /* being filled, not submitted yet */
+    struct write_batch *batch;   /* being filled, not submitted yet */
+    struct net_tls_session *tls; /* NULL: plaintext */
     const struct net_conn_ops *ops;
     void *owner;
     char name[NET_CONN_NAME_MAX];
@@ -76,7 +79,29 @@ void net__fail_later(struct net_conn *c, int status);
 void net__tell_closed(struct net_conn *c);
 void net__free(struct net_conn *c);
 
+/* Reports the end of connecting (TCP and, with TLS, the handshake). */
+void net__connected(struct net_conn *c, int status);
+/* Raw reads on (TLS handshakes read whatever the owner wants). */
+void net__read_raw(struct net_conn *c, bool on);
+
 /* net_conn_write.c */
 void net__drop_batch(struct net_conn *c);
+/* Queues bytes as they go on the wire (ciphertext with TLS). */
+void net__queue_raw(struct net_conn *c, void *base, size_t len,
+                    net_release_fn release, void *ctx);
+
+/* net_conn_tls.c: TLS over memory BIOs; plaintext in and out */
+struct net_tls_session;
+int net__tls_start(struct net_conn *c);
+void net__tls_input(struct net_conn *c, const uint8_t *data, size_t len);
+void net__tls_deliver(struct net_conn *c);
+bool net__tls_has_pending(const struct net_conn *c);
+void net__tls_kick(struct net_conn *c);
+/* The peer went away mid-handshake. */
+void net__tls_lost(struct net_conn *c, int status);
+void net__tls_encrypt(struct net_conn *c, void *base, size_t len,
+                      net_release_fn release, void *ctx);
+void net__tls_shutdown(struct net_conn *c);
+void net__tls_free(struct net_conn *c);
 
 #endif

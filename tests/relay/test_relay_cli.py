@@ -47,8 +47,8 @@ def test(td):
     head = f"[relay]\nlisten = 127.0.0.1:{relay.port}\n"
     cases = [
         (head + f"secret_file = {open_secret}\n[target.a]\nqemu = h:1\n", 3,
-         f"[relay] secret_file: {open_secret}: readable by everyone "
-         f"(mode 0644); a secret file must not be: chmod o-r"),
+         f"[relay] secret_file: {open_secret}: readable or writable by "
+         f"others (mode 0644); a secret or key must not be: chmod 600"),
         (head + f"secret_file = {short_secret}\n[target.a]\nqemu = h:1\n", 3,
          "the secret must be 16 to 1024 bytes long"),
         (head + f"secret_file = {relay.secret_path}\n", 1,

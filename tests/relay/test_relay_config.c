@@ -111,7 +111,7 @@ static void test_errors(void)
     expect_error("[relay]\n[relay]\n", 2, "[relay] appears twice");
     expect_error("[relay]\nlisten = 0.0.0.0:1\nsecret_file = @W@\n"
                  "[target.a]\nqemu = h:1\n",
-                 3, "readable by everyone");
+                 3, "readable or writable by others");
     expect_error("[relay]\nlisten = 0.0.0.0:1\nsecret_file = /nonexistent/s\n"
                  "[target.a]\nqemu = h:1\n",
                  3, "[relay] secret_file: /nonexistent/s: cannot open");

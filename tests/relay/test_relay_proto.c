@@ -383,13 +383,18 @@ static void test_secret_file(void)
     CHECK(relay_secret_load(path, buf, &len, err) == 0 && len == 19 &&
               memcmp(buf, "0123456789abcdefXYZ", 19) == 0,
           "good secret: %s", err);
-    write_file(path, "0123456789abcdef\r\n", 0640);
+    write_file(path, "0123456789abcdef\r\n", 0600);
     CHECK(relay_secret_load(path, buf, &len, err) == 0 && len == 16,
           "CRLF secret: %s", err);
     write_file(path, "0123456789abcdef\n", 0644);
     CHECK(relay_secret_load(path, buf, &len, err) < 0 &&
-              strstr(err, "readable by everyone") && strstr(err, "chmod o-r"),
+              strstr(err, "readable or writable by others") &&
+              strstr(err, "chmod 600"),
           "world-readable secret: %s", err);
+    write_file(path, "0123456789abcdef\n", 0640);
+    CHECK(relay_secret_load(path, buf, &len, err) < 0 &&
+              strstr(err, "readable or writable by others"),
+          "group-readable secret: %s", err);
     write_file(path, "0123456789abcde\n", 0600);
     CHECK(relay_secret_load(path, buf, &len, err) < 0 &&
               strstr(err, "16 to 1024 bytes"),

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/* Repeated failures without a flooded log: a reason is logged when it first
+ * occurs and when it changes; repeats are counted and summarised at most
+ * once per interval ("12 more in 60 s"). */
+#include "log_limit.h"
+
+#include <stdio.h>
+#include <string.h>
+
+bool log_limit_check(struct log_limit *ll, const char *reason, uint64_t now_ms,
+                     unsigned *repeats)
+{
+    bool changed = strncmp(ll->reason, reason, sizeof(ll->reason) - 1) != 0;
+
+    *repeats = 0;
+    if (!changed && ll->logged_ms &&
+        now_ms - ll->logged_ms < LOG_LIMIT_INTERVAL_MS) {
+        ll->repeats++;
+        return false;
+    }
+    *repeats = changed ? 0 : ll->repeats;
+    ll->repeats = 0;
+    ll->logged_ms = now_ms ? now_ms : 1;
+    snprintf(ll->reason, sizeof(ll->reason), "%s", reason);
+    return true;
+}

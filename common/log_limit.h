@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* Repeated failures without a flooded log: a reason is logged when it first
+ * occurs and when it changes; repeats are counted and summarised at most
+ * once per interval ("12 more in 60 s"). */
+#ifndef REDIR_LOG_LIMIT_H
+#define REDIR_LOG_LIMIT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define LOG_LIMIT_REASON_MAX 160
+#define LOG_LIMIT_INTERVAL_MS 60000
+
+struct log_limit {
+    char reason[LOG_LIMIT_REASON_MAX]; /* last logged */
+    uint64_t logged_ms;                /* when */
+    unsigned repeats;                  /* not logged since */
+};
+
+/* True if reason is to be logged now; then *repeats is how many were held
+ * back since the last line (0 for a new reason), to be said with it. */
+bool log_limit_check(struct log_limit *ll, const char *reason, uint64_t now_ms,
+                     unsigned *repeats);
+
+#endif

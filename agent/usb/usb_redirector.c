@@ -12,6 +12,7 @@
 #include "usb_events.h"
 #include "usb_kernel_hotplug.h"
 #include "usb_policy.h"
+#include "usb_rebind.h"
 #include "usb_slots.h"
 
 /* A device libusb reported: its description, decision and session. */
@@ -28,6 +29,7 @@ struct hotplug_event {
     struct hotplug_event *next;
     libusb_device *dev; /* referenced, or NULL */
     libusb_hotplug_event event;
+    bool at_start;                /* present when the agent started */
     uint8_t busnum, devnum;       /* kernel events */
     char port[USB_PORT_PATH_MAX]; /* kernel events: BUS-PORT */
 };
@@ -42,6 +44,7 @@ struct usb_redirector {
     struct usb_events events;
     libusb_hotplug_callback_handle hotplug;
     bool hotplug_registered;
+    bool enumerating; /* libusb reports the devices present at start */
     struct usb_kernel_hotplug *kernel_hotplug; /* NULL while udevd runs */
     struct usb_slots slots;
     struct device_node *devices; /* every device present, newest first */
@@ -193,9 +196,11 @@ static struct device_node *find_by_address(struct usb_redirector *r,
     return NULL;
 }
 
-/* port is NULL when libusb knows it. */
+/* port is NULL when libusb knows it. A device the policy keeps local gets
+ * its driverless interfaces back at start: after a crash, nobody else
+ * would. */
 static void handle_arrival(struct usb_redirector *r, libusb_device *dev,
-                           const char *port)
+                           const char *port, bool at_start)
 {
     struct device_node *d;
 
@@ -218,6 +223,8 @@ static void handle_arrival(struct usb_redirector *r, libusb_device *dev,
     device_log_decision(d->e);
     if (d->e->decision.redirect)
         device_start_session(r, d);
+    else if (at_start && d->e->info.dev_class != USB_CLASS_HUB)
+        usb_rebind_driverless(d->e->dev, d->e->port, d->e->name);
 }
 
 /* A device the kernel reported: libusb's own device list never learns of
@@ -236,7 +243,7 @@ static void handle_kernel_arrival(struct usb_redirector *r,
                  ev->port);
         return;
     }
-    handle_arrival(r, dev, ev->port);
+    handle_arrival(r, dev, ev->port, false);
     libusb_unref_device(dev); /* the entry holds its own reference */
 }
 
@@ -322,7 +329,7 @@ static void handle_event(struct usb_redirector *r,
     if (ev->event == LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT)
         handle_departure(r, ev->dev, ev->busnum, ev->devnum);
     else if (ev->dev)
-        handle_arrival(r, ev->dev, NULL);
+        handle_arrival(r, ev->dev, NULL, ev->at_start);
     else
         handle_kernel_arrival(r, ev);
 }
@@ -374,8 +381,10 @@ static int on_hotplug(libusb_context *ctx, libusb_device *dev,
     struct hotplug_event *ev = queue_event(r, event);
     (void)ctx;
 
-    if (ev)
+    if (ev) {
         ev->dev = libusb_ref_device(dev);
+        ev->at_start = r->enumerating;
+    }
     return 0;
 }
 
@@ -460,6 +469,7 @@ static int redirector_init_libusb(struct usb_redirector *r)
 
 static int redirector_watch_hotplug(struct usb_redirector *r)
 {
+    r->enumerating = true; /* the present devices are reported now */
     int rc = libusb_hotplug_register_callback(
         r->usb,
         LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
@@ -467,6 +477,7 @@ static int redirector_watch_hotplug(struct usb_redirector *r)
         LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY, on_hotplug, r,
         &r->hotplug);
 
+    r->enumerating = false;
     if (rc < 0) {
         log_err("cannot watch USB hotplug: %s", libusb_error_name(rc));
         return -1;

@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <linux/netlink.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -49,9 +50,37 @@ struct usb_kernel_hotplug {
     uint8_t buf[UEVENT_MSG_MAX];
 };
 
-bool usb_kernel_hotplug_udevd_runs(void)
+/* A live socket bound to path in this network namespace: a line of
+ * /proc/net/unix ends with it. A left-over socket file has none. */
+static bool unix_socket_bound(const char *path)
 {
-    return access(UDEVD_CONTROL_SOCKET, F_OK) == 0;
+    FILE *f = fopen("/proc/net/unix", "re");
+    size_t plen = strlen(path);
+    char line[512];
+    bool found = false;
+
+    if (!f)
+        return true; /* cannot tell: trust the file, as libudev does */
+    while (!found && fgets(line, sizeof(line), f)) {
+        size_t n = strcspn(line, "\n");
+        found = n > plen && line[n - plen - 1] == ' ' &&
+                memcmp(line + n - plen, path, plen) == 0;
+    }
+    fclose(f);
+    return found;
+}
+
+bool usb_kernel_hotplug_udevd_runs(const char **why)
+{
+    if (access(UDEVD_CONTROL_SOCKET, F_OK) != 0) {
+        *why = "no udev daemon running";
+        return false;
+    }
+    if (!unix_socket_bound(UDEVD_CONTROL_SOCKET)) {
+        *why = "no udev daemon running; " UDEVD_CONTROL_SOCKET " is left over";
+        return false;
+    }
+    return true;
 }
 
 static struct known_device *find_known(struct usb_kernel_hotplug *kh,

@@ -22,10 +22,12 @@ struct usb_kernel_hotplug_ops {
     void (*left)(void *ctx, const struct usb_sysfs_device *d);
 };
 
-/* Whether a udev daemon runs, by the test libudev makes before it joins
- * udevd's netlink group: its control socket exists. If it does not,
- * libusb (built with udev) hears no hotplug event at all. */
-bool usb_kernel_hotplug_udevd_runs(void);
+/* Whether a udev daemon runs: its control socket exists (the test libudev
+ * makes before it joins udevd's netlink group) and is bound by a live
+ * socket in this network namespace (udevd leaves the file behind when it
+ * exits). If not, libusb (built with udev) hears no hotplug event at all;
+ * *why then says so for the log. */
+bool usb_kernel_hotplug_udevd_runs(const char **why);
 
 /* Listens for the kernel's uevents on loop. The devices sysfs lists now
  * count as known: libusb enumerates them itself. NULL after logging why. */

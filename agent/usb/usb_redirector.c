@@ -423,17 +423,20 @@ static const struct usb_kernel_hotplug_ops kernel_hotplug_ops = {
  * device plugged meanwhile is heard. */
 static void redirector_choose_hotplug(struct usb_redirector *r)
 {
-    if (usb_kernel_hotplug_udevd_runs()) {
+    const char *why;
+
+    if (usb_kernel_hotplug_udevd_runs(&why)) {
         log_info("hotplug: udev (libusb hears the udev daemon's events)");
         return;
     }
     r->kernel_hotplug =
         usb_kernel_hotplug_start(r->loop, &kernel_hotplug_ops, r);
     if (r->kernel_hotplug)
-        log_info("hotplug: kernel uevents (no udev daemon running)");
+        log_info("hotplug: kernel uevents (%s)", why);
     else
-        log_warn("hotplug: none (no udev daemon running, and kernel uevents "
-                 "cannot be heard): only devices present now are seen");
+        log_warn("hotplug: none (%s, and kernel uevents cannot be heard): "
+                 "only devices present now are seen",
+                 why);
 }
 
 /* ---- start / stop ---- */

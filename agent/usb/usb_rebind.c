@@ -26,10 +26,12 @@ static void rebind_interface(libusb_device_handle *h, const char *port,
         log_notice("%s: interface %u had no driver (left by an agent that "
                    "did not exit cleanly?); given back to %s",
                    name, ifnum, driver);
-    else
-        log_info("%s: interface %u has no driver; no kernel driver takes it "
-                 "(%s)",
-                 name, ifnum, rc < 0 ? libusb_error_name(rc) : "none matched");
+    else /* e.g. a smart-card interface that only user space drives */
+        log_debug("%s: interface %u has no driver, and no kernel driver "
+                  "takes it (%s)",
+                  name, ifnum,
+                  rc == LIBUSB_ERROR_NOT_FOUND ? "none matches"
+                                               : libusb_error_name(rc));
 }
 
 void usb_rebind_driverless(libusb_device *dev, const char *port,

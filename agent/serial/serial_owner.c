@@ -7,19 +7,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 
 #define BY_ID_DIR "/dev/serial/by-id/"
 
-/* The tty exists: its sysfs device sits below one of the USB device's
- * interfaces, e.g. /sys/devices/.../usb1/1-1/1-1:1.0/ttyUSB0. */
-static int tty_is_below(const char *device, const char *port)
+/* The device node exists and the kernel's device behind it sits below one
+ * of the USB device's interfaces, e.g. /sys/devices/.../usb1/1-1/1-1:1.0/
+ * ttyUSB0/tty/ttyUSB0 or .../1-1:1.0/usbmisc/lp0. Any character device
+ * is found the same way, by its number in /sys/dev/char: ttys, USB
+ * printers (/dev/usb/lpN), a parallel port's /dev/lpN on a USB adapter;
+ * stat() follows /dev/serial/by-id and by-path links to the node. */
+static int node_is_below(const char *sysfs, const char *device,
+                         const char *port)
 {
-    char dev_real[PATH_MAX], link[PATH_MAX], sys_real[PATH_MAX], needle[64];
+    char link[PATH_MAX], sys_real[PATH_MAX], needle[64];
+    struct stat st;
 
-    if (!realpath(device, dev_real))
+    if (stat(device, &st) < 0 || !S_ISCHR(st.st_mode))
         return 0; /* absent now: maybe recognised by its by-id name */
-    const char *tty = strrchr(dev_real, '/');
-    snprintf(link, sizeof(link), "/sys/class/tty/%s/device", tty + 1);
+    snprintf(link, sizeof(link), "%s/dev/char/%u:%u", sysfs, major(st.st_rdev),
+             minor(st.st_rdev));
     if (!realpath(link, sys_real))
         return 0;
     snprintf(needle, sizeof(needle), "/%s/%s:", port, port);
@@ -43,12 +51,19 @@ static int by_id_names_serial(const char *device, const char *serial)
 const char *serial_owner_find(const struct serial_config *sc, const char *port,
                               const char *serial)
 {
+    return serial_owner_find_in(sc, "/sys", port, serial);
+}
+
+const char *serial_owner_find_in(const struct serial_config *sc,
+                                 const char *sysfs, const char *port,
+                                 const char *serial)
+{
     for (size_t i = 0; i < sc->n_ports; i++) {
         const struct serial_port_config *sp = &sc->ports[i];
         if (!sp->device)
             continue;
         if (by_id_names_serial(sp->device, serial) ||
-            tty_is_below(sp->device, port))
+            node_is_below(sysfs, sp->device, port))
             return sp->name;
     }
     return NULL;

@@ -11,4 +11,9 @@
 const char *serial_owner_find(const struct serial_config *sc, const char *port,
                               const char *serial);
 
+/* The same with sysfs mounted at sysfs instead of /sys (a test's tree). */
+const char *serial_owner_find_in(const struct serial_config *sc,
+                                 const char *sysfs, const char *port,
+                                 const char *serial);
+
 #endif

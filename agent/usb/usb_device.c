@@ -113,6 +113,12 @@ static void device_interfaces(libusb_device *dev, struct usb_device_info *info)
 /* Reads descriptors and strings into a new entry; NULL if unreadable. */
 struct usb_device_entry *usb_device_entry_new(libusb_device *dev)
 {
+    return usb_device_entry_new_at(dev, NULL);
+}
+
+struct usb_device_entry *usb_device_entry_new_at(libusb_device *dev,
+                                                 const char *port)
+{
     struct libusb_device_descriptor dd;
     struct usb_device_entry *e;
 
@@ -131,11 +137,39 @@ struct usb_device_entry *usb_device_entry_new(libusb_device *dev)
         .dev_protocol = dd.bDeviceProtocol,
     };
     device_interfaces(dev, &e->info);
-    device_port_path(dev, e->port, sizeof(e->port));
+    if (port)
+        snprintf(e->port, sizeof(e->port), "%s", port);
+    else
+        device_port_path(dev, e->port, sizeof(e->port));
     device_strings(dev, &dd, e);
     snprintf(e->name, sizeof(e->name), "%04x:%04x \"%s\" at %s", dd.idVendor,
              dd.idProduct, e->product, e->port);
     return e;
+}
+
+libusb_device *usb_device_wrap(libusb_context *ctx, uint8_t busnum,
+                               uint8_t devnum)
+{
+    libusb_device_handle *h;
+    libusb_device *dev;
+    char path[32];
+    int fd;
+
+    snprintf(path, sizeof(path), "/dev/bus/usb/%03u/%03u", busnum, devnum);
+    /* read-write: libusb asks the device for its active configuration */
+    fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    if (libusb_wrap_sys_device(ctx, (intptr_t)fd, &h) < 0) {
+        close(fd);
+        return NULL;
+    }
+    /* The device outlives the handle; sessions open it again by its bus
+     * and device number, as any other. */
+    dev = libusb_ref_device(libusb_get_device(h));
+    libusb_close(h); /* a wrapped handle leaves the fd to its owner */
+    close(fd);
+    return dev;
 }
 
 void usb_device_entry_free(struct usb_device_entry *e)

@@ -25,6 +25,17 @@ struct usb_device_entry {
 /* Reads descriptors (cached: no device I/O) and strings (sysfs, else the
  * device); NULL if the device cannot be read. */
 struct usb_device_entry *usb_device_entry_new(libusb_device *dev);
+/* The same for a device whose BUS-PORT libusb cannot tell (one from
+ * usb_device_wrap): port names it. */
+struct usb_device_entry *usb_device_entry_new_at(libusb_device *dev,
+                                                 const char *port);
+
+/* A device libusb's own hotplug did not report (no udev daemon runs): its
+ * usbfs node /dev/bus/usb/BBB/DDD opened and wrapped, so that libusb reads
+ * its descriptors, configuration and speed from the kernel; the node is
+ * closed again. Referenced, or NULL if it cannot be opened. */
+libusb_device *usb_device_wrap(libusb_context *ctx, uint8_t busnum,
+                               uint8_t devnum);
 void usb_device_entry_free(struct usb_device_entry *e);
 
 /* Fills e->decision; serial_bridge_port names the [serial.NAME] port that

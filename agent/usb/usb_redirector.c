@@ -10,7 +10,9 @@
 #include "log.h"
 #include "usb_device.h"
 #include "usb_events.h"
+#include "usb_kernel_hotplug.h"
 #include "usb_policy.h"
+#include "usb_rebind.h"
 #include "usb_slots.h"
 
 /* A device libusb reported: its description, decision and session. */
@@ -21,10 +23,15 @@ struct device_node {
     uint64_t seq;                /* arrival order: who waits longest */
 };
 
+/* From libusb (dev set), or from the kernel's uevents when no udev daemon
+ * runs (dev NULL: the device is known by its address and sysfs name). */
 struct hotplug_event {
     struct hotplug_event *next;
-    libusb_device *dev; /* referenced */
+    libusb_device *dev; /* referenced, or NULL */
     libusb_hotplug_event event;
+    bool at_start;                /* present when the agent started */
+    uint8_t busnum, devnum;       /* kernel events */
+    char port[USB_PORT_PATH_MAX]; /* kernel events: BUS-PORT */
 };
 
 struct usb_redirector {
@@ -37,6 +44,8 @@ struct usb_redirector {
     struct usb_events events;
     libusb_hotplug_callback_handle hotplug;
     bool hotplug_registered;
+    bool enumerating; /* libusb reports the devices present at start */
+    struct usb_kernel_hotplug *kernel_hotplug; /* NULL while udevd runs */
     struct usb_slots slots;
     struct device_node *devices; /* every device present, newest first */
     uint64_t next_seq;
@@ -176,12 +185,33 @@ static void device_start_session(struct usb_redirector *r,
     offer_slots(r);
 }
 
-static void handle_arrival(struct usb_redirector *r, libusb_device *dev)
+/* A device's bus and device number are unique while it is plugged. */
+static struct device_node *find_by_address(struct usb_redirector *r,
+                                           uint8_t busnum, uint8_t devnum)
 {
-    struct device_node *d = calloc(1, sizeof(*d));
+    for (struct device_node *d = r->devices; d; d = d->next)
+        if (libusb_get_bus_number(d->e->dev) == busnum &&
+            libusb_get_device_address(d->e->dev) == devnum)
+            return d;
+    return NULL;
+}
 
+/* port is NULL when libusb knows it. A device the policy keeps local gets
+ * its driverless interfaces back at start: after a crash, nobody else
+ * would. */
+static void handle_arrival(struct usb_redirector *r, libusb_device *dev,
+                           const char *port, bool at_start)
+{
+    struct device_node *d;
+
+    /* Both libusb and the kernel's uevents may report it (udevd started
+     * after the agent, or a plug while the agent started). */
+    if (find_by_address(r, libusb_get_bus_number(dev),
+                        libusb_get_device_address(dev)))
+        return;
+    d = calloc(1, sizeof(*d));
     if (d)
-        d->e = usb_device_entry_new(dev);
+        d->e = usb_device_entry_new_at(dev, port);
     if (!d || !d->e) {
         free(d);
         log_warn("a new USB device could not be read; ignoring it");
@@ -193,6 +223,28 @@ static void handle_arrival(struct usb_redirector *r, libusb_device *dev)
     device_log_decision(d->e);
     if (d->e->decision.redirect)
         device_start_session(r, d);
+    else if (at_start && d->e->info.dev_class != USB_CLASS_HUB)
+        usb_rebind_driverless(d->e->dev, d->e->port, d->e->name);
+}
+
+/* A device the kernel reported: libusb's own device list never learns of
+ * it without udevd, so it is opened by its address. */
+static void handle_kernel_arrival(struct usb_redirector *r,
+                                  const struct hotplug_event *ev)
+{
+    libusb_device *dev;
+
+    if (find_by_address(r, ev->busnum, ev->devnum))
+        return; /* libusb reported it already */
+    dev = usb_device_wrap(r->usb, ev->busnum, ev->devnum);
+    if (!dev) {
+        log_info("new USB device at %s could not be opened (gone "
+                 "already?); ignoring it",
+                 ev->port);
+        return;
+    }
+    handle_arrival(r, dev, ev->port, false);
+    libusb_unref_device(dev); /* the entry holds its own reference */
 }
 
 static void device_node_free(struct device_node *d)
@@ -201,11 +253,15 @@ static void device_node_free(struct device_node *d)
     free(d);
 }
 
-static void handle_departure(struct usb_redirector *r, libusb_device *dev)
+/* The departing device is dev, or (dev NULL) the one at that address. */
+static void handle_departure(struct usb_redirector *r, libusb_device *dev,
+                             uint8_t busnum, uint8_t devnum)
 {
     for (struct device_node **pp = &r->devices; *pp; pp = &(*pp)->next) {
         struct device_node *d = *pp;
-        if (d->e->dev != dev)
+        if (dev ? d->e->dev != dev
+                : libusb_get_bus_number(d->e->dev) != busnum ||
+                      libusb_get_device_address(d->e->dev) != devnum)
             continue;
         *pp = d->next;
         if (d->session)
@@ -267,6 +323,17 @@ void usb_redirector_reconfigure(struct usb_redirector *r,
 
 /* ---- hotplug ---- */
 
+static void handle_event(struct usb_redirector *r,
+                         const struct hotplug_event *ev)
+{
+    if (ev->event == LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT)
+        handle_departure(r, ev->dev, ev->busnum, ev->devnum);
+    else if (ev->dev)
+        handle_arrival(r, ev->dev, NULL, ev->at_start);
+    else
+        handle_kernel_arrival(r, ev);
+}
+
 /* Runs outside libusb's event handling: opening, claiming and closing
  * devices from inside a hotplug callback is not allowed. */
 static void on_drain_hotplug(uv_timer_t *timer)
@@ -278,15 +345,31 @@ static void on_drain_hotplug(uv_timer_t *timer)
         r->queue_head = ev->next;
         if (!r->queue_head)
             r->queue_tail = NULL;
-        if (!r->stopping) {
-            if (ev->event == LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED)
-                handle_arrival(r, ev->dev);
-            else
-                handle_departure(r, ev->dev);
-        }
-        libusb_unref_device(ev->dev);
+        if (!r->stopping)
+            handle_event(r, ev);
+        if (ev->dev)
+            libusb_unref_device(ev->dev);
         free(ev);
     }
+}
+
+static struct hotplug_event *queue_event(struct usb_redirector *r,
+                                         libusb_hotplug_event event)
+{
+    struct hotplug_event *ev = calloc(1, sizeof(*ev));
+
+    if (!ev) {
+        log_err("out of memory queueing a hotplug event");
+        return NULL;
+    }
+    ev->event = event;
+    if (r->queue_tail)
+        r->queue_tail->next = ev;
+    else
+        r->queue_head = ev;
+    r->queue_tail = ev;
+    uv_timer_start(&r->queue_timer, on_drain_hotplug, 0, 0);
+    return ev;
 }
 
 /* Called by libusb from event handling (or from registration, for the
@@ -295,22 +378,65 @@ static int on_hotplug(libusb_context *ctx, libusb_device *dev,
                       libusb_hotplug_event event, void *user_data)
 {
     struct usb_redirector *r = user_data;
-    struct hotplug_event *ev = calloc(1, sizeof(*ev));
+    struct hotplug_event *ev = queue_event(r, event);
     (void)ctx;
 
-    if (!ev) {
-        log_err("out of memory queueing a hotplug event");
-        return 0;
+    if (ev) {
+        ev->dev = libusb_ref_device(dev);
+        ev->at_start = r->enumerating;
     }
-    ev->dev = libusb_ref_device(dev);
-    ev->event = event;
-    if (r->queue_tail)
-        r->queue_tail->next = ev;
-    else
-        r->queue_head = ev;
-    r->queue_tail = ev;
-    uv_timer_start(&r->queue_timer, on_drain_hotplug, 0, 0);
     return 0;
+}
+
+/* The kernel's uevents, without udevd: queued like libusb's. */
+static void queue_kernel_event(struct usb_redirector *r,
+                               libusb_hotplug_event event,
+                               const struct usb_sysfs_device *d)
+{
+    struct hotplug_event *ev = queue_event(r, event);
+
+    if (!ev)
+        return;
+    ev->busnum = d->busnum;
+    ev->devnum = d->devnum;
+    snprintf(ev->port, sizeof(ev->port), "%s", d->port);
+}
+
+static void on_kernel_arrived(void *ctx, const struct usb_sysfs_device *d)
+{
+    queue_kernel_event(ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED, d);
+}
+
+static void on_kernel_left(void *ctx, const struct usb_sysfs_device *d)
+{
+    queue_kernel_event(ctx, LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT, d);
+}
+
+static const struct usb_kernel_hotplug_ops kernel_hotplug_ops = {
+    .arrived = on_kernel_arrived,
+    .left = on_kernel_left,
+};
+
+/* Debian's libusb is built with udev: it hears only udevd's re-broadcast
+ * of uevents, and its device list never changes without one. The choice
+ * is made once and logged once. Before libusb enumerates, so that a
+ * device plugged meanwhile is heard. */
+static void redirector_choose_hotplug(struct usb_redirector *r)
+{
+    const char *why;
+
+    if (usb_kernel_hotplug_udevd_runs(&why)) {
+        log_info("hotplug: udev (libusb hears the udev daemon's events)");
+        return;
+    }
+    r->kernel_hotplug =
+        usb_kernel_hotplug_start(r->loop, &kernel_hotplug_ops, r);
+    if (r->kernel_hotplug)
+        log_info("hotplug: kernel uevents (%s)", why);
+    else
+        log_warn("hotplug: none (%s, and kernel uevents cannot be heard): "
+                 "only devices present now are seen",
+                 why);
 }
 
 /* ---- start / stop ---- */
@@ -346,6 +472,7 @@ static int redirector_init_libusb(struct usb_redirector *r)
 
 static int redirector_watch_hotplug(struct usb_redirector *r)
 {
+    r->enumerating = true; /* the present devices are reported now */
     int rc = libusb_hotplug_register_callback(
         r->usb,
         LIBUSB_HOTPLUG_EVENT_DEVICE_ARRIVED | LIBUSB_HOTPLUG_EVENT_DEVICE_LEFT,
@@ -353,6 +480,7 @@ static int redirector_watch_hotplug(struct usb_redirector *r)
         LIBUSB_HOTPLUG_MATCH_ANY, LIBUSB_HOTPLUG_MATCH_ANY, on_hotplug, r,
         &r->hotplug);
 
+    r->enumerating = false;
     if (rc < 0) {
         log_err("cannot watch USB hotplug: %s", libusb_error_name(rc));
         return -1;
@@ -381,6 +509,10 @@ static void redirector_finish(struct usb_redirector *r)
         device_node_free(d);
     }
     usb_slots_close(&r->slots);
+    if (r->kernel_hotplug) {
+        usb_kernel_hotplug_stop(r->kernel_hotplug);
+        r->kernel_hotplug = NULL;
+    }
     if (r->usb) {
         usb_events_stop(&r->events);
         libusb_exit(r->usb);
@@ -406,6 +538,7 @@ usb_redirector_start(uv_loop_t *loop, const struct usb_config *cfg,
     set_policy(r);
     uv_timer_init(loop, &r->queue_timer);
     r->queue_timer.data = r;
+    redirector_choose_hotplug(r);
     if (redirector_init_libusb(r) < 0 ||
         usb_slots_open(&r->slots, loop, cfg, &redirector_slots_ops, r) < 0 ||
         redirector_watch_hotplug(r) < 0) {
@@ -420,6 +553,10 @@ usb_redirector_start(uv_loop_t *loop, const struct usb_config *cfg,
 void usb_redirector_stop(struct usb_redirector *r)
 {
     r->stopping = true;
+    if (r->kernel_hotplug) {
+        usb_kernel_hotplug_stop(r->kernel_hotplug);
+        r->kernel_hotplug = NULL;
+    }
     if (r->hotplug_registered) {
         libusb_hotplug_deregister_callback(r->usb, r->hotplug);
         r->hotplug_registered = false;

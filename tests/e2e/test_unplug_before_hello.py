@@ -41,9 +41,9 @@ def test(td):
 
     # 2. SIGTERM while a connection waits for its hello: exits cleanly,
     # nothing leaked (main() checks the log for sanitizer reports)
+    at = agent.log_offset()  # before the plug: the line may come at once
     dev, _ = fx.add("disk", img)
     peer = lis.accept(10)
-    at = agent.log_offset()
     agent.wait_log(r"waiting for its usbredir hello", start_offset=at)
     agent.stop()
     harness.wait_for(lambda: not peer.poll(0.1), 5,

@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Thin-client rig, test 7: an idle agent sleeps.
+"""Thin-client rig, test 7: an idle agent sleeps, with udevd and without
+(then the agent listens to the kernel's uevents itself).
 
 The agent (log_level = debug) redirects one disk into the VDI guest, which
 then leaves it alone, and keeps a boot keyboard + mouse local.  Over 10 s
@@ -21,24 +22,21 @@ from thinclient import (ThinClient, VdiGuest, disk_gadget,  # noqa: E402
 WINDOW_S = 10
 
 
-def test(td):
-    t_start = time.monotonic()
-    tc = ThinClient(td).start()
-    disk = tc.add_gadget(disk_gadget(size_mib=8))
-    kbd = tc.add_gadget(kbd_mouse_gadget())
-    port = harness.free_port()
-    vdi = VdiGuest(td, slots=[("server", port)]).start()
-    agent = tc.start_agent(f"[agent]\nlog_level = debug\n[usb]\n"
-                           f"connect = 10.0.2.2:{port}\n")
+def settle(tc, vdi, disk, kbd, agent):
+    """The disk redirected and read once by the VDI guest, the keyboard
+    local; then a pause for the guest's scan and the agent to settle."""
     agent.wait_log(r'"Rig Disk" at \S+: redirected rw to', 30)
     agent.wait_log(r'"Rig Keyboard Mouse" at \S+: stays local')
     dev = vdi.sh("wait_disk 30", timeout=40).strip()
     vdi.sh(f"dd if=/dev/{dev} of=/dev/null bs=1M count=1 iflag=direct 2>/dev/null")
     tc.wait_drivers(disk, {"1.0": "usbfs"})
     assert tc.if_drivers(kbd) == {"1.0": "usbhid", "1.1": "usbhid"}
-    time.sleep(2)               # let the guest's scan and the agent settle
+    time.sleep(2)
 
-    # one command, so the window is measured inside the VM
+
+def measure(tc, agent, mode):
+    """Context switches of the agent's threads over WINDOW_S, measured in
+    one command inside the VM."""
     p = agent.pid
     out = tc.sh(f"sw() {{ cat /proc/{p}/task/*/status | awk -F: "
                 f"'/^voluntary_ctxt_switches/ {{v += $2}} "
@@ -57,11 +55,35 @@ def test(td):
     log = agent.fetch_log()
     st = agent.devices()
     assert st["1209:7d15"]["session"]["state"] == "redirected", st["1209:7d15"]
-    print(f"idle agent over {secs:.2f} s ({threads} threads): {vol} voluntary, "
-          f"{invol} involuntary context switches, {ticks} CPU ticks")
+    print(f"{mode}: idle agent over {secs:.2f} s ({threads} threads): {vol} "
+          f"voluntary, {invol} involuntary context switches, {ticks} CPU ticks")
     assert "cannot be watched by epoll" not in log, \
         "the 1 ms emulation timer was armed on real usbfs"
-    assert vol == 0, f"{vol} wakeups in {secs:.1f} s ({vol / secs:.2f}/s)"
+    assert vol == 0, f"{mode}: {vol} wakeups in {secs:.1f} s ({vol / secs:.2f}/s)"
+
+
+def test(td):
+    t_start = time.monotonic()
+    tc = ThinClient(td).start()
+    disk = tc.add_gadget(disk_gadget(size_mib=8))
+    kbd = tc.add_gadget(kbd_mouse_gadget())
+    port = harness.free_port()
+    vdi = VdiGuest(td, slots=[("server", port)]).start()
+    cfg = f"[agent]\nlog_level = debug\n[usb]\nconnect = 10.0.2.2:{port}\n"
+    agent = tc.start_agent(cfg)
+    settle(tc, vdi, disk, kbd, agent)
+    measure(tc, agent, "udevd")
+    agent.stop()
+
+    # without udevd the agent listens to the kernel's uevents itself: a
+    # socket under uv_poll, no timer
+    tc.stop_udevd()
+    vdi.sh("wait_until 10 eval '! ls -d /sys/block/sd* >/dev/null 2>&1'",
+           timeout=20)
+    agent = tc.start_agent(cfg, name="agent-no-udevd")
+    agent.wait_log(r"hotplug: kernel uevents")
+    settle(tc, vdi, disk, kbd, agent)
+    measure(tc, agent, "no udevd")
     agent.stop()
     vdi.poweroff()
     tc.stop()

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Thin-client rig, test 4 without the workaround (NOT REGISTERED: fails
-today because of the agent).
+"""Thin-client rig, test 4: a USB printer used by the serial bridge stays
+local without any rule.
 
 A printer gadget gives /dev/usb/lp0 (usblp); the agent serves it as
 [serial.lp] and has [usb] pointed at a live usbredir peer (SeaBIOS-only
@@ -10,10 +10,11 @@ by the serial bridge must never be redirected (DESIGN.md): the printer must
 stay local (usblp bound, decision "local") and bytes sent to the bridge
 must reach the gadget.
 
-Today agent/serial_owner.c recognises only ttys (/sys/class/tty/NAME/
-device): /dev/usb/lp0 is not matched, the default policy redirects the
-printer to the peer, usblp is detached, lp0 vanishes and the bridge turns
-clients away ("refused: /dev/usb/lp0 is missing").
+agent/serial/serial_owner.c finds the USB device behind any character
+device node through /sys/dev/char/MAJ:MIN (/dev/usb/lp0 is usbmisc, below
+the printer's interface); before, it followed ttys only, the default
+policy redirected the printer, usblp was detached, lp0 vanished and the
+bridge turned clients away ("refused: /dev/usb/lp0 is missing").
 """
 import hashlib
 import os
@@ -40,7 +41,8 @@ def test(td):
         f"[agent]\nlog_level = debug\n[usb]\nconnect = 10.0.2.2:{port}\n"
         f"[serial.lp]\ndevice = /dev/usb/lp0\nkind = printer\n"
         f"listen = 0.0.0.0:{LP_PORT}\n")
-    agent.wait_log(r'1209:7e47 "Rig Printer" at \S+: (stays local|redirect)')
+    m = agent.wait_log(r'1209:7e47 "Rig Printer" at \S+: (stays local|redirect).*')
+    assert "used by the serial bridge [serial.lp]" in m.group(0), m.group(0)
     time.sleep(2)              # a redirect would need the peer's hello
     devs = agent.devices()
     assert devs["1209:7e47"]["decision"] == "local", \

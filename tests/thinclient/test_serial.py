@@ -19,14 +19,9 @@ kernel devices, next to USB redirection with a live usbredir peer.
     byte for byte.
 
 The agent's [usb] section dials a SeaBIOS-only QEMU (a real usbredir
-peer), so a wrong decision would actually take a device away.
-
-KNOWN AGENT GAP: the agent does not yet see that /dev/usb/lp0 belongs to
-[serial.lp] (agent/serial_owner.c follows ttys only), so by default it
-redirects the printer and the bridge loses it.  This test keeps the
-printer local with an explicit rule (PRINTER_RULE); test_printer_owner.py
-(not registered) checks the rule is not needed.  Drop the rule once it
-passes.
+peer), with the default policy and no rule for either device, so a wrong
+decision would actually take a device away: both stay local because the
+bridge uses them (test_printer_owner.py checks the printer alone).
 """
 import hashlib
 import os
@@ -43,9 +38,6 @@ from thinclient import (ThinClient, acm_gadget, harness,  # noqa: E402
 import serial  # noqa: E402  (python3-serial)
 
 ACM_PORT, LP_PORT = 7000, 7001
-# TODO(agent): remove when the agent keeps bridge printers local by itself
-# (test_printer_owner.py).
-PRINTER_RULE = "rule = deny vid=1209 pid=7e47\n"
 
 
 def payload(n, seed):
@@ -111,13 +103,15 @@ def test(td):
     peer.start()
     agent = tc.start_agent(
         f"[agent]\nlog_level = debug\n[usb]\nconnect = 10.0.2.2:{port}\n"
-        f"{PRINTER_RULE}"
         f"[serial.acm]\ndevice = /dev/ttyACM0\nlisten = 0.0.0.0:{ACM_PORT}\n"
         f"mode = rfc2217\non_device_loss = keep\n"
         f"[serial.lp]\ndevice = /dev/usb/lp0\nkind = printer\n"
         f"listen = 0.0.0.0:{LP_PORT}\n")
     agent.wait_log(r"\[serial.acm\] .*opened")
-    agent.wait_log(r'1209:7ac0 "Rig ACM Serial" at \S+: stays local')
+    agent.wait_log(r'1209:7ac0 "Rig ACM Serial" at \S+: stays local '
+                   r'\(used by the serial bridge \[serial.acm\]\)')
+    agent.wait_log(r'1209:7e47 "Rig Printer" at \S+: stays local '
+                   r'\(used by the serial bridge \[serial.lp\]\)')
 
     # 3. RFC 2217 from the host
     ser = serial.serial_for_url(f"rfc2217://127.0.0.1:{tc.fwd[ACM_PORT]}",

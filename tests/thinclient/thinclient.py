@@ -31,6 +31,7 @@ replugged on its own.
 See README.md in this directory.  Standard library only.
 """
 
+import datetime
 import hashlib
 import json
 import os
@@ -625,11 +626,17 @@ class ThinClient(harness._Proc):
                     f"ls -d /sys/class/usb_printer_gadget/g_printer*)").strip()
 
     def plug(self, g, timeout=20):
-        """Bind the gadget to its UDC: the VM's USB host side enumerates it."""
-        self.sh(f"echo {g.udc} > {g.path}/UDC\n"
-                f"wait_until {timeout} usb_dev {g.vid:04x} {g.pid:04x} >/dev/null",
-                timeout=timeout + 10)
+        """Bind the gadget to its UDC: the VM's USB host side enumerates it.
+        Returns the VM's wall clock (epoch seconds) just before the bind,
+        to compare with the agent's log stamps."""
+        # busybox date has no %N; adjtimex (read-only) gives microseconds
+        out = self.sh("adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} "
+                      "END {printf \"%d.%06d\\n\", s, u}'\n"
+                      f"echo {g.udc} > {g.path}/UDC\n"
+                      f"wait_until {timeout} usb_dev {g.vid:04x} {g.pid:04x} >/dev/null",
+                      timeout=timeout + 10)
         self._find_nodes(g)     # hidg/g_printer nodes exist while bound
+        return float(out.split()[0])
 
     def unplug(self, g, timeout=20):
         """Unbind the gadget from its UDC: a USB unplug."""
@@ -770,6 +777,16 @@ class TcAgent:
 
     def log_offset(self):
         return len(self.fetch_log())
+
+    def log_stamp(self, regex, start_offset=0):
+        """Epoch seconds of the first log line at or after start_offset
+        matching regex: the agent stamps its lines with the VM's wall clock
+        (local time, which is UTC there), in milliseconds."""
+        m = re.compile(r"(?m)^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) .*" +
+                       regex).search(self.fetch_log(), start_offset)
+        assert m, f"no /{regex}/ in the {self.name} log"
+        t = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S.%f")
+        return t.replace(tzinfo=datetime.timezone.utc).timestamp()
 
     def log_text(self, start_offset=0):
         return self.fetch_log()[start_offset:]

@@ -70,8 +70,8 @@ int cidr_list_parse(const char *text, struct cidr_list *out, char *why,
             return -1;
         }
         if (parse_one(entry, &out->nets[out->n]) < 0) {
-            snprintf(why, why_len,
-                     "'%s' is not an address or ADDRESS/PREFIX", entry);
+            snprintf(why, why_len, "'%s' is not an address or ADDRESS/PREFIX",
+                     entry);
             return -1;
         }
         out->n++;
@@ -93,7 +93,8 @@ static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
 
 bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *addr)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,
+                                       0, 0, 0, 0, 0xff, 0xff};
     uint8_t v4[4], v6[16];
     bool is4 = addr->sa_family == AF_INET, is6 = addr->sa_family == AF_INET6;
 
@@ -108,9 +109,23 @@ bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *addr)
     }
     for (size_t i = 0; i < l->n; i++) {
         const struct cidr *n = &l->nets[i];
-        if ((n->family == AF_INET && is4 && prefix_match(v4, n->addr, n->prefix)) ||
-            (n->family == AF_INET6 && is6 && prefix_match(v6, n->addr, n->prefix)))
+        if ((n->family == AF_INET && is4 &&
+             prefix_match(v4, n->addr, n->prefix)) ||
+            (n->family == AF_INET6 && is6 &&
+             prefix_match(v6, n->addr, n->prefix)))
             return true;
     }
     return false;
+}
+
+bool cidr_host_is_loopback(const char *host)
+{
+    struct in_addr a4;
+    struct in6_addr a6;
+
+    if (strcmp(host, "localhost") == 0)
+        return true;
+    if (inet_pton(AF_INET, host, &a4) == 1)
+        return (ntohl(a4.s_addr) >> 24) == 127;
+    return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }

@@ -31,4 +31,8 @@ int cidr_list_parse(const char *text, struct cidr_list *out, char *why,
  * empty list matches nothing. */
 bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *addr);
 
+/* True if a listen host only takes connections from this machine
+ * (127.0.0.0/8, ::1, localhost): no allowlist or TLS needed there. */
+bool cidr_host_is_loopback(const char *host);
+
 #endif

@@ -24,3 +24,11 @@ bool log_limit_check(struct log_limit *ll, const char *reason, uint64_t now_ms,
     snprintf(ll->reason, sizeof(ll->reason), "%s", reason);
     return true;
 }
+
+const char *log_limit_suffix(unsigned repeats, char *buf, size_t len)
+{
+    if (repeats == 0)
+        return "";
+    snprintf(buf, len, " (and %u more since the last such line)", repeats);
+    return buf;
+}

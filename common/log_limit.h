@@ -6,6 +6,7 @@
 #define REDIR_LOG_LIMIT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #define LOG_LIMIT_REASON_MAX 160
@@ -21,5 +22,9 @@ struct log_limit {
  * back since the last line (0 for a new reason), to be said with it. */
 bool log_limit_check(struct log_limit *ll, const char *reason, uint64_t now_ms,
                      unsigned *repeats);
+
+/* " (and N more since the last such line)", or "" for none, into buf. */
+#define LOG_LIMIT_SUFFIX_MAX 64
+const char *log_limit_suffix(unsigned repeats, char *buf, size_t len);
 
 #endif

@@ -30,7 +30,8 @@ static void put_u32(struct writer *w, uint32_t v)
 static void put_str(struct writer *w, const void *p, size_t len)
 {
     put_u8(w, (uint8_t)len);
-    memcpy(w->buf + w->len, p, len);
+    if (len)
+        memcpy(w->buf + w->len, p, len);
     w->len += len;
 }
 
@@ -173,11 +174,31 @@ static void compute_mac(uint8_t mac[RELAY_MAC_LEN], const uint8_t *secret,
     sodium_memzero(&st, sizeof(st));
 }
 
+/* The relay's PROOF: HMAC-SHA256(secret, label || hello || auth ||
+ * result_prefix). The label keeps it from ever equalling an agent's MAC. */
+static void compute_proof(uint8_t mac[RELAY_MAC_LEN], const uint8_t *secret,
+                          size_t secret_len, const uint8_t *hello,
+                          size_t hello_len, const uint8_t *auth,
+                          size_t auth_len, const uint8_t *result,
+                          size_t result_len)
+{
+    crypto_auth_hmacsha256_state st;
+
+    crypto_auth_hmacsha256_init(&st, secret, secret_len);
+    crypto_auth_hmacsha256_update(&st, (const uint8_t *)RELAY_PROOF_LABEL,
+                                  sizeof(RELAY_PROOF_LABEL) - 1);
+    crypto_auth_hmacsha256_update(&st, hello, hello_len);
+    crypto_auth_hmacsha256_update(&st, auth, auth_len);
+    crypto_auth_hmacsha256_update(&st, result, result_len);
+    crypto_auth_hmacsha256_final(&st, mac);
+    sodium_memzero(&st, sizeof(st));
+}
+
 const char *relay_status_name(int status)
 {
     switch (status) {
     case RELAY_OK: return "ok";
-    case RELAY_REFUSED_AUTH: return "wrong secret";
+    case RELAY_REFUSED_AUTH: return "not authenticated";
     case RELAY_REFUSED_TARGET: return "unknown target";
     case RELAY_REFUSED_VERSION: return "version mismatch";
     case RELAY_REFUSED_MALFORMED: return "malformed handshake";
@@ -197,26 +218,28 @@ static void copy_printable(char *out, size_t out_len, const uint8_t *text,
     out[n] = '\0';
 }
 
-/* A RESULT message, for the relay's answer and for the early refusal. */
-static size_t build_result(uint8_t *out, int status, uint32_t caps,
-                           const char *text)
+/* A RESULT message up to, not including, a v2 PROOF, for the relay's
+ * answer and for the early refusal; w is left open for the PROOF. */
+static void begin_result(struct writer *w, uint8_t *out, int status,
+                         uint32_t caps, const char *text)
 {
-    struct writer w;
     char clean[RELAY_TEXT_MAX + 1];
 
     text = text ? text : "";
     copy_printable(clean, sizeof(clean), (const uint8_t *)text, strlen(text),
                    RELAY_TEXT_MAX);
-    msg_begin(&w, out, TYPE_RESULT);
-    put_u8(&w, (uint8_t)status);
-    put_u32(&w, caps);
-    put_str(&w, clean, strlen(clean));
-    return msg_end(&w);
+    msg_begin(w, out, TYPE_RESULT);
+    put_u8(w, (uint8_t)status);
+    put_u32(w, caps);
+    put_str(w, clean, strlen(clean));
 }
 
 size_t relay_refusal_message(uint8_t *out, int status, const char *text)
 {
-    return build_result(out, status, 0, text);
+    struct writer w;
+
+    begin_result(&w, out, status, 0, text);
+    return msg_end(&w);
 }
 
 /* ---- agent side ---- */
@@ -253,15 +276,18 @@ int relay_client_init(struct relay_client *c, const char *agent_id,
                            "target must be 1 to %d characters of "
                            "A-Z a-z 0-9 . _ -",
                            RELAY_TARGET_MAX);
-    if (secret_len < RELAY_SECRET_MIN || secret_len > RELAY_SECRET_MAX)
+    if (secret_len &&
+        (secret_len < RELAY_SECRET_MIN || secret_len > RELAY_SECRET_MAX))
         return client_fail(c, "secret must be %d to %d bytes long",
                            RELAY_SECRET_MIN, RELAY_SECRET_MAX);
     if (sodium_init() < 0)
         return client_fail(c, "libsodium cannot be initialized");
     strcpy(c->agent_id, agent_id);
     strcpy(c->target, target);
-    memcpy(c->secret, secret, secret_len);
+    if (secret_len)
+        memcpy(c->secret, secret, secret_len);
     c->secret_len = secret_len;
+    randombytes_buf(c->nonce, sizeof(c->nonce));
     c->state = RELAY_CLIENT_WAIT_HELLO;
     return 0;
 }
@@ -281,39 +307,67 @@ static int client_on_hello(struct relay_client *c)
     if (r.bad || nonce_len != RELAY_NONCE_LEN || min_version > max_version)
         return client_fail(c, "malformed relay hello (%s)",
                            r.bad ? r.bad : "bad nonce or versions");
-    /* An unsupported version is still answered: the relay refuses it
-     * with a reason both sides log. */
+    /* A v1 relay cannot prove it knows the secret: talking to it would
+     * hand the devices to whoever answers on its address. */
+    if (max_version < RELAY_PROTO_VERSION)
+        return client_fail(c,
+                           "the relay speaks protocol version %u, which cannot "
+                           "prove it is the real relay; upgrade redir-relay",
+                           max_version);
     memcpy(c->hello, c->msg, c->msg_have);
     c->hello_len = c->msg_have;
 
+    size_t mac_len = c->secret_len ? RELAY_MAC_LEN : 0;
     msg_begin(&w, c->out, TYPE_AUTH);
     put_u8(&w, RELAY_PROTO_VERSION);
     put_u32(&w, c->want_lz4 ? RELAY_CAP_LZ4 : 0);
     put_str(&w, c->agent_id, strlen(c->agent_id));
     put_str(&w, c->target, strlen(c->target));
+    put_str(&w, c->nonce, sizeof(c->nonce));
     size_t prefix = w.len;
     uint8_t mac[RELAY_MAC_LEN];
-    w.len += 1 + RELAY_MAC_LEN; /* body length must be final before MAC */
+    w.len += 1 + mac_len; /* body length must be final before MAC */
     msg_end(&w);
     compute_mac(mac, c->secret, c->secret_len, c->hello, c->hello_len, c->out,
                 prefix);
     w.len = prefix;
-    put_str(&w, mac, RELAY_MAC_LEN);
+    put_str(&w, mac, mac_len);
     c->out_len = w.len;
+    memcpy(c->auth, c->out, w.len);
+    c->auth_len = w.len;
     c->state = RELAY_CLIENT_WAIT_RESULT;
     return RELAY_HS_NEED_MORE;
+}
+
+/* An accepting RESULT: with a secret, the relay must have proved it. */
+static bool client_proof_ok(const struct relay_client *c, const uint8_t *proof,
+                            size_t proof_len, size_t proof_offset)
+{
+    uint8_t want[RELAY_MAC_LEN];
+
+    if (c->secret_len == 0)
+        return true; /* TLS: the relay's certificate proved it */
+    if (!proof || proof_len != RELAY_MAC_LEN)
+        return false;
+    compute_proof(want, c->secret, c->secret_len, c->hello, c->hello_len,
+                  c->auth, c->auth_len, c->msg, proof_offset);
+    return sodium_memcmp(want, proof, RELAY_MAC_LEN) == 0;
 }
 
 static int client_on_result(struct relay_client *c)
 {
     struct reader r;
-    size_t text_len;
+    size_t text_len, proof_len = 0;
+    const uint8_t *proof = NULL;
 
     reader_init(&r, c->msg);
     uint8_t status = get_u8(&r, "RESULT: status");
     uint32_t caps = get_u32(&r, "RESULT: capabilities");
     const uint8_t *text =
         get_str(&r, RELAY_TEXT_MAX, &text_len, "RESULT: text");
+    size_t proof_offset = (size_t)(r.p - c->msg);
+    if (!r.bad && r.left) /* v2; an early refusal has the v1 layout */
+        proof = get_str(&r, RELAY_MAC_LEN, &proof_len, "RESULT: proof");
     if (r.bad || r.left)
         return client_fail(c, "malformed relay result (%s)",
                            r.bad ? r.bad : "trailing bytes");
@@ -328,6 +382,10 @@ static int client_on_result(struct relay_client *c)
     }
     if (c->hello_len == 0)
         return client_fail(c, "relay accepted before its hello");
+    if (!client_proof_ok(c, proof, proof_len, proof_offset))
+        return client_fail(c, "the relay did not prove that it knows the "
+                              "secret: not the real relay (wrong secret "
+                              "there, or an impostor)");
     if (caps & ~(uint32_t)(c->want_lz4 ? RELAY_CAP_LZ4 : 0))
         return client_fail(c,
                            "relay agreed to capabilities 0x%x that were "
@@ -413,8 +471,8 @@ int relay_server_init(struct relay_server *s, uint32_t caps_offered)
     randombytes_buf(nonce, sizeof(nonce));
     s->caps_offered = caps_offered;
     msg_begin(&w, s->hello, TYPE_HELLO);
-    put_u8(&w, RELAY_PROTO_VERSION); /* min */
-    put_u8(&w, RELAY_PROTO_VERSION); /* max */
+    put_u8(&w, RELAY_PROTO_MIN_VERSION);
+    put_u8(&w, RELAY_PROTO_VERSION);
     put_u32(&w, caps_offered);
     put_str(&w, nonce, sizeof(nonce));
     s->hello_len = msg_end(&w);
@@ -427,20 +485,26 @@ int relay_server_init(struct relay_server *s, uint32_t caps_offered)
 /* Parses the AUTH in s->msg after its version was accepted. */
 static int server_parse_auth(struct relay_server *s, struct reader *r)
 {
-    size_t id_len, target_len, mac_len;
+    size_t id_len, target_len, nonce_len = RELAY_NONCE_LEN, mac_len;
 
     s->caps_wanted = get_u32(r, "capabilities");
     const uint8_t *id = get_str(r, RELAY_ID_MAX, &id_len, "agent id");
     const uint8_t *target = get_str(r, RELAY_TARGET_MAX, &target_len, "target");
+    if (s->version >= 2)
+        get_str(r, RELAY_NONCE_LEN, &nonce_len, "agent nonce");
     s->mac_offset = (size_t)(r->p - s->msg);
     get_str(r, RELAY_MAC_LEN, &mac_len, "MAC");
     if (r->bad)
         return server_refuse(s, RELAY_REFUSED_MALFORMED,
                              "AUTH: %s missing or too long", r->bad);
-    if (r->left || mac_len != RELAY_MAC_LEN)
+    if (r->left || nonce_len != RELAY_NONCE_LEN ||
+        (mac_len != RELAY_MAC_LEN && !(s->version >= 2 && mac_len == 0)))
         return server_refuse(s, RELAY_REFUSED_MALFORMED, "AUTH: %s",
                              r->left ? "trailing bytes"
-                                     : "MAC of the wrong length");
+                             : nonce_len != RELAY_NONCE_LEN
+                                 ? "short nonce"
+                                 : "MAC of the wrong length");
+    s->has_mac = mac_len == RELAY_MAC_LEN;
     if (!name_ok(id, id_len, RELAY_ID_MAX, id_char_ok))
         return server_refuse(s, RELAY_REFUSED_MALFORMED,
                              "AUTH: agent id empty or not visible ASCII");
@@ -467,11 +531,13 @@ static int server_on_message(struct relay_server *s)
     s->version = get_u8(&r, "version");
     if (r.bad)
         return server_refuse(s, RELAY_REFUSED_MALFORMED, "AUTH: empty");
-    if (s->version != RELAY_PROTO_VERSION)
+    if (s->version < RELAY_PROTO_MIN_VERSION ||
+        s->version > RELAY_PROTO_VERSION)
         return server_refuse(s, RELAY_REFUSED_VERSION,
                              "agent speaks protocol version %u, this relay "
-                             "version %u",
-                             s->version, RELAY_PROTO_VERSION);
+                             "versions %u to %u",
+                             s->version, RELAY_PROTO_MIN_VERSION,
+                             RELAY_PROTO_VERSION);
     return server_parse_auth(s, &r);
 }
 
@@ -502,18 +568,47 @@ bool relay_server_verify(const struct relay_server *s, const uint8_t *secret,
 {
     uint8_t mac[RELAY_MAC_LEN];
 
-    if (s->state != RELAY_SERVER_DECIDE)
+    if (s->state != RELAY_SERVER_DECIDE || !s->has_mac)
         return false;
     compute_mac(mac, secret, secret_len, s->hello, s->hello_len, s->msg,
                 s->mac_offset);
     return sodium_memcmp(mac, s->msg + s->mac_offset + 1, RELAY_MAC_LEN) == 0;
 }
 
+/* v2 RESULTs end with a PROOF field: empty, or the proof of the secret. */
+static void server_send_result(struct relay_server *s, int status,
+                               const char *text, const uint8_t *secret,
+                               size_t secret_len)
+{
+    struct writer w;
+
+    s->caps = status == RELAY_OK ? s->caps_wanted & s->caps_offered : 0;
+    begin_result(&w, s->out, status, s->caps, text);
+    if (s->version >= 2 && status == RELAY_OK && secret_len) {
+        uint8_t proof[RELAY_MAC_LEN];
+        size_t prefix = w.len;
+        w.len += 1 + RELAY_MAC_LEN;
+        msg_end(&w); /* the PROOF covers the final body length */
+        compute_proof(proof, secret, secret_len, s->hello, s->hello_len, s->msg,
+                      s->msg_have, s->out, prefix);
+        w.len = prefix;
+        put_str(&w, proof, RELAY_MAC_LEN);
+    } else if (s->version >= 2) {
+        put_str(&w, NULL, 0);
+    }
+    s->out_len = msg_end(&w);
+    s->state = RELAY_SERVER_FINISHED;
+}
+
 void relay_server_result(struct relay_server *s, int status, const char *text)
 {
-    s->caps = status == RELAY_OK ? s->caps_wanted & s->caps_offered : 0;
-    s->out_len = build_result(s->out, status, s->caps, text);
-    s->state = RELAY_SERVER_FINISHED;
+    server_send_result(s, status, text, NULL, 0);
+}
+
+void relay_server_accept(struct relay_server *s, const uint8_t *secret,
+                         size_t secret_len)
+{
+    server_send_result(s, RELAY_OK, NULL, secret, secret_len);
 }
 
 void relay_server_output_sent(struct relay_server *s) { s->out_len = 0; }

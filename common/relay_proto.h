@@ -11,33 +11,47 @@
  *   relay -> agent  HELLO  'H'  MIN_VERSION:u8 MAX_VERSION:u8 CAPS:u32
  *                               NONCE:STR (RELAY_NONCE_LEN random bytes)
  *   agent -> relay  AUTH   'A'  VERSION:u8 CAPS:u32 AGENT_ID:STR
- *                               TARGET:STR MAC:STR (RELAY_MAC_LEN bytes)
+ *                               TARGET:STR [v2: AGENT_NONCE:STR]
+ *                               MAC:STR (RELAY_MAC_LEN bytes; v2: or none)
  *   relay -> agent  RESULT 'R'  STATUS:u8 CAPS:u32 TEXT:STR
+ *                               [v2: PROOF:STR (RELAY_MAC_LEN bytes or none)]
  *
- * MAC = HMAC-SHA256(secret, the whole HELLO message || the AUTH message up
- * to, not including, its MAC field), so it covers the nonce, version,
- * capabilities, agent id and target; the secret never travels. CAPS in
- * AUTH is what the agent wants, in RESULT what was agreed (wanted and
- * offered). STATUS is enum relay_status; TEXT says why in words. After a
- * RESULT with STATUS 0 the stream starts: raw usbredir, or stream_codec
+ * MAC = HMAC-SHA256(secret, the whole HELLO || the AUTH up to, not
+ * including, its MAC field): it covers the relay's nonce, version,
+ * capabilities, agent id, target (and in v2 the agent's nonce); the secret
+ * never travels. Version 2 makes the proof mutual: an accepting RESULT
+ * carries PROOF = HMAC-SHA256(secret, RELAY_PROOF_LABEL || HELLO || the
+ * whole AUTH || the RESULT up to its PROOF field), fresh through the
+ * agent's nonce, so a relay that does not know the secret cannot accept an
+ * agent (and get its devices). The label keeps a PROOF from ever being a
+ * valid MAC. Over TLS with certificates both ways the agent may send no
+ * MAC (its certificate is its proof) and the relay no PROOF.
+ *
+ * CAPS in AUTH is what the agent wants, in RESULT what was agreed (wanted
+ * and offered). STATUS is enum relay_status; TEXT says why in words. After
+ * a RESULT with STATUS 0 the stream starts: raw usbredir, or stream_codec
  * frames both ways when RELAY_CAP_LZ4 was agreed. After a refusal the
  * relay closes the connection. A relay that refuses before its hello (its
- * session limit) sends only a RESULT.
+ * session limit) sends only a RESULT (v1 layout).
  *
  * The HELLO layout is fixed for all versions (bytes after NONCE are
  * ignored); AUTH starts with its version so a relay can refuse a version
- * it does not know before parsing the rest.
+ * it does not know before parsing the rest. A v2 relay still accepts v1
+ * agents (whose RESULT has no PROOF); a v2 agent refuses a v1 relay.
  */
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define RELAY_PROTO_VERSION 1
+#define RELAY_PROTO_VERSION 2     /* what this build speaks */
+#define RELAY_PROTO_MIN_VERSION 1 /* the oldest agent a relay accepts */
+#define RELAY_PROOF_LABEL "RDRL relay proof v2"
 #define RELAY_MAGIC "RDRL"
 #define RELAY_MAGIC_LEN 4
 #define RELAY_MSG_HEADER 7 /* magic, type, body length */
-/* Largest body of v1: a RESULT with the longest text, 206 bytes. */
+/* Largest body of v2: a RESULT with the longest text and a PROOF, 239
+ * bytes. */
 #define RELAY_BODY_MAX 256
 #define RELAY_MSG_MAX (RELAY_MSG_HEADER + RELAY_BODY_MAX)
 #define RELAY_NONCE_LEN 32    /* fresh per connection: replays fail */
@@ -55,7 +69,7 @@
 /* STATUS in RESULT */
 enum relay_status {
     RELAY_OK = 0,
-    RELAY_REFUSED_AUTH = 1,        /* wrong secret */
+    RELAY_REFUSED_AUTH = 1,        /* wrong secret, certificate not allowed */
     RELAY_REFUSED_TARGET = 2,      /* unknown target */
     RELAY_REFUSED_VERSION = 3,     /* version mismatch */
     RELAY_REFUSED_MALFORMED = 4,   /* garbage, bad field */
@@ -103,13 +117,18 @@ struct relay_client {
     char agent_id[RELAY_ID_MAX + 1];
     char target[RELAY_TARGET_MAX + 1];
     uint8_t secret[RELAY_SECRET_MAX];
-    size_t secret_len;
+    size_t secret_len; /* 0: no secret, TLS certificates authenticate */
+    uint8_t nonce[RELAY_NONCE_LEN];
+    uint8_t auth[RELAY_MSG_MAX]; /* what we sent, for the relay's PROOF */
+    size_t auth_len;
 };
 
 /* Returns 0, or -1 with c->error: id or target empty, too long or with
  * characters outside their sets, secret shorter than RELAY_SECRET_MIN or
  * longer than RELAY_SECRET_MAX, or libsodium unusable. The secret is
- * copied (and wiped by relay_client_free). */
+ * copied (and wiped by relay_client_free). No secret (NULL, 0) only over
+ * TLS with certificates both ways: no MAC is sent and no PROOF wanted.
+ * With a secret an accepting RESULT must carry the relay's PROOF. */
 int relay_client_init(struct relay_client *c, const char *agent_id,
                       const char *target, const uint8_t *secret,
                       size_t secret_len, bool want_lz4);
@@ -139,6 +158,7 @@ enum relay_server_state {
 struct relay_server {
     /* after RELAY_HS_AUTH */
     uint8_t version; /* the agent's protocol version */
+    bool has_mac;    /* false: a v2 agent with no secret (TLS) */
     uint32_t caps_wanted;
     char agent_id[RELAY_ID_MAX + 1];   /* checked: visible ASCII */
     char target[RELAY_TARGET_MAX + 1]; /* checked: [A-Za-z0-9._-] */
@@ -171,15 +191,21 @@ int relay_server_init(struct relay_server *s, uint32_t caps_offered);
 int relay_server_feed(struct relay_server *s, const uint8_t *data, size_t len,
                       size_t *consumed);
 
-/* After RELAY_HS_AUTH: true if the agent proved it knows the secret.
- * Constant time. */
+/* After RELAY_HS_AUTH: true if the agent proved it knows the secret (false
+ * if it sent no MAC). Constant time. */
 bool relay_server_verify(const struct relay_server *s, const uint8_t *secret,
                          size_t secret_len);
 
 /* Queues the RESULT in s->out: status RELAY_OK agrees to the capabilities
- * both sides have (s->caps), anything else refuses; text (may be NULL) is
- * cut to RELAY_TEXT_MAX printable characters. */
+ * both sides have (s->caps) without a PROOF (a v1 agent, or TLS without a
+ * secret), anything else refuses; text (may be NULL) is cut to
+ * RELAY_TEXT_MAX printable characters. */
 void relay_server_result(struct relay_server *s, int status, const char *text);
+
+/* Accepts with the PROOF that this relay knows secret (v2 agents; a v1
+ * agent gets a plain RESULT). */
+void relay_server_accept(struct relay_server *s, const uint8_t *secret,
+                         size_t secret_len);
 
 /* A RESULT refusing a connection before any hello (session limit), into
  * out (RELAY_MSG_MAX bytes); returns its length. */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "net_conn.h"
 #include "net_listener.h"
+#include "net_tls.h"
 #include "relay_session.h"
 #include "relay_target.h"
 #include "version.h"
@@ -41,18 +42,20 @@ static const struct relay_session_ops relay_session_ops = {
     .on_ended = on_session_ended,
 };
 
-/* Over the limit: say so in a RESULT before any hello, and hang up. */
-static void relay_refuse_full(struct relay *r, struct net_conn *c)
+/* Over a limit: say so in a RESULT before any hello, and hang up. Logged
+ * once per reason, then counted (a flood must not fill the log). */
+static void relay_refuse_busy(struct relay *r, struct net_conn *c,
+                              const char *text)
 {
     uint8_t msg[RELAY_MSG_MAX];
-    char text[64];
-
-    snprintf(text, sizeof(text), "relay at its limit of %u sessions",
-             r->cfg->max_sessions);
     size_t len = relay_refusal_message(msg, RELAY_REFUSED_BUSY, text);
+    char more[LOG_LIMIT_SUFFIX_MAX];
+    unsigned repeats;
 
     net_conn_queue_copy(c, msg, len);
-    log_warn("agent %s refused: busy: %s", net_conn_name(c), text);
+    if (log_limit_check(&r->busy, text, uv_now(r->loop), &repeats))
+        log_warn("agent %s refused: busy: %s%s", net_conn_name(c), text,
+                 log_limit_suffix(repeats, more, sizeof(more)));
     net_conn_close(c, true);
 }
 
@@ -64,18 +67,86 @@ static void on_agent_connection(void *ctx, struct net_conn *c)
         .cfg = (const struct relay_config *const *)&r->cfg,
         .ops = &relay_session_ops,
         .relay = r,
+        .admit = &r->admit,
+        .refusals = &r->refusals,
     };
+    struct sockaddr_storage addr;
+    enum net_admit_verdict v;
+    char text[64];
 
     if (r->stopping) {
         net_conn_close(c, false);
         return;
     }
     if (r->n_sessions >= r->cfg->max_sessions) {
-        relay_refuse_full(r, c);
+        snprintf(text, sizeof(text), "relay at its limit of %u sessions",
+                 r->cfg->max_sessions);
+        relay_refuse_busy(r, c, text);
+        return;
+    }
+    net_conn_peer_addr(c, &addr);
+    v = net_admit_enter(&r->admit, (struct sockaddr *)&addr);
+    if (v != NET_ADMIT_OK) {
+        relay_refuse_busy(r, c, net_admit_verdict_name(v));
         return;
     }
     r->n_sessions++;
-    relay_session_start(&p, c, &r->sessions);
+    relay_session_start(&p, c, &addr, &r->sessions);
+}
+
+/* Who may connect: the allowlist, TLS with client certificates, and the
+ * limits on handshakes (with TLS the TLS handshake counts too). */
+static void relay_guard_listener(struct relay *r)
+{
+    struct net_guard g;
+
+    net_guard_init(&g, "agents listener");
+    g.allow_any = r->cfg->allow_any;
+    g.allow = r->cfg->allow;
+    g.tls = r->tls;
+    g.limits = r->cfg->handshakes;
+    net_listener_set_guard(r->listener, &g);
+}
+
+/* The agents' TLS context, made anew at start and on every reload (a new
+ * CRL). Returns 0, or -1 after logging why. */
+static int relay_make_tls(const struct relay_config *cfg,
+                          struct net_tls_ctx **out)
+{
+    char err[NET_TLS_ERR_MAX];
+
+    *out = NULL;
+    if (!cfg->tls.enabled)
+        return 0;
+    *out = net_tls_ctx_new(&cfg->tls, true, err, sizeof(err));
+    if (!*out) {
+        log_err("[relay] TLS: %s", err);
+        return -1;
+    }
+    net_tls_ctx_set_handshake_timeout(*out, cfg->handshake_timeout_ms);
+    return 0;
+}
+
+/* After a reload: agents whose certificate is now denied, revoked or no
+ * longer allowed on their target are cut off; the others keep running. */
+static void relay_recheck_sessions(struct relay *r)
+{
+    struct list_node *n, *next;
+    char why[NET_TLS_ERR_MAX];
+    size_t cut = 0;
+
+    for (n = r->sessions.next; n != &r->sessions; n = next) {
+        next = n->next;
+        struct relay_session *s = relay_session_from_node(n);
+        if (relay_session_recheck(s, r->cfg, r->tls, why, sizeof(why)) == 0)
+            continue;
+        relay_session_close(s, why);
+        cut++;
+    }
+    if (cut)
+        log_notice("SIGHUP: %zu agent session(s) cut off by the new "
+                   "configuration",
+                   cut);
 }
 
 static void close_all_sessions(struct relay *r, const char *why)
@@ -113,6 +184,8 @@ static void relay_stop(struct relay *r, const char *why)
     if (r->listener)
         net_listener_close(r->listener);
     r->listener = NULL;
+    net_tls_ctx_unref(r->tls);
+    r->tls = NULL;
     uv_close((uv_handle_t *)&r->sig_term, NULL);
     uv_close((uv_handle_t *)&r->sig_int, NULL);
     uv_close((uv_handle_t *)&r->sig_hup, NULL);
@@ -186,6 +259,7 @@ static void relay_reload(struct relay *r)
 {
     struct relay_config *next = calloc(1, sizeof(*next));
     char err[RELAY_CONFIG_ERR_MAX] = "out of memory";
+    struct net_tls_ctx *tls = NULL;
 
     daemon_notify("RELOADING=1");
     if (!next || relay_config_load(r->cfg->path, next, err, sizeof(err)) < 0) {
@@ -193,12 +267,21 @@ static void relay_reload(struct relay *r)
         if (next)
             relay_config_free(next);
         free(next);
+    } else if (relay_make_tls(next, &tls) < 0) {
+        log_err("SIGHUP: keeping the current configuration");
+        relay_config_free(next);
+        free(next);
     } else {
         if (!hostport_same_listen(&next->listen, &r->cfg->listen))
             log_notice("SIGHUP: [relay] listen changed; restart the relay to "
                        "apply that");
         next->listen = r->cfg->listen;
         relay_apply(r, next);
+        net_tls_ctx_unref(r->tls);
+        r->tls = tls;
+        net_admit_set_limits(&r->admit, &r->cfg->handshakes);
+        relay_guard_listener(r);
+        relay_recheck_sessions(r);
     }
     daemon_notify("READY=1");
 }
@@ -242,15 +325,20 @@ static int relay_listen(struct relay *r)
     char name[ENDPOINT_STR_MAX], why[ENDPOINT_STR_MAX + 128];
 
     endpoint_str(&ep, name, sizeof(name));
+    if (relay_make_tls(r->cfg, &r->tls) < 0)
+        return -1;
     r->listener = net_listener_open(r->loop, &ep, LISTEN_BACKLOG, 0,
                                     on_agent_connection, r, why, sizeof(why));
     if (!r->listener) {
         log_err("%s", why);
         return -1;
     }
+    relay_guard_listener(r);
     log_notice("redir-relay %s listening for agents on %s (%zu targets, at "
-               "most %u sessions)",
-               REDIR_VERSION, name, r->cfg->n_targets, r->cfg->max_sessions);
+               "most %u sessions, %s)",
+               REDIR_VERSION, name, r->cfg->n_targets, r->cfg->max_sessions,
+               r->tls ? "TLS 1.3, agents by certificate"
+                      : "shared secret, not encrypted");
     return 0;
 }
 
@@ -299,6 +387,7 @@ int relay_run(struct relay *r)
     signal(SIGPIPE, SIG_IGN); /* a peer gone mid-write is an error code */
     r->loop = uv_default_loop();
     list_init(&r->sessions);
+    net_admit_init(&r->admit, &r->cfg->handshakes);
     uv_timer_init(r->loop, &r->deadline);
     if (relay_start(r) < 0) {
         rc = 1;
@@ -314,6 +403,9 @@ int relay_run(struct relay *r)
         uv_close((uv_handle_t *)&r->deadline, NULL);
     uv_run(r->loop, UV_RUN_DEFAULT);
     uv_loop_close(r->loop);
+    net_tls_ctx_unref(r->tls);
+    r->tls = NULL;
+    net_admit_free(&r->admit);
     free(r->targets);
     r->targets = NULL;
     if (rc == 0)

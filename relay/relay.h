@@ -10,9 +10,12 @@
 #include <uv.h>
 
 #include "list.h"
+#include "log_limit.h"
+#include "net_admit.h"
 #include "relay_config.h"
 
 struct net_listener;
+struct net_tls_ctx;
 struct relay_target;
 
 struct relay {
@@ -20,6 +23,10 @@ struct relay {
     struct relay_config *cfg;      /* the current one; a reload replaces it */
     const char *pidfile;           /* NULL: none */
     struct net_listener *listener; /* agents connect here */
+    struct net_tls_ctx *tls;       /* agents' TLS; NULL: plaintext */
+    struct net_admit admit;        /* agents still in their handshake */
+    struct log_limit refusals;     /* what the sessions refuse */
+    struct log_limit busy;         /* what the relay refuses at once */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t deadline;           /* bounds the shutdown */
     struct relay_target **targets; /* one per cfg->targets[i], same order */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "config_util.h"
+#include "glob_list.h"
 #include "log.h"
 #include "relay_secret.h"
 
@@ -21,6 +22,15 @@
 #define SESSION_BUFFER_DEFAULT (512u * 1024) /* 40 ms at 100 Mbit/s */
 #define SESSION_BUFFER_MIN (64u * 1024)      /* one read must fit */
 #define SESSION_BUFFER_MAX (64u * 1024 * 1024)
+/* Connections that have not proved who they are yet. A real agent
+ * finishes in a few round trips; 64 at once from a site's thin clients
+ * redialling after a relay restart is plenty, and a flood cannot take
+ * more (see net_admit.h for the random early drop above half). */
+#define HANDSHAKES_MAX_DEFAULT 64
+#define HANDSHAKES_PER_SOURCE_DEFAULT 8 /* one desk's devices and some */
+#define HANDSHAKE_TIMEOUT_DEFAULT_S 5   /* a WAN round trip is 0.3 s */
+#define HANDSHAKE_TIMEOUT_MAX_S 60
+#define NAME_GLOBS_MAX 4096 /* agents = / deny_agents = */
 
 enum relay_key {
     KEY_LISTEN,
@@ -28,6 +38,11 @@ enum relay_key {
     KEY_LOG_LEVEL,
     KEY_MAX_SESSIONS,
     KEY_SESSION_BUFFER,
+    KEY_ALLOW,
+    KEY_DENY_AGENTS,
+    KEY_HANDSHAKES_MAX,
+    KEY_HANDSHAKES_PER_SOURCE,
+    KEY_HANDSHAKE_TIMEOUT,
     KEY_COUNT
 };
 
@@ -37,6 +52,7 @@ struct parse {
     int relay_line;         /* [relay] header */
     int seen[KEY_COUNT];    /* [relay] keys: line first set on */
     int mode_line;          /* mode of the current target */
+    int agents_line;        /* agents of the current target */
     size_t targets_alloced; /* room in cfg->targets */
 };
 
@@ -106,17 +122,106 @@ static int parse_session_buffer(struct parse *p, const char *value)
     return 1;
 }
 
+static int parse_allow(struct parse *p, const char *value)
+{
+    char why[160];
+
+    if (strcmp(value, "any") == 0) {
+        p->cfg->allow_any = true;
+        return 1;
+    }
+    p->cfg->allow_any = false;
+    if (cidr_list_parse(value, &p->cfg->allow, why, sizeof(why)) < 0) {
+        config_error(&p->cp, "[relay] allow: %s", why);
+        return 0;
+    }
+    return 1;
+}
+
+/* A list of certificate-name globs, for [relay] deny_agents and
+ * [target.NAME] agents. */
+static int parse_globs(struct parse *p, const char *where, const char *value,
+                       char **out)
+{
+    char why[160];
+
+    if (glob_list_check(value, RELAY_ID_MAX, why, sizeof(why)) < 0 ||
+        strlen(value) > NAME_GLOBS_MAX) {
+        config_error(&p->cp, "%s: %s", where,
+                     strlen(value) > NAME_GLOBS_MAX ? "list too long" : why);
+        return 0;
+    }
+    *out = strdup(value);
+    return *out != NULL;
+}
+
+static int parse_deny_agents(struct parse *p, const char *value)
+{
+    return parse_globs(p, "[relay] deny_agents", value, &p->cfg->deny_agents);
+}
+
+static int parse_handshake_count(struct parse *p, const char *key,
+                                 const char *value, unsigned *out)
+{
+    uint32_t n;
+
+    if (config_parse_u32(value, 1, MAX_SESSIONS_LIMIT, &n) < 0) {
+        config_error(&p->cp, "[relay] %s: '%s' is not a number from 1 to %d",
+                     key, value, MAX_SESSIONS_LIMIT);
+        return 0;
+    }
+    *out = n;
+    return 1;
+}
+
+static int parse_handshakes_max(struct parse *p, const char *value)
+{
+    return parse_handshake_count(p, "handshakes_max", value,
+                                 &p->cfg->handshakes.max_pending);
+}
+
+static int parse_handshakes_per_source(struct parse *p, const char *value)
+{
+    return parse_handshake_count(p, "handshakes_per_source", value,
+                                 &p->cfg->handshakes.per_source);
+}
+
+static int parse_handshake_timeout(struct parse *p, const char *value)
+{
+    uint32_t s;
+
+    if (config_parse_u32(value, 1, HANDSHAKE_TIMEOUT_MAX_S, &s) < 0) {
+        config_error(&p->cp,
+                     "[relay] handshake_timeout: '%s' is not a number of "
+                     "seconds from 1 to %d",
+                     value, HANDSHAKE_TIMEOUT_MAX_S);
+        return 0;
+    }
+    p->cfg->handshake_timeout_ms = s * 1000;
+    return 1;
+}
+
 static const struct key_def relay_keys[KEY_COUNT] = {
     [KEY_LISTEN] = {"listen", parse_listen},
     [KEY_SECRET] = {"secret_file", parse_secret_file},
     [KEY_LOG_LEVEL] = {"log_level", parse_log_level},
     [KEY_MAX_SESSIONS] = {"max_sessions", parse_max_sessions},
     [KEY_SESSION_BUFFER] = {"session_buffer", parse_session_buffer},
+    [KEY_ALLOW] = {"allow", parse_allow},
+    [KEY_DENY_AGENTS] = {"deny_agents", parse_deny_agents},
+    [KEY_HANDSHAKES_MAX] = {"handshakes_max", parse_handshakes_max},
+    [KEY_HANDSHAKES_PER_SOURCE] = {"handshakes_per_source",
+                                   parse_handshakes_per_source},
+    [KEY_HANDSHAKE_TIMEOUT] = {"handshake_timeout", parse_handshake_timeout},
 };
 
 static int handle_relay_key(struct parse *p, const char *name,
                             const char *value)
 {
+    int rc = tls_config_key(&p->cfg->tls, &p->cp, "relay", name, value);
+
+    if (rc >= 0)
+        return rc;
     for (int i = 0; i < KEY_COUNT; i++) {
         if (strcmp(relay_keys[i].name, name) != 0)
             continue;
@@ -148,7 +253,23 @@ static int handle_target_key(struct parse *p, const char *name,
                              const char *value)
 {
     struct relay_target_config *t = &p->cfg->targets[p->cfg->n_targets - 1];
+    char section[RELAY_TARGET_MAX + 16];
+    int rc;
 
+    snprintf(section, sizeof(section), "target.%s", t->name);
+    rc = tls_config_key(&t->tls, &p->cp, section, name, value);
+    if (rc >= 0)
+        return rc;
+    if (strcmp(name, "agents") == 0) {
+        if (p->agents_line) {
+            config_error(&p->cp,
+                         "[target.%s] agents: set twice (first on line %d)",
+                         t->name, p->agents_line);
+            return 0;
+        }
+        p->agents_line = p->cp.line;
+        return parse_globs(p, "agents", value, &t->agents);
+    }
     if (strcmp(name, "qemu") == 0) {
         if (t->chardev_line) {
             config_error(&p->cp,
@@ -246,6 +367,7 @@ static void add_target(struct parse *p, const char *name)
     t->line = p->cp.line;
     t->mode = TARGET_CONNECT;
     p->mode_line = 0;
+    p->agents_line = 0;
 }
 
 /* Called by the line reader for every [section] header. */
@@ -326,6 +448,35 @@ static int check_unique_chardevs(struct parse *p)
     return rc;
 }
 
+static int check_target(struct parse *p, const struct relay_target_config *t)
+{
+    char section[RELAY_TARGET_MAX + 16];
+
+    snprintf(section, sizeof(section), "target.%s", t->name);
+    if (!t->chardev_line) {
+        config_error_at(&p->cp, t->line,
+                        "[target.%s]: qemu = HOST:PORT | unix:/PATH is "
+                        "missing",
+                        t->name);
+        return -1;
+    }
+    if (t->agents && !p->cfg->tls.enabled) {
+        config_error_at(&p->cp, t->line,
+                        "[target.%s] agents: needs tls = yes in [relay] (only "
+                        "a certificate proves which agent is calling)",
+                        t->name);
+        return -1;
+    }
+    if (t->tls.enabled && t->chardev.is_unix) {
+        config_error_at(&p->cp, t->tls.line,
+                        "[target.%s] tls: the chardev is a unix socket, "
+                        "which never leaves this host; TLS is for TCP",
+                        t->name);
+        return -1;
+    }
+    return tls_config_finish(&t->tls, &p->cp, section, t->line);
+}
+
 static int check_targets(struct parse *p)
 {
     struct relay_config *cfg = p->cfg;
@@ -334,16 +485,9 @@ static int check_targets(struct parse *p)
         config_error(&p->cp, "no [target.NAME] section: nothing to relay to");
         return -1;
     }
-    for (size_t i = 0; i < cfg->n_targets; i++) {
-        if (!cfg->targets[i].chardev_line) {
-            p->cp.line = cfg->targets[i].line;
-            config_error(&p->cp,
-                         "[target.%s]: qemu = HOST:PORT | unix:/PATH is "
-                         "missing",
-                         cfg->targets[i].name);
+    for (size_t i = 0; i < cfg->n_targets; i++)
+        if (check_target(p, &cfg->targets[i]) < 0)
             return -1;
-        }
-    }
     qsort(cfg->targets, cfg->n_targets, sizeof(*cfg->targets), compare_targets);
     for (size_t i = 1; i < cfg->n_targets; i++) {
         if (strcmp(cfg->targets[i].name, cfg->targets[i - 1].name) == 0) {
@@ -368,14 +512,23 @@ static int finish(struct parse *p)
         config_error(&p->cp, "[relay] listen = HOST:PORT is missing");
         return -1;
     }
-    if (!p->seen[KEY_SECRET]) {
-        config_error(&p->cp, "[relay] secret_file = PATH is missing");
+    if (tls_config_finish(&cfg->tls, &p->cp, "relay", p->relay_line) < 0)
+        return -1;
+    if (!p->seen[KEY_SECRET] && !cfg->tls.enabled) {
+        config_error(&p->cp, "[relay] secret_file = PATH is missing (or "
+                             "tls = yes with certificates)");
+        return -1;
+    }
+    if (cfg->deny_agents && !cfg->tls.enabled) {
+        config_error_at(&p->cp, p->seen[KEY_DENY_AGENTS],
+                        "[relay] deny_agents: needs tls = yes (only a "
+                        "certificate proves which agent is calling)");
         return -1;
     }
     if (check_targets(p) < 0)
         return -1;
-    if (relay_secret_load(cfg->secret_file, cfg->secret, &cfg->secret_len,
-                          why) < 0) {
+    if (cfg->secret_file && relay_secret_load(cfg->secret_file, cfg->secret,
+                                              &cfg->secret_len, why) < 0) {
         p->cp.line = p->seen[KEY_SECRET];
         config_error(&p->cp, "[relay] secret_file: %s", why);
         return -1;
@@ -389,6 +542,10 @@ static void set_defaults(struct relay_config *cfg)
     cfg->log_level = LOG_INFO;
     cfg->max_sessions = MAX_SESSIONS_DEFAULT;
     cfg->session_buffer = SESSION_BUFFER_DEFAULT;
+    cfg->allow_any = true;
+    cfg->handshakes.max_pending = HANDSHAKES_MAX_DEFAULT;
+    cfg->handshakes.per_source = HANDSHAKES_PER_SOURCE_DEFAULT;
+    cfg->handshake_timeout_ms = HANDSHAKE_TIMEOUT_DEFAULT_S * 1000;
 }
 
 static const struct config_grammar relay_grammar = {
@@ -417,6 +574,12 @@ void relay_config_free(struct relay_config *cfg)
     sodium_memzero(cfg->secret, sizeof(cfg->secret));
     free(cfg->path);
     free(cfg->secret_file);
+    free(cfg->deny_agents);
+    tls_config_free(&cfg->tls);
+    for (size_t i = 0; i < cfg->n_targets; i++) {
+        free(cfg->targets[i].agents);
+        tls_config_free(&cfg->targets[i].tls);
+    }
     free(cfg->targets);
     memset(cfg, 0, sizeof(*cfg));
 }

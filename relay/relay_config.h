@@ -8,10 +8,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "config_util.h"
 #include "endpoint.h"
 #include "hostport.h"
+#include "net_admit.h"
 #include "relay_proto.h"
+#include "tls_config.h"
 
 #define RELAY_CONFIG_DEFAULT_PATH "/etc/redir-relay.ini"
 #define RELAY_CONFIG_ERR_MAX CONFIG_ERR_MAX
@@ -26,8 +29,12 @@ struct relay_target_config {
     char name[RELAY_TARGET_MAX + 1];
     struct endpoint chardev; /* the qemu key: TCP or a unix socket */
     enum target_mode mode;
-    int line;         /* of the [target.NAME] header */
-    int chardev_line; /* of its qemu key, 0 if missing */
+    /* agents: which agents may use it, globs of certificate names (TLS);
+     * NULL: every agent the relay authenticates */
+    char *agents;
+    struct tls_config tls; /* the QEMU leg (TCP chardevs only) */
+    int line;              /* of the [target.NAME] header */
+    int chardev_line;      /* of its qemu key, 0 if missing */
 };
 
 struct relay_config {
@@ -39,11 +46,18 @@ struct relay_config {
     size_t secret_len;
     uint32_t max_sessions;
     uint32_t session_buffer; /* bytes queued toward one side at most */
+    struct tls_config tls;   /* toward the agents */
+    bool allow_any;          /* allow: which addresses may connect */
+    struct cidr_list allow;
+    char *deny_agents; /* certificate names refused, globs; NULL: none */
+    struct net_admit_limits handshakes; /* unauthenticated connections */
+    uint32_t handshake_timeout_ms;
     struct relay_target_config *targets; /* sorted by name */
     size_t n_targets;
 };
 
-/* Parses path into cfg and reads the secret file. Returns 0, or -1 with
+/* Parses path into cfg and reads the secret file (none needed with
+ * tls = yes: certificates authenticate the agents). Returns 0, or -1 with
  * "FILE:LINE: what is wrong" in err. cfg is always left in a state
  * relay_config_free() accepts. */
 int relay_config_load(const char *path, struct relay_config *cfg, char *err,

@@ -8,7 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "glob_list.h"
 #include "log.h"
+#include "log_limit.h"
+#include "net_admit.h"
 #include "net_conn.h"
 #include "relay_proto.h"
 #include "relay_pump.h"
@@ -26,12 +29,18 @@ struct relay_session {
     struct relay_session_params p;
     struct relay_target *target;      /* held from ATTACHING on */
     struct net_conn *agent, *chardev; /* until the pump has them */
+    struct net_conn *agent_link;      /* not owned: for its certificate */
     struct relay_pump *pump;          /* PUMPING */
     uv_timer_t timer;                 /* handshake, then chardev timeout */
     struct relay_server *hs;          /* during the handshake only */
     enum session_state state;
     char agent_id[RELAY_ID_MAX + 1]; /* "" until the AUTH */
-    char peer[NET_CONN_NAME_MAX];    /* the agent's address */
+    /* the agent's certificate name (TLS), "" without: with TLS it, not
+     * the id the agent claims, is who the agent is */
+    char identity[TLS_NAME_MAX];
+    char peer[NET_CONN_NAME_MAX]; /* the agent's address */
+    struct sockaddr_storage addr;
+    bool admitted; /* counted in p.admit */
     uint64_t started_ms;
     uint64_t handshake_bytes; /* from the agent */
 };
@@ -63,9 +72,19 @@ static const char *relay_session_who(const struct relay_session *s, char *buf,
     return buf;
 }
 
+/* The handshake is decided (or the session over): it no longer counts
+ * against the unauthenticated connections. */
+static void relay_session_leave_admission(struct relay_session *s)
+{
+    if (s->admitted)
+        net_admit_leave(s->p.admit, (struct sockaddr *)&s->addr);
+    s->admitted = false;
+}
+
 /* Releases everything; the memory goes when the timer has closed. */
 static void relay_session_end(struct relay_session *s)
 {
+    relay_session_leave_admission(s);
     if (s->target)
         relay_target_let_go(s->target, s);
     if (s->pump)
@@ -75,7 +94,7 @@ static void relay_session_end(struct relay_session *s)
     if (s->chardev)
         net_conn_close(s->chardev, false);
     s->pump = NULL;
-    s->agent = s->chardev = NULL;
+    s->agent = s->chardev = s->agent_link = NULL;
     free(s->hs);
     s->hs = NULL;
     s->state = SESSION_CLOSED;
@@ -99,11 +118,22 @@ static void relay_session_send_handshake(struct relay_session *s)
 static void relay_session_send_refusal(struct relay_session *s)
 {
     char who[RELAY_ID_MAX + NET_CONN_NAME_MAX + 8];
+    char kind[RELAY_TARGET_MAX + NET_CONN_NAME_MAX + 64];
+    char more[LOG_LIMIT_SUFFIX_MAX];
+    unsigned repeats = 0;
 
-    log_notice("agent %s refused%s%s: %s: %s",
-               relay_session_who(s, who, sizeof(who)),
-               s->hs->target[0] ? " for target " : "", s->hs->target,
-               relay_status_name(s->hs->status), s->hs->error);
+    /* One line per kind of refusal, target and source host, then a count
+     * a minute: a flood of bad handshakes is not a flood of log lines. */
+    const char *port = strrchr(s->peer, ':');
+    snprintf(kind, sizeof(kind), "%s/%s/%.*s", relay_status_name(s->hs->status),
+             s->hs->target, port ? (int)(port - s->peer) : (int)strlen(s->peer),
+             s->peer);
+    if (log_limit_check(s->p.refusals, kind, uv_now(s->p.loop), &repeats))
+        log_notice("agent %s refused%s%s: %s: %s%s",
+                   relay_session_who(s, who, sizeof(who)),
+                   s->hs->target[0] ? " for target " : "", s->hs->target,
+                   relay_status_name(s->hs->status), s->hs->error,
+                   log_limit_suffix(repeats, more, sizeof(more)));
     relay_session_send_handshake(s);
     relay_session_end(s);
 }
@@ -166,7 +196,8 @@ static void relay_session_chardev_ready(struct relay_session *s,
 
     s->chardev = c;
     uv_timer_stop(&s->timer);
-    relay_server_result(s->hs, RELAY_OK, NULL);
+    relay_server_accept(s->hs, relay_session_cfg(s)->secret,
+                        relay_session_cfg(s)->secret_len);
     lz4 = s->hs->caps & RELAY_CAP_LZ4;
     relay_session_send_handshake(s);
     s->pump =
@@ -201,9 +232,11 @@ static void on_chardev_connected(void *owner, struct net_conn *c, int status)
     struct relay_session *s = owner;
 
     if (status < 0) {
-        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "QEMU at %s: %s",
+        const char *tls = net_conn_tls_error(c);
+        relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "QEMU at %s: %s%s%s",
                              relay_target_chardev(s->target),
-                             uv_strerror(status));
+                             uv_strerror(status), tls ? ": " : "",
+                             tls ? tls : "");
         return;
     }
     relay_session_chardev_ready(s, c, NULL, 0);
@@ -234,22 +267,58 @@ static bool relay_session_hold_target(struct relay_session *s,
 
 static void on_timeout(uv_timer_t *timer);
 
+/* Who the agent is: its certificate with TLS, or (shared-secret mode,
+ * where nothing proves more) the id it claims. The secret, when the relay
+ * has one, must be proved in both modes. */
+static bool relay_session_authenticate(struct relay_session *s)
+{
+    const struct relay_config *cfg = relay_session_cfg(s);
+    const char *cert = net_conn_peer_identity(s->agent);
+
+    snprintf(s->identity, sizeof(s->identity), "%s", cert ? cert : "");
+    snprintf(s->agent_id, sizeof(s->agent_id), "%s",
+             cert ? cert : s->hs->agent_id);
+    if (cert && strcmp(cert, s->hs->agent_id) != 0)
+        log_debug("agent %s calls itself '%s'", s->peer, s->hs->agent_id);
+    if (cfg->secret_len &&
+        !relay_server_verify(s->hs, cfg->secret, cfg->secret_len)) {
+        relay_session_refuse(s, RELAY_REFUSED_AUTH,
+                             "authentication failed: not the relay's secret");
+        return false;
+    }
+    if (!cfg->secret_len && !cert) { /* the config requires one or TLS */
+        relay_session_refuse(s, RELAY_REFUSED_AUTH, "no certificate");
+        return false;
+    }
+    if (cert && cfg->deny_agents &&
+        glob_list_contains(cfg->deny_agents, cert)) {
+        relay_session_refuse(s, RELAY_REFUSED_AUTH,
+                             "certificate '%s' is denied (deny_agents)", cert);
+        return false;
+    }
+    return true;
+}
+
 /* The AUTH is in: check it, then get the chardev. */
 static void relay_session_decide(struct relay_session *s)
 {
-    const struct relay_config *cfg = relay_session_cfg(s);
     struct relay_target *t;
+    const char *agents;
 
-    snprintf(s->agent_id, sizeof(s->agent_id), "%s", s->hs->agent_id);
-    if (!relay_server_verify(s->hs, cfg->secret, cfg->secret_len)) {
-        relay_session_refuse(s, RELAY_REFUSED_AUTH,
-                             "authentication failed: not the relay's secret");
+    relay_session_leave_admission(s);
+    if (!relay_session_authenticate(s))
         return;
-    }
     t = s->p.ops->find_target(s->p.relay, s->hs->target);
     if (!t) {
         relay_session_refuse(s, RELAY_REFUSED_TARGET,
                              "no target '%s' on this relay", s->hs->target);
+        return;
+    }
+    agents = relay_target_config(t)->agents;
+    if (agents && !glob_list_match(agents, s->identity)) {
+        relay_session_refuse(s, RELAY_REFUSED_AUTH,
+                             "'%s' may not use target '%s' (agents = %s)",
+                             s->identity, s->hs->target, agents);
         return;
     }
     if (!relay_target_ready(t)) {
@@ -298,8 +367,9 @@ static void on_timeout(uv_timer_t *timer)
 
     if (s->state == SESSION_HANDSHAKE) {
         relay_session_refuse(s, RELAY_REFUSED_MALFORMED,
-                             "no AUTH within %d s (%llu bytes received)",
-                             RELAY_SESSION_HANDSHAKE_TIMEOUT_MS / 1000,
+                             "no AUTH within %g s (%llu bytes received)",
+                             relay_session_cfg(s)->handshake_timeout_ms /
+                                 1000.0,
                              (unsigned long long)s->handshake_bytes);
     } else if (s->state == SESSION_ATTACHING) {
         bool dialing = relay_target_mode(s->target) == TARGET_CONNECT;
@@ -331,11 +401,17 @@ static void on_agent_gone(void *owner, struct net_conn *c, int status)
     const char *what = status == UV_EOF ? "closed" : uv_strerror(status);
     (void)c;
 
-    log_notice("agent %s: connection %s during the handshake after %llu "
-               "bytes%s",
-               relay_session_who(s, who, sizeof(who)), what,
-               (unsigned long long)s->handshake_bytes,
-               s->state == SESSION_HANDSHAKE ? " (truncated handshake)" : "");
+    char more[LOG_LIMIT_SUFFIX_MAX];
+    unsigned repeats = 0;
+    if (log_limit_check(s->p.refusals, "gone in handshake", uv_now(s->p.loop),
+                        &repeats))
+        log_notice("agent %s: connection %s during the handshake after %llu "
+                   "bytes%s%s",
+                   relay_session_who(s, who, sizeof(who)), what,
+                   (unsigned long long)s->handshake_bytes,
+                   s->state == SESSION_HANDSHAKE ? " (truncated handshake)"
+                                                 : "",
+                   log_limit_suffix(repeats, more, sizeof(more)));
     relay_session_end(s);
 }
 
@@ -350,7 +426,9 @@ static const struct net_conn_ops chardev_ops = {
 };
 
 void relay_session_start(const struct relay_session_params *p,
-                         struct net_conn *agent, struct list_node *list)
+                         struct net_conn *agent,
+                         const struct sockaddr_storage *addr,
+                         struct list_node *list)
 {
     struct relay_session *s = calloc(1, sizeof(*s));
 
@@ -361,19 +439,46 @@ void relay_session_start(const struct relay_session_params *p,
         if (s)
             free(s->hs);
         free(s);
+        net_admit_leave(p->admit, (const struct sockaddr *)addr);
         net_conn_close(agent, false);
         return;
     }
     s->p = *p;
-    s->agent = agent;
+    s->agent = s->agent_link = agent;
+    s->addr = *addr;
+    s->admitted = true;
     snprintf(s->peer, sizeof(s->peer), "%s", net_conn_name(agent));
     net_conn_set_owner(agent, &agent_ops, s);
     uv_timer_init(p->loop, &s->timer);
     s->timer.data = s;
-    uv_timer_start(&s->timer, on_timeout, RELAY_SESSION_HANDSHAKE_TIMEOUT_MS,
-                   0);
+    uv_timer_start(&s->timer, on_timeout, (*p->cfg)->handshake_timeout_ms, 0);
     list_add(list, &s->node);
     log_debug("agent %s connected", s->peer);
     relay_session_send_handshake(s);
     net_conn_read_start(agent);
+}
+
+int relay_session_recheck(const struct relay_session *s,
+                          const struct relay_config *cfg,
+                          struct net_tls_ctx *tls, char *why, size_t len)
+{
+    const char *agents;
+
+    if (!s->identity[0] || s->state == SESSION_CLOSED)
+        return 0; /* shared-secret agents: nothing to check again */
+    if (cfg->deny_agents && glob_list_contains(cfg->deny_agents, s->identity)) {
+        snprintf(why, len, "certificate '%s' is now denied (deny_agents)",
+                 s->identity);
+        return -1;
+    }
+    agents = s->target ? relay_target_config(s->target)->agents : NULL;
+    if (agents && !glob_list_match(agents, s->identity)) {
+        snprintf(why, len, "'%s' is no longer among the agents of its target",
+                 s->identity);
+        return -1;
+    }
+    if (tls && s->agent_link &&
+        net_conn_tls_recheck(s->agent_link, tls, why, len) < 0)
+        return -1;
+    return 0;
 }

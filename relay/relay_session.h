@@ -12,10 +12,12 @@
 #include "list.h"
 #include "relay_config.h"
 
-#define RELAY_SESSION_HANDSHAKE_TIMEOUT_MS 10000 /* hello to AUTH, generous */
-#define RELAY_SESSION_CHARDEV_TIMEOUT_MS 10000   /* connect, or QEMU dials in */
+#define RELAY_SESSION_CHARDEV_TIMEOUT_MS 10000 /* connect, or QEMU dials in */
 
+struct log_limit;
+struct net_admit;
 struct net_conn;
+struct net_tls_ctx;
 struct relay_session;
 struct relay_target;
 
@@ -33,12 +35,26 @@ struct relay_session_params {
     const struct relay_config *const *cfg;
     const struct relay_session_ops *ops;
     void *relay;
+    /* The relay's: the session counts in it until its AUTH is decided,
+     * and logs refusals through refusals (one line per reason a minute). */
+    struct net_admit *admit;
+    struct log_limit *refusals;
 };
 
-/* Takes an accepted agent connection: sends the hello, starts the
- * handshake timer. The session is linked into list (the relay's). */
+/* Takes an accepted agent connection, admitted into p->admit from addr:
+ * sends the hello, starts the handshake timer. The session is linked into
+ * list (the relay's). */
 void relay_session_start(const struct relay_session_params *p,
-                         struct net_conn *agent, struct list_node *list);
+                         struct net_conn *agent,
+                         const struct sockaddr_storage *addr,
+                         struct list_node *list);
+
+/* After a reload: -1 (with why) if the agent may no longer use its target
+ * under cfg: its certificate is denied, not among the target's agents, or
+ * fails tls (a new CA or CRL; NULL: not checked). */
+int relay_session_recheck(const struct relay_session *s,
+                          const struct relay_config *cfg,
+                          struct net_tls_ctx *tls, char *why, size_t len);
 
 /* Ends the session (logged with why); from the relay (shutdown, a target
  * gone) and the session itself. */

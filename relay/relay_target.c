@@ -10,6 +10,7 @@
 
 #include "log.h"
 #include "net_listener.h"
+#include "net_tls.h"
 
 #define LISTEN_BACKLOG 4 /* one QEMU per chardev, plus its retries */
 
@@ -20,6 +21,7 @@ struct relay_target {
     char addr_name[ENDPOINT_STR_MAX];
     struct sockaddr_storage addr;  /* TCP chardev, resolved at start */
     struct net_listener *listener; /* listen mode */
+    struct net_tls_ctx *tls;       /* the QEMU leg speaks TLS */
     struct net_conn *pending;      /* listen mode: QEMU dialed in, no agent */
     uint8_t *pending_data;         /* what it sent meanwhile */
     size_t pending_len;
@@ -29,6 +31,12 @@ struct relay_target {
 };
 
 bool relay_target_ready(const struct relay_target *t) { return t->ready; }
+
+const struct relay_target_config *
+relay_target_config(const struct relay_target *t)
+{
+    return t->cfg;
+}
 
 const char *relay_target_name(const struct relay_target *t)
 {
@@ -165,6 +173,20 @@ static void on_qemu_connection(void *ctx, struct net_conn *c)
     relay_target_offer_pending(t);
 }
 
+/* Listen mode with TLS: QEMU's certificate is checked before it counts. */
+static void target_guard(struct relay_target *t)
+{
+    struct net_guard g;
+    char what[RELAY_TARGET_MAX + 32];
+
+    snprintf(what, sizeof(what), "target %s: QEMU chardev", t->cfg->name);
+    net_guard_init(&g, what);
+    g.tls = t->tls;
+    if (t->cfg->tls.peer_name)
+        snprintf(g.peer_glob, sizeof(g.peer_glob), "%s", t->cfg->tls.peer_name);
+    net_listener_set_guard(t->listener, &g);
+}
+
 static int target_listen(struct relay_target *t)
 {
     char why[ENDPOINT_STR_MAX + 128];
@@ -175,7 +197,23 @@ static int target_listen(struct relay_target *t)
         log_err("target %s: %s", t->cfg->name, why);
         return -1;
     }
+    target_guard(t);
     log_info("target %s: waiting for QEMU on %s", t->cfg->name, t->addr_name);
+    return 0;
+}
+
+/* QEMU's tls-creds-x509 chardev: the relay is its client in connect mode,
+ * its server in listen mode. */
+static int target_tls(struct relay_target *t)
+{
+    char err[NET_TLS_ERR_MAX];
+
+    t->tls = net_tls_ctx_new(&t->cfg->tls, t->cfg->mode == TARGET_LISTEN, err,
+                             sizeof(err));
+    if (!t->tls) {
+        log_err("target %s: TLS: %s", t->cfg->name, err);
+        return -1;
+    }
     return 0;
 }
 
@@ -191,6 +229,8 @@ struct relay_target *relay_target_open(uv_loop_t *loop,
     t->cfg = cfg;
     t->loop = loop;
     endpoint_str(&cfg->chardev, t->addr_name, sizeof(t->addr_name));
+    if (cfg->tls.enabled && target_tls(t) < 0)
+        return t; /* not ready */
     if (cfg->mode == TARGET_LISTEN)
         t->ready = target_listen(t) == 0;
     else
@@ -203,6 +243,7 @@ void relay_target_close(struct relay_target *t)
     target_drop_pending(t);
     if (t->listener)
         net_listener_close(t->listener);
+    net_tls_ctx_unref(t->tls);
     free(t);
 }
 
@@ -210,21 +251,44 @@ bool relay_target_same(const struct relay_target *t,
                        const struct relay_target_config *cfg)
 {
     return strcmp(t->cfg->name, cfg->name) == 0 && t->cfg->mode == cfg->mode &&
-           endpoint_equal(&t->cfg->chardev, &cfg->chardev);
+           endpoint_equal(&t->cfg->chardev, &cfg->chardev) &&
+           tls_config_equal(&t->cfg->tls, &cfg->tls);
 }
 
 void relay_target_rebind(struct relay_target *t,
                          const struct relay_target_config *cfg)
 {
+    struct net_tls_ctx *old = t->tls;
+
     t->cfg = cfg;
+    if (!old)
+        return;
+    /* the same files, maybe new contents (a CRL): new connections use
+     * them; one that does not load keeps the old */
+    if (target_tls(t) < 0) {
+        t->tls = old;
+        return;
+    }
+    net_tls_ctx_unref(old);
+    if (t->listener)
+        target_guard(t);
 }
 
 struct net_conn *relay_target_connect(struct relay_target *t,
                                       const struct net_conn_ops *ops,
                                       void *owner)
 {
+    struct net_conn *c;
+    const char *peer = t->cfg->tls.peer_name ? t->cfg->tls.peer_name
+                                             : t->cfg->chardev.tcp.host;
+
     if (t->cfg->chardev.is_unix)
         return net_conn_connect(t->loop, &t->cfg->chardev, 0, ops, owner);
-    return net_conn_connect_addr(t->loop, (struct sockaddr *)&t->addr,
-                                 t->addr_name, 0, ops, owner);
+    c = net_conn_connect_addr(t->loop, (struct sockaddr *)&t->addr,
+                              t->addr_name, 0, ops, owner);
+    if (c && t->tls && net_conn_start_tls(c, t->tls, peer) < 0) {
+        net_conn_close(c, false);
+        return NULL;
+    }
+    return c;
 }

@@ -42,6 +42,8 @@ void relay_target_rebind(struct relay_target *t,
                          const struct relay_target_config *cfg);
 
 bool relay_target_ready(const struct relay_target *t);
+const struct relay_target_config *
+relay_target_config(const struct relay_target *t);
 const char *relay_target_name(const struct relay_target *t);
 const char *relay_target_chardev(const struct relay_target *t);
 enum target_mode relay_target_mode(const struct relay_target *t);

@@ -12,9 +12,11 @@ cd "$(dirname "$0")/.."
 # busybox-static, cpio, kmod (depmod), udev (udevadm = systemd-udevd): the
 # initramfs of the Linux-guest and thin-client VM rigs. Their kernel is
 # fetched with apt-get download, never installed (tests/guest/README.md).
+# openssl: the test certificates (tests/tls/make_certs.py).
 TEST_PACKAGES="clang-format clang libclang-rt-14-dev
 usbredirect python3-serial ser2net
-busybox-static cpio kmod udev"
+busybox-static cpio kmod udev
+openssl"
 
 # shellcheck disable=SC2086
 scripts/install-deps.sh $TEST_PACKAGES

@@ -11,6 +11,7 @@
 
 #include "backoff.h"
 #include "log.h"
+#include "log_limit.h"
 #include "net_conn.h"
 #include "usb_counters.h"
 #include "usb_device.h"
@@ -47,6 +48,7 @@ struct usb_session {
     uint64_t running_since_ms;
     unsigned failed_attempts;
     struct usb_counters counters;
+    struct log_limit peer_refusals; /* replace_peer = no */
 };
 
 static const struct usb_transport_ops session_transport_ops;
@@ -308,9 +310,9 @@ static void usb_session_attempt(struct usb_session *s)
 
     if (usb_session_cfg(s)->mode == USB_PEER_CONNECT) {
         s->state = SESSION_CONNECTING;
-        s->transport =
-            usb_transport_dial(s->p.loop, &slot->ep, CONNECT_TIMEOUT_MS,
-                               &s->counters, &session_transport_ops, s);
+        s->transport = usb_transport_dial(
+            s->p.loop, &slot->ep, slot->table->tls, usb_slot_peer_name(slot),
+            CONNECT_TIMEOUT_MS, &s->counters, &session_transport_ops, s);
         if (!s->transport) {
             log_warn("%s: cannot start connecting to %s", s->name, slot->name);
             usb_session_schedule_retry(s);
@@ -337,8 +339,10 @@ static void on_transport_open(void *owner, int status)
         usb_session_start(s);
         return;
     }
-    usb_session_log_failure(s, "cannot connect to %s: %s", s->slot->name,
-                            uv_strerror(status));
+    const char *detail = usb_transport_error_detail(s->transport);
+    usb_session_log_failure(s, "cannot connect to %s: %s%s%s", s->slot->name,
+                            uv_strerror(status), detail ? ": " : "",
+                            detail ? detail : "");
     usb_session_fail(s, false);
 }
 
@@ -378,10 +382,19 @@ static void on_transport_gone(void *owner, int status)
             log_notice("%s: connection to peer %s lost: %s", s->name, peer,
                        uv_strerror(status));
     } else if (s->state == SESSION_HELLO || s->state == SESSION_RELAY) {
+        /* TLS 1.3 checks our certificate after the handshake: a peer
+         * that refuses it just hangs up (QEMU does) */
+        bool tls = usb_transport_peer_identity(s->transport) != NULL &&
+                   (s->state == SESSION_RELAY ||
+                    usb_transport_kind(s->transport) == USB_TRANSPORT_DIRECT);
         usb_session_log_failure(s,
                                 "peer %s closed the connection before its "
-                                "hello: %s",
-                                peer, uv_strerror(status));
+                                "hello: %s%s",
+                                peer, uv_strerror(status),
+                                tls && status == UV_EOF
+                                    ? " (over TLS: it may have refused this "
+                                      "thin client's certificate)"
+                                    : "");
     } else {
         return;
     }
@@ -415,7 +428,8 @@ static const struct usb_transport_ops session_transport_ops = {
 static void on_host_claimed(void *owner)
 {
     struct usb_session *s = owner;
-    char attempts[48] = "";
+    char attempts[48] = "", tls[TLS_NAME_MAX + 32] = "";
+    const char *who = usb_transport_peer_identity(s->transport);
 
     uv_timer_stop(&s->timer);
     s->state = SESSION_RUNNING;
@@ -423,9 +437,11 @@ static void on_host_claimed(void *owner)
     if (s->failed_attempts)
         snprintf(attempts, sizeof(attempts), " after %u failed attempts",
                  s->failed_attempts);
-    log_info("%s: redirected %s to %s (slot %u)%s", s->name,
+    if (who)
+        snprintf(tls, sizeof(tls), " over TLS (certificate '%s')", who);
+    log_info("%s: redirected %s to %s (slot %u)%s%s", s->name,
              usb_access_name(s->p.access), usb_transport_peer(s->transport),
-             s->slot->index, attempts);
+             s->slot->index, tls, attempts);
     s->failed_attempts = 0;
 }
 
@@ -469,8 +485,26 @@ void usb_session_peer_arrived(struct usb_session *s, struct net_conn *c)
         usb_session_adopt(s, c);
         return;
     }
-    /* A new connection while one is running: the peer restarted and the
-     * old connection is stale. Switch once the old one is closed. */
+    /* A new connection while one is running: either the peer restarted
+     * and the old connection is stale (its end has not reached us), or
+     * someone else wants the device. Only replace_peer = yes switches;
+     * otherwise the newcomer waits for the old one to be seen dead (a
+     * restarted QEMU's old socket closes at once; keepalive finds a host
+     * that vanished) and its reconnect gets in then. */
+    if (!usb_session_cfg(s)->replace_peer &&
+        (s->state == SESSION_RUNNING || s->state == SESSION_HELLO)) {
+        char more[LOG_LIMIT_SUFFIX_MAX];
+        unsigned repeats;
+        if (log_limit_check(&s->peer_refusals, "second peer", uv_now(s->p.loop),
+                            &repeats))
+            log_warn("%s: refusing a second peer from %s: the device is in "
+                     "use by %s (replace_peer = no)%s",
+                     s->name, net_conn_name(c),
+                     usb_transport_peer(s->transport),
+                     log_limit_suffix(repeats, more, sizeof(more)));
+        net_conn_close(c, false);
+        return;
+    }
     usb_slot_park(s->slot, c);
     if (s->state == SESSION_RUNNING || s->state == SESSION_HELLO) {
         log_notice("%s: peer reconnected from %s; replacing the old connection",

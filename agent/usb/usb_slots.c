@@ -11,6 +11,7 @@
 #include "log.h"
 #include "net_conn.h"
 #include "net_listener.h"
+#include "net_tls.h"
 
 #define LISTEN_BACKLOG 4 /* one peer per slot; a few in flight at restart */
 
@@ -54,7 +55,44 @@ static int slot_listen(struct usb_slot *slot)
         log_err("slot %u: %s", slot->index, why);
         return -1;
     }
-    log_info("slot %u: listening on %s", slot->index, slot->name);
+    net_listener_set_guard(slot->listener, &slot->table->guard);
+    log_info("slot %u: listening on %s%s", slot->index, slot->name,
+             slot->table->tls ? " (TLS, client certificates required)" : "");
+    return 0;
+}
+
+const char *usb_slot_peer_name(const struct usb_slot *slot)
+{
+    return slot->table->peer_name[0] ? slot->table->peer_name
+                                     : slot->ep.tcp.host;
+}
+
+/* The TLS context and listener guard of u. Returns 0, or -1 after
+ * logging why (then nothing may be redirected: no silent plaintext). */
+static int slots_security(struct usb_slots *t, const struct usb_config *u)
+{
+    char err[NET_TLS_ERR_MAX];
+    struct net_tls_ctx *tls = NULL;
+
+    if (u->tls.enabled) {
+        tls = net_tls_ctx_new(&u->tls, u->mode == USB_PEER_LISTEN, err,
+                              sizeof(err));
+        if (!tls) {
+            log_err("[usb] TLS: %s", err);
+            return -1;
+        }
+    }
+    net_tls_ctx_unref(t->tls);
+    t->tls = tls;
+    snprintf(t->peer_name, sizeof(t->peer_name), "%s",
+             u->tls.peer_name ? u->tls.peer_name : "");
+    net_guard_init(&t->guard, "usb listener");
+    t->guard.allow_any = u->allow_any || !u->allow.n;
+    t->guard.allow = u->allow;
+    t->guard.tls = tls;
+    if (u->mode == USB_PEER_LISTEN && u->tls.peer_name) /* client globs */
+        snprintf(t->guard.peer_glob, sizeof(t->guard.peer_glob), "%s",
+                 u->tls.peer_name);
     return 0;
 }
 
@@ -100,6 +138,8 @@ int usb_slots_open(struct usb_slots *t, uv_loop_t *loop,
     t->transport = u->transport;
     t->ops = ops;
     t->ctx = ctx;
+    if (slots_security(t, u) < 0)
+        return -1;
     for (size_t i = 0; i < u->nslots; i++) {
         t->slots[i] = slot_new(t, &u->slots[i], (unsigned)i + 1);
         if (!t->slots[i]) {
@@ -142,8 +182,9 @@ size_t usb_slots_reconfigure(struct usb_slots *t, const struct usb_config *u)
     struct usb_slots old = *t;
     struct usb_slot *kept[USB_CONFIG_MAX_SLOTS] = {NULL};
     size_t n = 0, changed = 0;
+    bool secure = slots_security(t, u) == 0;
 
-    if (t->mode != u->mode || t->transport != u->transport)
+    if (t->mode != u->mode || t->transport != u->transport || !secure)
         old.n = 0; /* nothing can be kept */
     for (size_t i = 0; i < u->nslots; i++)
         kept[i] = slot_take_same(&old, &u->slots[i]);
@@ -160,11 +201,13 @@ size_t usb_slots_reconfigure(struct usb_slots *t, const struct usb_config *u)
     }
     t->mode = u->mode;
     t->transport = u->transport;
-    for (size_t i = 0; i < u->nslots; i++) {
+    for (size_t i = 0; i < u->nslots && secure; i++) {
         struct usb_slot *slot = kept[i];
         if (!slot) {
             changed++;
             slot = slot_new(t, &u->slots[i], (unsigned)n + 1);
+        } else if (slot->listener) {
+            net_listener_set_guard(slot->listener, &t->guard);
         }
         if (!slot)
             continue;
@@ -193,6 +236,8 @@ void usb_slots_close(struct usb_slots *t)
         t->slots[i] = NULL;
     }
     t->n = 0;
+    net_tls_ctx_unref(t->tls); /* sessions' connections hold their own */
+    t->tls = NULL;
 }
 
 struct usb_slot *usb_slots_find_free(struct usb_slots *t)

@@ -10,10 +10,12 @@
 #include <uv.h>
 
 #include "endpoint.h"
+#include "net_listener.h"
 #include "usb_config.h"
 
 struct net_conn;
 struct net_listener;
+struct net_tls_ctx;
 struct usb_session;
 struct usb_slots;
 
@@ -45,6 +47,12 @@ struct usb_slots {
     size_t n;
     const struct usb_slots_ops *ops;
     void *ctx;
+    /* TLS for every slot: the client side in connect mode (the server's
+     * name checked against tls_peer_name or the host dialed), the server
+     * side in listen mode; NULL: plaintext */
+    struct net_tls_ctx *tls;
+    char peer_name[TLS_NAME_MAX]; /* tls_peer_name, "" if unset */
+    struct net_guard guard;       /* listen mode: who may connect */
 };
 
 /* Sets up u's slots (listening in listen mode). Returns 0, or -1 after
@@ -75,5 +83,9 @@ struct net_conn *usb_slot_take_parked(struct usb_slot *slot);
 /* Parks c on slot (a peer came back while the old connection still runs),
  * hanging up on a peer parked before. */
 void usb_slot_park(struct usb_slot *slot, struct net_conn *c);
+
+/* The name a dialed slot's certificate must carry: tls_peer_name, or the
+ * host dialed. */
+const char *usb_slot_peer_name(const struct usb_slot *slot);
 
 #endif

@@ -76,6 +76,7 @@ static void transport_conn_setup(struct usb_transport *t, struct net_conn *c)
 
 struct usb_transport *
 usb_transport_dial(uv_loop_t *loop, const struct endpoint *to,
+                   struct net_tls_ctx *tls, const char *peer_name,
                    uint32_t timeout_ms, struct usb_counters *counters,
                    const struct usb_transport_ops *ops, void *owner)
 {
@@ -91,6 +92,12 @@ usb_transport_dial(uv_loop_t *loop, const struct endpoint *to,
         return NULL;
     }
     net_conn_set_water(t->conn, OUT_HIGH_WATER, OUT_LOW_WATER);
+    if (tls && net_conn_start_tls(t->conn, tls, peer_name) < 0) {
+        net_conn_set_owner(t->conn, NULL, NULL);
+        net_conn_close(t->conn, false);
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -114,6 +121,16 @@ struct usb_transport *usb_transport_adopt(uv_loop_t *loop, struct net_conn *c,
 const char *usb_transport_peer(const struct usb_transport *t)
 {
     return net_conn_name(t->conn);
+}
+
+const char *usb_transport_error_detail(const struct usb_transport *t)
+{
+    return net_conn_tls_error(t->conn);
+}
+
+const char *usb_transport_peer_identity(const struct usb_transport *t)
+{
+    return net_conn_peer_identity(t->conn);
 }
 
 enum usb_transport_kind usb_transport_kind(const struct usb_transport *t)
@@ -375,7 +392,8 @@ int usb_transport_start_relay(struct usb_transport *t,
     char host[HOSTNAME_MAX] = "thin-client", why[RELAY_ERR_MAX];
     const char *id = p->agent_id;
 
-    if (relay_secret_load(p->secret_file, secret, &secret_len, why) < 0) {
+    if (p->secret_file &&
+        relay_secret_load(p->secret_file, secret, &secret_len, why) < 0) {
         snprintf(err, err_len, "%s", why);
         return -1;
     }

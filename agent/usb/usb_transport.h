@@ -12,6 +12,7 @@
 
 #include "net_conn.h"
 
+struct net_tls_ctx;
 struct usb_counters;
 struct usb_transport;
 
@@ -36,10 +37,10 @@ struct usb_transport_ops {
 /* How to talk to a relay target. */
 struct usb_relay_params {
     const char *target;
-    const char *secret_file;
-    const char *agent_id; /* NULL: the host name */
-    bool lz4;             /* ask for lz4 frames */
-    bool compress;        /* and compress what we send (not isochronous) */
+    const char *secret_file; /* NULL: none (TLS certificates) */
+    const char *agent_id;    /* NULL: the host name */
+    bool lz4;                /* ask for lz4 frames */
+    bool compress;           /* and compress what we send (not isochronous) */
 };
 
 enum usb_transport_kind {
@@ -48,13 +49,22 @@ enum usb_transport_kind {
     USB_TRANSPORT_RELAY_LZ4, /* redir-relay, lz4 frames both ways */
 };
 
-/* Dials host:port; on_open reports the outcome within timeout_ms. The
- * counters (owned by the caller) count bytes on the wire. NULL if it
- * could not start. */
+/* Dials host:port, with TLS when tls is not NULL (the server's
+ * certificate must carry peer_name); on_open reports the outcome, handshake
+ * included, within timeout_ms. The counters (owned by the caller) count
+ * bytes on the wire. NULL if it could not start. */
 struct usb_transport *
 usb_transport_dial(uv_loop_t *loop, const struct endpoint *to,
+                   struct net_tls_ctx *tls, const char *peer_name,
                    uint32_t timeout_ms, struct usb_counters *counters,
                    const struct usb_transport_ops *ops, void *owner);
+
+/* Why the connection failed beyond the libuv error (TLS: "certificate:
+ * ..."), or NULL. */
+const char *usb_transport_error_detail(const struct usb_transport *t);
+
+/* The peer's verified certificate name (TLS), or NULL. */
+const char *usb_transport_peer_identity(const struct usb_transport *t);
 
 /* Takes an accepted connection (listen mode). NULL if out of memory (the
  * connection is closed then). */

@@ -116,6 +116,16 @@ void net_conn_set_linger(struct net_conn *c, uint32_t ms) { c->linger_ms = ms; }
 
 const char *net_conn_name(const struct net_conn *c) { return c->name; }
 
+int net_conn_peer_addr(const struct net_conn *c, struct sockaddr_storage *ss)
+{
+    int len = sizeof(*ss);
+
+    memset(ss, 0, sizeof(*ss));
+    if (!c->stream_init || c->u.handle.type != UV_TCP)
+        return UV_ENOTSUP;
+    return uv_tcp_getpeername(&c->u.tcp, (struct sockaddr *)ss, &len);
+}
+
 /* ---- failure ---- */
 
 /* The stream ended or failed: the owner hears of it once, unless it has
@@ -188,8 +198,12 @@ void net__connected(struct net_conn *c, int status)
     } else {
         c->gone = c->failed = true; /* a failed dial reports nothing more */
     }
+    if (c->tls)
+        net__tls_release_held(c, status == 0);
     if (c->ops && c->ops->on_connected)
         c->ops->on_connected(c->owner, c, status);
+    if (status == 0 && c->tls && c->reading && c->phase == PHASE_OPEN)
+        net__tls_kick(c); /* application data that came with the handshake */
 }
 
 /* ---- reading ---- */
@@ -248,6 +262,10 @@ void net__read_raw(struct net_conn *c, bool on)
 
 void net_conn_read_start(struct net_conn *c)
 {
+    if (c->phase == PHASE_HANDSHAKE && c->tls && !c->gone) {
+        c->reading = true; /* reads already run; plaintext once it is done */
+        return;
+    }
     if (c->phase != PHASE_OPEN || c->gone || c->reading)
         return; /* after on_gone nothing is read */
     if (uv_read_start(&c->u.stream, on_alloc, on_read) == 0)

@@ -96,6 +96,10 @@ bool net_conn_is_tls(const struct net_conn *c);
 const char *net_conn_tls_error(const struct net_conn *c);
 /* The verified peer certificate's common name, or NULL. */
 const char *net_conn_peer_identity(const struct net_conn *c);
+/* Checks the peer's certificate again, against ctx (a reloaded CA or CRL):
+ * 0 if it still passes, -1 with why. */
+int net_conn_tls_recheck(const struct net_conn *c, struct net_tls_ctx *ctx,
+                         char *why, size_t len);
 
 /* Reading is off until started. While it is stopped and nothing is being
  * written, a failed connection is still noticed (checked every second). */
@@ -126,5 +130,8 @@ void net_conn_close(struct net_conn *c, bool graceful);
 /* The peer's address ("1.2.3.4:5", "[::1]:5", "unix:/path") or what was
  * dialed. */
 const char *net_conn_name(const struct net_conn *c);
+
+/* The peer's TCP address; UV_ENOTSUP for a unix socket. */
+int net_conn_peer_addr(const struct net_conn *c, struct sockaddr_storage *ss);
 
 #endif

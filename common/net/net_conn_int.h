@@ -101,6 +101,11 @@ void net__tls_kick(struct net_conn *c);
 void net__tls_lost(struct net_conn *c, int status);
 void net__tls_encrypt(struct net_conn *c, void *base, size_t len,
                       net_release_fn release, void *ctx);
+/* The owner wrote before the handshake finished: kept until it has, then
+ * encrypted in order (net__tls_release_held), or dropped if it fails. */
+void net__tls_hold(struct net_conn *c, void *base, size_t len,
+                   net_release_fn release, void *ctx);
+void net__tls_release_held(struct net_conn *c, bool send);
 void net__tls_shutdown(struct net_conn *c);
 void net__tls_free(struct net_conn *c);
 

@@ -14,12 +14,20 @@
 #include "net_conn_int.h"
 #include "net_tls_int.h"
 
-/* A peer that connects and says nothing must not hold a handshake slot. */
-#define HANDSHAKE_TIMEOUT_MS 10000
 #define IDENTITY_MAX 256
+
+/* A plaintext write made before the handshake finished. */
+struct held_write {
+    struct held_write *next;
+    void *base;
+    size_t len;
+    net_release_fn release;
+    void *ctx;
+};
 
 struct net_tls_session {
     SSL *ssl;
+    struct held_write *held, **held_tail;
     BIO *rbio, *wbio; /* owned by ssl */
     struct net_tls_ctx *ctx;
     char error[NET_TLS_ERR_MAX];
@@ -98,7 +106,8 @@ static void on_handshake_timeout(uv_timer_t *timer)
 
     if (c->phase == PHASE_HANDSHAKE) {
         snprintf(c->tls->error, sizeof(c->tls->error),
-                 "no TLS handshake within %d s", HANDSHAKE_TIMEOUT_MS / 1000);
+                 "no TLS handshake within %.1f s",
+                 net__tls_handshake_timeout(c->tls->ctx) / 1000.0);
         net__connected(c, UV_ETIMEDOUT);
     }
 }
@@ -137,6 +146,7 @@ int net_conn_start_tls(struct net_conn *c, struct net_tls_ctx *ctx,
     }
     SSL_set_bio(t->ssl, t->rbio, t->wbio);
     t->ctx = ctx;
+    t->held_tail = &t->held;
     net_tls_ctx_ref(ctx);
     c->tls = t;
     if (net__tls_ssl_is_server(ctx))
@@ -148,8 +158,8 @@ int net_conn_start_tls(struct net_conn *c, struct net_tls_ctx *ctx,
     }
     if (c->phase == PHASE_OPEN) { /* accepted: the handshake starts now */
         c->phase = PHASE_HANDSHAKE;
-        uv_timer_start(&c->timer, on_handshake_timeout, HANDSHAKE_TIMEOUT_MS,
-                       0);
+        uv_timer_start(&c->timer, on_handshake_timeout,
+                       net__tls_handshake_timeout(ctx), 0);
         return net__tls_start(c);
     }
     return 0; /* dialing: starts once connected */
@@ -165,14 +175,16 @@ void net__tls_lost(struct net_conn *c, int status)
 
 static void on_read_kick(uv_timer_t *timer) { net__tls_deliver(timer->data); }
 
-/* Reads until the handshake needs the peer; reading stays on. */
+/* Starts the handshake; the socket is read until it is done (after that
+ * only while the owner reads). */
 int net__tls_start(struct net_conn *c)
 {
+    net__read_raw(c, true);
     if (c->phase != PHASE_HANDSHAKE) {
         c->phase = PHASE_HANDSHAKE;
         if (!uv_is_active((uv_handle_t *)&c->timer))
             uv_timer_start(&c->timer, on_handshake_timeout,
-                           HANDSHAKE_TIMEOUT_MS, 0);
+                           net__tls_handshake_timeout(c->tls->ctx), 0);
     }
     net__tls_input(c, NULL, 0);
     return 0;
@@ -282,6 +294,55 @@ void net__tls_encrypt(struct net_conn *c, void *base, size_t len,
     tls_collect(c);
 }
 
+int net_conn_tls_recheck(const struct net_conn *c, struct net_tls_ctx *ctx,
+                         char *why, size_t len)
+{
+    X509 *leaf;
+
+    if (!c->tls || !(leaf = SSL_get0_peer_certificate(c->tls->ssl))) {
+        snprintf(why, len, "no certificate");
+        return -1;
+    }
+    return net__tls_verify_chain(
+        ctx, leaf, SSL_get_peer_cert_chain(c->tls->ssl), why, len);
+}
+
+void net__tls_hold(struct net_conn *c, void *base, size_t len,
+                   net_release_fn release, void *ctx)
+{
+    struct held_write *h = malloc(sizeof(*h));
+
+    if (!h) {
+        if (release)
+            release(ctx, base, len);
+        else
+            free(base);
+        net__fail_later(c, UV_ENOMEM);
+        return;
+    }
+    *h = (struct held_write){NULL, base, len, release, ctx};
+    *c->tls->held_tail = h;
+    c->tls->held_tail = &h->next;
+}
+
+void net__tls_release_held(struct net_conn *c, bool send)
+{
+    struct held_write *h = c->tls->held, *next;
+
+    c->tls->held = NULL;
+    c->tls->held_tail = &c->tls->held;
+    for (; h; h = next) {
+        next = h->next;
+        if (send && !c->failed)
+            net__tls_encrypt(c, h->base, h->len, h->release, h->ctx);
+        else if (h->release)
+            h->release(h->ctx, h->base, h->len);
+        else
+            free(h->base);
+        free(h);
+    }
+}
+
 void net__tls_shutdown(struct net_conn *c)
 {
     if (c->tls && SSL_is_init_finished(c->tls->ssl)) {
@@ -294,6 +355,7 @@ void net__tls_free(struct net_conn *c)
 {
     if (!c->tls)
         return;
+    net__tls_release_held(c, false);
     SSL_free(c->tls->ssl);
     net_tls_ctx_unref(c->tls->ctx);
     free(c->tls);

@@ -105,8 +105,12 @@ void net_conn_flush(struct net_conn *c)
 void net_conn_queue(struct net_conn *c, void *base, size_t len,
                     net_release_fn release, void *ctx)
 {
-    if (c->tls && c->phase == PHASE_OPEN && !c->failed && !c->write_error)
+    bool usable = !c->failed && !c->write_error;
+
+    if (c->tls && usable && c->phase == PHASE_OPEN)
         net__tls_encrypt(c, base, len, release, ctx);
+    else if (c->tls && usable && c->phase < PHASE_OPEN)
+        net__tls_hold(c, base, len, release, ctx); /* never in the clear */
     else
         net__queue_raw(c, base, len, release, ctx);
 }

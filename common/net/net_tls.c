@@ -9,6 +9,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,11 +19,15 @@
 #include "secure_file.h"
 
 #define PATH_MAX_LEN 4096
+/* A peer that connects and says nothing must not hold a handshake slot
+ * for long; a TLS 1.3 handshake is two round trips. */
+#define HANDSHAKE_TIMEOUT_DEFAULT_MS 10000
 
 struct net_tls_ctx {
     SSL_CTX *ssl;
     bool server;
     unsigned refs;
+    uint32_t handshake_timeout_ms;
     char *peer_name;
 };
 
@@ -146,6 +151,7 @@ struct net_tls_ctx *net_tls_ctx_new(const struct tls_config *cfg, bool server,
     }
     ctx->refs = 1;
     ctx->server = server;
+    ctx->handshake_timeout_ms = HANDSHAKE_TIMEOUT_DEFAULT_MS;
     ctx->ssl = SSL_CTX_new(server ? TLS_server_method() : TLS_client_method());
     if (cfg->peer_name)
         ctx->peer_name = strdup(cfg->peer_name);
@@ -175,6 +181,41 @@ void net_tls_ctx_unref(struct net_tls_ctx *ctx)
 const char *net_tls_ctx_peer_name(const struct net_tls_ctx *ctx)
 {
     return ctx->peer_name;
+}
+
+void net_tls_ctx_set_handshake_timeout(struct net_tls_ctx *ctx, uint32_t ms)
+{
+    ctx->handshake_timeout_ms = ms;
+}
+
+uint32_t net__tls_handshake_timeout(const struct net_tls_ctx *ctx)
+{
+    return ctx->handshake_timeout_ms;
+}
+
+int net__tls_verify_chain(struct net_tls_ctx *ctx, X509 *leaf,
+                          STACK_OF(X509) * chain, char *why, size_t len)
+{
+    X509_STORE_CTX *sctx = X509_STORE_CTX_new();
+    int rc = -1;
+
+    if (!sctx || X509_STORE_CTX_init(sctx, SSL_CTX_get_cert_store(ctx->ssl),
+                                     leaf, chain) != 1) {
+        snprintf(why, len, "out of memory");
+        X509_STORE_CTX_free(sctx);
+        return -1;
+    }
+    /* the role the peer had: a server checks client certificates */
+    X509_STORE_CTX_set_purpose(sctx, ctx->server ? X509_PURPOSE_SSL_CLIENT
+                                                 : X509_PURPOSE_SSL_SERVER);
+    if (X509_verify_cert(sctx) == 1)
+        rc = 0;
+    else
+        snprintf(why, len, "certificate: %s",
+                 X509_verify_cert_error_string(X509_STORE_CTX_get_error(sctx)));
+    X509_STORE_CTX_free(sctx);
+    ERR_clear_error();
+    return rc;
 }
 
 SSL *net__tls_ssl_new(struct net_tls_ctx *ctx) { return SSL_new(ctx->ssl); }

@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "tls_config.h"
 
@@ -24,6 +25,9 @@ struct net_tls_ctx *net_tls_ctx_new(const struct tls_config *cfg, bool server,
  * context while old connections finish on theirs. */
 void net_tls_ctx_ref(struct net_tls_ctx *ctx);
 void net_tls_ctx_unref(struct net_tls_ctx *ctx);
+
+/* How long a connection may take for its handshake (default 10 s). */
+void net_tls_ctx_set_handshake_timeout(struct net_tls_ctx *ctx, uint32_t ms);
 
 /* The configured peer name, or NULL (use the host dialed). */
 const char *net_tls_ctx_peer_name(const struct net_tls_ctx *ctx);

@@ -602,6 +602,9 @@ class Qemu(_Proc):
     use it for boot tests, it delays every boot by about that much.
 
     accel_args: default qemu_accel_args() (-accel kvm -accel tcg).
+    tls: {"server": DIR, "client": DIR}: the chardevs of that mode speak
+    TLS with QEMU's tls-creds-x509 from DIR (ca-cert.pem, server-cert.pem
+    ... as tests/tls/make_certs.py writes them), verify-peer=on.
     """
 
     kind = "qemu"
@@ -609,8 +612,9 @@ class Qemu(_Proc):
     def __init__(self, testdir, slots=(), paused=True, name="qemu",
                  extra_args=(), memory=128, accel_args=None, debug=3,
                  usb_attach_wait_ms=None, usbredir_filter=None,
-                 host="127.0.0.1"):
+                 host="127.0.0.1", tls=None):
         super().__init__(testdir, name)
+        self.tls = tls or {}
         self.host = host  # address the usb-redir chardevs use
         # QEMU's own usb-redir filter ("class:vid:pid:bcd:allow|..."),
         # which it sends to the agent as filter_filter.
@@ -636,6 +640,9 @@ class Qemu(_Proc):
                 "-machine", "q35", *self.accel_args, "-m", str(self.memory),
                 "-name", self.name,
                 "-device", "qemu-xhci,id=xhci"]
+        for role, tls_dir in self.tls.items():
+            args += ["-object", f"tls-creds-x509,id=tls-{role},dir={tls_dir},"
+                     f"endpoint={role},verify-peer=on"]
         for i, (mode, port) in enumerate(self.slots):
             if mode == "server":
                 sock = "server=on,wait=off"
@@ -643,6 +650,8 @@ class Qemu(_Proc):
                 sock = "reconnect=1"
             else:
                 raise ValueError(f"slot mode must be server or client: {mode!r}")
+            if mode in self.tls:
+                sock += f",tls-creds=tls-{mode}"
             args += ["-chardev",
                      f"socket,id=ur{i},host={self.host},port={int(port)},{sock}",
                      "-device",

@@ -24,16 +24,22 @@ CORRUPT = [
 ]
 
 
+SECRET = b"0123456789abcdef0123456789abcdef"
+
+
 def serve(listener, done):
     for _, frame in CORRUPT:
         conn, _ = listener.accept()
         with conn:
-            hello = struct.pack(">BBIB", 1, 1, relayproto.CAP_LZ4, 32) + \
+            hello = struct.pack(">BBIB", 1, 2, relayproto.CAP_LZ4, 32) + \
                 os.urandom(32)
-            conn.sendall(relayproto.message(b"H", hello))
-            relayproto.recv_message(conn)  # the AUTH: accepted unseen
-            conn.sendall(relayproto.message(
-                b"R", struct.pack(">BIB", 0, relayproto.CAP_LZ4, 0)))
+            hello_raw = relayproto.message(b"H", hello)
+            conn.sendall(hello_raw)
+            _, _, auth_raw = relayproto.recv_message(conn)  # accepted unseen
+            # a hostile relay that knows the secret: it proves it, then
+            # sends garbage
+            conn.sendall(relayproto.accept_message(
+                SECRET, hello_raw, auth_raw, relayproto.CAP_LZ4))
             conn.sendall(frame)
             conn.settimeout(10)
             try:
@@ -55,7 +61,7 @@ def test(td):
     threading.Thread(target=serve, args=(listener, done), daemon=True).start()
     secret = td.file("relay.secret")
     fd = os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600)
-    os.write(fd, b"0123456789abcdef0123456789abcdef\n")
+    os.write(fd, SECRET + b"\n")
     os.close(fd)
     agent = Agent(td, fx)
     agent.start(f"[usb]\nconnect = 127.0.0.1:{port}/vm1\ntransport = lz4\n"

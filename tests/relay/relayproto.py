@@ -15,12 +15,13 @@ import socket
 import struct
 
 MAGIC = b"RDRL"
-VERSION = 1
+VERSION = 2
 CAP_LZ4 = 1
 NONCE_LEN = 32
 MAC_LEN = 32
+PROOF_LABEL = b"RDRL relay proof v2"
 
-STATUS = {0: "ok", 1: "wrong secret", 2: "unknown target",
+STATUS = {0: "ok", 1: "not authenticated", 2: "unknown target",
           3: "version mismatch", 4: "malformed handshake", 5: "busy",
           6: "target unavailable"}
 
@@ -78,38 +79,85 @@ def parse_result(body):
     return status, caps, body[6:6 + tlen].decode("ascii", "replace")
 
 
+def result_proof(body):
+    """(offset in the message of the PROOF field, proof bytes) of a v2
+    RESULT body, or (None, None) for a v1 one."""
+    tlen = body[5]
+    at = 6 + tlen
+    if at >= len(body):
+        return None, None
+    plen = body[at]
+    return 7 + at, body[at + 1:at + 1 + plen]
+
+
 def auth_message(hello_raw, secret, agent_id, target, caps, version=VERSION,
-                 mac=None):
-    """The AUTH answering hello_raw; mac=None computes the right one."""
+                 mac=None, nonce=None):
+    """The AUTH answering hello_raw; mac=None computes the right one
+    (secret None: no MAC, the TLS-certificate form of version 2)."""
     fields = (bytes([version]) + struct.pack(">I", caps) +
               string(agent_id.encode()) + string(target.encode()))
-    body_len = len(fields) + 1 + MAC_LEN
+    if version >= 2:
+        fields += string(nonce if nonce is not None else os.urandom(NONCE_LEN))
+    mac_len = len(mac) if mac is not None else (
+        MAC_LEN if secret is not None else 0)
+    body_len = len(fields) + 1 + mac_len
     prefix = MAGIC + b"A" + struct.pack(">H", body_len) + fields
     if mac is None:
-        mac = hmac.new(secret, hello_raw + prefix, hashlib.sha256).digest()
+        mac = (hmac.new(secret, hello_raw + prefix, hashlib.sha256).digest()
+               if secret is not None else b"")
     return prefix + string(mac)
 
 
+def accept_message(secret, hello_raw, auth_raw, caps, text=b""):
+    """A relay's accepting v2 RESULT, with the PROOF of secret (None: an
+    empty PROOF, as over TLS with certificates)."""
+    fields = bytes([0]) + struct.pack(">I", caps) + string(text)
+    plen = MAC_LEN if secret is not None else 0
+    prefix = MAGIC + b"R" + struct.pack(">H", len(fields) + 1 + plen) + fields
+    proof = (hmac.new(secret, PROOF_LABEL + hello_raw + auth_raw + prefix,
+                      hashlib.sha256).digest() if secret is not None else b"")
+    return prefix + string(proof)
+
+
+def proof_ok(secret, hello_raw, auth_raw, result_raw, body):
+    """True if a v2 accepting RESULT proves the relay knows secret."""
+    at, proof = result_proof(body)
+    if at is None or len(proof) != MAC_LEN:
+        return False
+    want = hmac.new(secret, PROOF_LABEL + hello_raw + auth_raw +
+                    result_raw[:at], hashlib.sha256).digest()
+    return hmac.compare_digest(want, proof)
+
+
 def handshake(sock, secret, agent_id, target, want_lz4=False, version=VERSION):
-    """Runs the agent side; returns (status, caps, text)."""
+    """Runs the agent side; returns (status, caps, text). A v2 acceptance
+    whose PROOF is wrong raises ProtocolError (secret None: not checked)."""
     mtype, body, raw = recv_message(sock)
     if mtype == b"R":
         return parse_result(body)
     if mtype != b"H":
         raise ProtocolError(f"expected HELLO, got {mtype!r}")
     parse_hello(body)
-    sock.sendall(auth_message(raw, secret, agent_id, target,
-                              CAP_LZ4 if want_lz4 else 0, version))
-    mtype, body, _ = recv_message(sock)
+    auth = auth_message(raw, secret, agent_id, target,
+                        CAP_LZ4 if want_lz4 else 0, version)
+    sock.sendall(auth)
+    mtype, rbody, rraw = recv_message(sock)
     if mtype != b"R":
         raise ProtocolError(f"expected RESULT, got {mtype!r}")
-    return parse_result(body)
+    result = parse_result(rbody)
+    if (result[0] == 0 and version >= 2 and secret is not None and
+            not proof_ok(secret, raw, auth, rraw, rbody)):
+        raise ProtocolError("the relay's PROOF is wrong")
+    return result
 
 
 def connect_agent(port, secret, agent_id, target, want_lz4=False,
-                  version=VERSION, timeout=10):
-    """A connected, accepted agent socket, or ProtocolError on refusal."""
+                  version=VERSION, timeout=10, tls=None):
+    """A connected, accepted agent socket, or ProtocolError on refusal.
+    tls: an ssl.SSLContext to wrap the socket in first."""
     s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    if tls is not None:
+        s = tls.wrap_socket(s, server_hostname="127.0.0.1")
     status, caps, text = handshake(s, secret, agent_id, target, want_lz4,
                                    version)
     if status != 0:

@@ -32,7 +32,10 @@ def test(td):
     os.mkdir(sock_dir)
     relay = relayharness.Relay(td)
     targets = {f"t{i}": f"unix:{sock_dir}/q{i}" for i in range(SESSIONS)}
-    relay.start(relay.config(targets, f"max_sessions = {SESSIONS + 10}\n",
+    relay.start(relay.config(targets, f"max_sessions = {SESSIONS + 10}\n"
+                             # one source, every session at once
+                             f"handshakes_max = {SESSIONS + 10}\n"
+                             f"handshakes_per_source = {SESSIONS + 10}\n",
                              log_level="info"))
     relay.wait_ready(60)
     base = relay.rss_kib()

@@ -8,6 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "../unit/check.h"
 #include "relay_proto.h"
 #include "relay_secret.h"
@@ -73,7 +75,7 @@ static void test_good_path(bool want_lz4)
     CHECK(strcmp(p.s.target, "vm1.usb0") == 0, "target %s", p.s.target);
     CHECK(p.s.version == RELAY_PROTO_VERSION, "version");
     CHECK(relay_server_verify(&p.s, secret, SECRET_LEN), "good MAC refused");
-    relay_server_result(&p.s, RELAY_OK, NULL);
+    relay_server_accept(&p.s, secret, SECRET_LEN);
     CHECK(p.s.caps == (want_lz4 ? RELAY_CAP_LZ4 : 0u), "server caps %x",
           p.s.caps);
 
@@ -95,7 +97,7 @@ static void test_lz4_not_offered(void)
     relay_server_init(&p.s, 0); /* a relay without lz4 */
     relay_client_feed(&p.c, p.s.out, p.s.out_len, &used);
     relay_server_feed(&p.s, p.c.out, p.c.out_len, &used);
-    relay_server_result(&p.s, RELAY_OK, NULL);
+    relay_server_accept(&p.s, secret, SECRET_LEN);
     CHECK(relay_client_feed(&p.c, p.s.out, p.s.out_len, &used) ==
                   RELAY_HS_DONE &&
               !p.c.lz4,
@@ -119,7 +121,7 @@ static void test_wrong_secret(void)
     int rc = pair_finish(&p, NULL, 0, &used);
     CHECK(rc == RELAY_HS_REFUSED && p.c.status == RELAY_REFUSED_AUTH,
           "client: %d", rc);
-    CHECK(strcmp(p.c.reason, "wrong secret: authentication failed") == 0,
+    CHECK(strcmp(p.c.reason, "not authenticated: authentication failed") == 0,
           "reason '%s'", p.c.reason);
     relay_client_free(&p.c);
 }
@@ -176,7 +178,8 @@ static void test_version_mismatch(void)
                   RELAY_HS_ERROR &&
               p.s.status == RELAY_REFUSED_VERSION,
           "version %d accepted", RELAY_PROTO_VERSION + 1);
-    CHECK(strstr(p.s.error, "version 2") != NULL, "error '%s'", p.s.error);
+    CHECK(strstr(p.s.error, "protocol version 3, this relay versions 1 to 2"),
+          "error '%s'", p.s.error);
     CHECK(pair_finish(&p, NULL, 0, &used) == RELAY_HS_REFUSED &&
               p.c.status == RELAY_REFUSED_VERSION &&
               strncmp(p.c.reason, "version mismatch: ", 18) == 0,
@@ -193,6 +196,121 @@ static void test_version_mismatch(void)
               p.c.out_len > 0,
           "client gave up on a newer relay: %s", p.c.error);
     relay_client_free(&p.c);
+
+    /* Attack: an old relay, or one pretending to be, that cannot prove it
+     * knows the secret. The agent does not even send its MAC. */
+    relay_client_init(&p.c, "tc", "vm1", secret, SECRET_LEN, false);
+    relay_server_init(&p.s, 0);
+    p.s.out[RELAY_MSG_HEADER] = 1;     /* min */
+    p.s.out[RELAY_MSG_HEADER + 1] = 1; /* max */
+    CHECK(relay_client_feed(&p.c, p.s.out, p.s.out_len, &used) ==
+                  RELAY_HS_ERROR &&
+              p.c.out_len == 0 && strstr(p.c.error, "upgrade redir-relay"),
+          "a v1 relay was answered: '%s'", p.c.error);
+    relay_client_free(&p.c);
+}
+
+/* Attack: a spoofed relay (DNS, ARP, a stolen address) that does not know
+ * the secret answers "ok" to get the user's devices. Version 2 makes the
+ * relay prove the secret in its RESULT; without a good PROOF the agent
+ * never starts the stream. */
+static void test_relay_must_prove(void)
+{
+    static const uint8_t other[] = "0123456789abcdef-the-wrong-secret!";
+    struct pair p;
+    size_t used;
+
+    pair_start(&p, "tc", "vm1", false);
+    relay_server_feed(&p.s, p.auth, p.auth_len, &used);
+    relay_server_result(&p.s, RELAY_OK, NULL); /* no PROOF at all */
+    CHECK(pair_finish(&p, NULL, 0, &used) == RELAY_HS_ERROR &&
+              strstr(p.c.error, "did not prove"),
+          "accepted without a proof: '%s'", p.c.error);
+    relay_client_free(&p.c);
+
+    pair_start(&p, "tc", "vm1", false);
+    relay_server_feed(&p.s, p.auth, p.auth_len, &used);
+    relay_server_accept(&p.s, other, sizeof(other) - 1);
+    CHECK(pair_finish(&p, NULL, 0, &used) == RELAY_HS_ERROR &&
+              strstr(p.c.error, "did not prove"),
+          "accepted a proof of another secret: '%s'", p.c.error);
+    relay_client_free(&p.c);
+
+    /* a PROOF replayed from another connection: the agent's nonce differs */
+    struct pair q;
+    pair_start(&p, "tc", "vm1", false);
+    pair_start(&q, "tc", "vm1", false);
+    relay_server_feed(&p.s, p.auth, p.auth_len, &used);
+    relay_server_accept(&p.s, secret, SECRET_LEN);
+    size_t n = p.s.out_len;
+    CHECK(relay_client_feed(&q.c, p.s.out, n, &used) == RELAY_HS_ERROR,
+          "a replayed PROOF accepted");
+    relay_client_free(&p.c);
+    relay_client_free(&q.c);
+}
+
+/* TLS with certificates both ways: no secret, no MAC, no PROOF; the relay
+ * cannot take a missing MAC for a good one. */
+static void test_certificate_mode(void)
+{
+    struct relay_client c;
+    struct relay_server s;
+    size_t used;
+
+    CHECK(relay_client_init(&c, "tc", "vm1", NULL, 0, true) == 0,
+          "no-secret init: %s", c.error);
+    relay_server_init(&s, RELAY_CAP_LZ4);
+    relay_client_feed(&c, s.out, s.out_len, &used);
+    CHECK(relay_server_feed(&s, c.out, c.out_len, &used) == RELAY_HS_AUTH &&
+              !s.has_mac,
+          "AUTH without MAC: %s", s.error);
+    CHECK(!relay_server_verify(&s, secret, SECRET_LEN),
+          "a missing MAC verified");
+    relay_server_result(&s, RELAY_OK, NULL);
+    CHECK(relay_client_feed(&c, s.out, s.out_len, &used) == RELAY_HS_DONE &&
+              c.lz4,
+          "certificate mode: %s", c.error);
+    relay_client_free(&c);
+}
+
+/* An agent of version 1 (before the relay had to prove itself) still
+ * gets in with the secret, and its RESULT has the v1 layout. */
+static void test_v1_agent(void)
+{
+    struct relay_server s;
+    uint8_t auth[RELAY_MSG_MAX], mac[RELAY_MAC_LEN];
+    size_t n = 0, used;
+    crypto_auth_hmacsha256_state st;
+
+    relay_server_init(&s, 0);
+    memcpy(auth, RELAY_MAGIC "A\0\0", 7);
+    n = 7;
+    auth[n++] = 1;                   /* version */
+    memcpy(auth + n, "\0\0\0\0", 4); /* caps */
+    n += 4;
+    auth[n++] = 2;
+    memcpy(auth + n, "tc", 2);
+    n += 2;
+    auth[n++] = 3;
+    memcpy(auth + n, "vm1", 3);
+    n += 3;
+    size_t body = n - 7 + 1 + RELAY_MAC_LEN;
+    auth[5] = (uint8_t)(body >> 8);
+    auth[6] = (uint8_t)body;
+    crypto_auth_hmacsha256_init(&st, secret, SECRET_LEN);
+    crypto_auth_hmacsha256_update(&st, s.out, s.out_len);
+    crypto_auth_hmacsha256_update(&st, auth, n);
+    crypto_auth_hmacsha256_final(&st, mac);
+    auth[n++] = RELAY_MAC_LEN;
+    memcpy(auth + n, mac, RELAY_MAC_LEN);
+    n += RELAY_MAC_LEN;
+    CHECK(relay_server_feed(&s, auth, n, &used) == RELAY_HS_AUTH &&
+              s.version == 1 && relay_server_verify(&s, secret, SECRET_LEN),
+          "v1 AUTH: %s", s.error);
+    relay_server_accept(&s, secret, SECRET_LEN);
+    /* v1 RESULT: status, caps, empty text, nothing after */
+    CHECK(s.out_len == RELAY_MSG_HEADER + 1 + 4 + 1 && s.out[7] == RELAY_OK,
+          "v1 RESULT of %zu bytes", s.out_len);
 }
 
 /* Every prefix of a message wants more; the byte-by-byte feed ends the
@@ -224,7 +342,7 @@ static void test_truncated(void)
     }
     CHECK(rc == RELAY_HS_AUTH && relay_server_verify(&p.s, secret, SECRET_LEN),
           "AUTH byte by byte: %d %s", rc, p.s.error);
-    relay_server_result(&p.s, RELAY_OK, NULL);
+    relay_server_accept(&p.s, secret, SECRET_LEN);
     uint8_t result[RELAY_MSG_MAX];
     size_t result_len = p.s.out_len;
     memcpy(result, p.s.out, result_len);
@@ -316,7 +434,7 @@ static void test_garbage(void)
     pair_start(&p, "tc", "vm1", false);
     relay_server_feed(&p.s, p.auth, p.auth_len, &used);
     p.s.caps_wanted = RELAY_CAP_LZ4;
-    relay_server_result(&p.s, RELAY_OK, NULL);
+    relay_server_accept(&p.s, secret, SECRET_LEN);
     CHECK(relay_client_feed(&p.c, p.s.out, p.s.out_len, &used) ==
               RELAY_HS_ERROR,
           "capability not asked for accepted");
@@ -430,6 +548,9 @@ int main(void)
     test_mac_binding();
     test_unknown_target();
     test_version_mismatch();
+    test_relay_must_prove();
+    test_certificate_mode();
+    test_v1_agent();
     test_truncated();
     test_garbage();
     test_refusal_before_hello();

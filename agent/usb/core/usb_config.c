@@ -48,6 +48,7 @@ void usb_config_free(struct usb_config *u)
     free(u->agent_id);
     free(u->filter_text);
     usbredirfilter_free(u->filter_rules);
+    tls_config_free(&u->tls);
     memset(u, 0, sizeof(*u));
 }
 
@@ -333,6 +334,35 @@ static int parse_usbredir_debug(struct usb_config *u,
     return 1;
 }
 
+static int parse_allow(struct usb_config *u, struct usb_config_lines *lines,
+                       struct config_parse *p, const char *value)
+{
+    char why[160];
+
+    lines->allow = p->line;
+    if (strcmp(value, "any") == 0) {
+        u->allow_any = true;
+        return 1;
+    }
+    if (cidr_list_parse(value, &u->allow, why, sizeof(why)) < 0) {
+        config_error(p, "[usb] allow: %s", why);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_replace_peer(struct usb_config *u,
+                              struct usb_config_lines *lines,
+                              struct config_parse *p, const char *value)
+{
+    (void)lines;
+    if (config_parse_bool(value, &u->replace_peer) < 0) {
+        config_error(p, "[usb] replace_peer: '%s' is not yes or no", value);
+        return 0;
+    }
+    return 1;
+}
+
 static const struct usb_key usb_keys[] = {
     {"rule", parse_rule, true},
     {"connect", parse_connect, false},
@@ -344,6 +374,8 @@ static const struct usb_key usb_keys[] = {
     {"transport", parse_transport, false},
     {"relay_secret_file", parse_relay_secret_file, false},
     {"agent_id", parse_agent_id, false},
+    {"allow", parse_allow, false},
+    {"replace_peer", parse_replace_peer, false},
 };
 
 _Static_assert(sizeof(usb_keys) / sizeof(usb_keys[0]) <=
@@ -353,6 +385,11 @@ _Static_assert(sizeof(usb_keys) / sizeof(usb_keys[0]) <=
 int usb_config_key(struct usb_config *u, struct usb_config_lines *lines,
                    struct config_parse *p, const char *name, const char *value)
 {
+    if (*value) {
+        int rc = tls_config_key(&u->tls, p, "usb", name, value);
+        if (rc >= 0)
+            return rc;
+    }
     for (size_t i = 0; i < sizeof(usb_keys) / sizeof(usb_keys[0]); i++) {
         if (strcmp(usb_keys[i].name, name) != 0)
             continue;
@@ -413,13 +450,13 @@ static int check_relay(const struct usb_config *u,
                         "use one kind");
         return -1;
     }
-    if (relay && !u->relay_secret_file) {
+    if (relay && !u->relay_secret_file && !u->tls.enabled) {
         config_error_at(p, lines->mode,
                         "[usb] connect: relay targets need [usb] "
-                        "relay_secret_file");
+                        "relay_secret_file or tls = yes");
         return -1;
     }
-    if (relay && check_secret(u, lines, p) < 0)
+    if (relay && u->relay_secret_file && check_secret(u, lines, p) < 0)
         return -1;
     if (u->transport == USB_TRANSPORT_LZ4 && !relay) {
         config_error_at(p, lines->transport,
@@ -430,11 +467,43 @@ static int check_relay(const struct usb_config *u,
     return 0;
 }
 
+/* A listener on an address others can reach must say whom it lets in:
+ * usbredir from anyone is a device handed to anyone. */
+static int check_listen(const struct usb_config *u,
+                        const struct usb_config_lines *lines,
+                        struct config_parse *p)
+{
+    char addr[HOSTPORT_HOST_MAX + 8];
+
+    if (lines->allow && u->mode != USB_PEER_LISTEN) {
+        config_error_at(p, lines->allow,
+                        "[usb] allow: only for listen (who may connect)");
+        return -1;
+    }
+    if (u->mode != USB_PEER_LISTEN || u->tls.enabled || lines->allow)
+        return 0;
+    for (size_t i = 0; i < u->nslots; i++) {
+        if (cidr_host_is_loopback(u->slots[i].addr.host))
+            continue;
+        hostport_str(&u->slots[i].addr, addr, sizeof(addr));
+        config_error_at(p, lines->mode,
+                        "[usb] listen: %s takes a connection from anyone who "
+                        "can reach this machine; set allow = the "
+                        "hypervisors' addresses (or allow = any), or tls = "
+                        "yes with certificates",
+                        addr);
+        return -1;
+    }
+    return 0;
+}
+
 int usb_config_finish(struct usb_config *u,
                       const struct usb_config_lines *lines,
                       struct config_parse *p)
 {
-    if (check_relay(u, lines, p) < 0)
+    if (check_relay(u, lines, p) < 0 ||
+        tls_config_finish(&u->tls, p, "usb", lines->mode) < 0 ||
+        check_listen(u, lines, p) < 0)
         return -1;
     if (u->reconnect_min_ms > u->reconnect_max_ms) {
         config_error_at(p, lines->reconnect,
@@ -464,7 +533,10 @@ bool usb_config_same_slots(const struct usb_config *a,
                            const struct usb_config *b)
 {
     if (a->mode != b->mode || a->nslots != b->nslots ||
-        a->transport != b->transport)
+        a->transport != b->transport || !tls_config_equal(&a->tls, &b->tls) ||
+        a->allow_any != b->allow_any || a->allow.n != b->allow.n ||
+        memcmp(a->allow.nets, b->allow.nets,
+               a->allow.n * sizeof(a->allow.nets[0])) != 0)
         return false;
     for (size_t i = 0; i < a->nslots; i++)
         if (!slot_equal(&a->slots[i], &b->slots[i]))

@@ -8,7 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "hostport.h"
+#include "tls_config.h"
 
 struct config_parse;
 struct usb_rule;
@@ -40,7 +42,11 @@ struct usb_config {
     struct usb_slot_config slots[USB_CONFIG_MAX_SLOTS];
     size_t nslots;
     enum usb_wire_format transport;
-    char *relay_secret_file; /* proves us to redir-relay */
+    char *relay_secret_file; /* proves us to redir-relay (NULL with TLS) */
+    struct tls_config tls;   /* the stream to QEMU or the relay */
+    bool allow_any;          /* listen: every address may connect */
+    struct cidr_list allow;  /* listen: else only these */
+    bool replace_peer;       /* listen: a new peer replaces a live one */
     char *agent_id;          /* how the relay knows us; default hostname */
     struct usb_rule *rules;  /* rule lines, in order */
     size_t n_rules;
@@ -54,7 +60,7 @@ struct usb_config {
 /* Lines where keys were set, for errors found after the whole file. */
 struct usb_config_lines {
     int seen[16]; /* per key: line it was first set on */
-    int mode, reconnect, transport, secret;
+    int mode, reconnect, transport, secret, allow;
 };
 
 void usb_config_init(struct usb_config *u);

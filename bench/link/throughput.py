@@ -5,21 +5,24 @@
 real files (/usr/share/doc, /usr/bin: the bench/lz4 image) and (2) random
 bytes, through (a) upstream usbredirect straight to QEMU, (b) redir-agent
 raw straight to QEMU, (c) redir-agent with lz4 through redir-relay, and
-(a) again (the A/A spread). Everything crosses the same link: veth with
-tbf, and the delaying proxy.
+Everything crosses the same link: veth with tbf, and the delaying proxy.
 
-Per redirector, one guest boot, REPS repetitions of:
-  files     mount the ext2 disk read-only, cat every file (guest defaults:
-            max_sectors 240, readahead 128 KiB); bytes = the files' sizes
+One VDI guest boot per profile (tests/thinclient VdiGuest, driven over its
+control channel); ROUNDS rounds, each running every redirector in turn
+(interleaved, so load drift on a shared machine hits all of them), each:
+  files     mount the ext2 disk read-only, cat every file under /doc
+            (text and .gz; guest defaults: max_sectors 240, readahead
+            128 KiB); bytes = those files' sizes
   fs-read   dd the ext2 disk, bs=1M iflag=direct, max_sectors 2048
   rnd-read  dd READ_MIB of the random disk, same
   fs-write  dd WRITE_MIB of real-file bytes to the random disk (oflag=direct)
   rnd-write dd WRITE_MIB of random bytes to the random disk
 MB/s (10^6 bytes/s, like link rates) measured in the guest; printed with
-the ratio against usbredirect (mean of its two runs) and against the link.
+the ratio against usbredirect in the same round (mean, min-max over the
+rounds) and against the link rate.
 
     bench/link/throughput.py [--profiles 100mbit,1gbe,wan,loopback]
-                             [--reps 2] [--fs-mib 64] [--read-mib 32]
+                             [--rounds 2] [--fs-mib 64] [--read-mib 32]
                              [--write-mib 16] [--only usbredirect,raw,lz4]
 Needs root (network namespaces). Uses a release build in build-rel/.
 """
@@ -38,6 +41,7 @@ BUILD = os.path.join(ROOT, "build-rel")
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(ROOT, "bench", "lz4"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "guest"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "thinclient"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "relay"))
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 import linkprofile  # noqa: E402
@@ -45,7 +49,9 @@ import linkprofile  # noqa: E402
 MB = 1e6
 MIB = 1 << 20
 
-SCRIPT = r"""
+# Run in the VDI guest (tests/thinclient VdiGuest: a control channel, so
+# one boot serves every redirector, interleaved round by round).
+WAIT_DISKS = r"""
 n=0
 while :; do
     c=0
@@ -53,37 +59,37 @@ while :; do
         [ -e "$b/size" ] && [ "$(cat $b/size)" != 0 ] && [ -e /dev/${b##*/} ] && c=$((c+1))
     done
     [ $c -ge 2 ] && break
-    n=$((n+1)); [ $n -gt 1200 ] && fail "disks missing"
-    sleep 0.1
+    n=$((n+1)); [ $n -gt 1200 ] && { echo "disks missing"; exit 1; }
+    usleep 100000
 done
 for b in /sys/block/sd*; do
     s=$(cat $b/size)
     [ "$s" = @FS_SECTORS@ ] && fs=${b##*/}
     [ "$s" = @RND_SECTORS@ ] && rnd=${b##*/}
 done
-[ -n "$fs" ] && [ -n "$rnd" ] || fail "cannot tell the disks apart"
+echo "$fs $rnd"
+"""
+
+ONE_ROUND = r"""
+fs=@FS@; rnd=@RND@
 mkdir -p /mnt
-sleep 1
-echo "BENCH-START"
 mbs() { awk -v b=$1 -v s=$2 'BEGIN { printf "%.3f", (s > 0 ? b / s / 1e6 : 0) }'; }
-for r in $(seq 1 @REPS@); do
-    for d in $fs $rnd; do echo 240 > /sys/block/$d/device/max_sectors; done
-    sync; echo 3 > /proc/sys/vm/drop_caches
-    mount -t ext2 -o ro /dev/$fs /mnt || fail "mount"
-    t0=$(now); find /mnt -type f -exec cat {} + > /dev/null || fail "cat"
-    result files$r "$(mbs @FILE_BYTES@ $(elapsed $t0))"
-    umount /mnt
-    for d in $fs $rnd; do echo 2048 > /sys/block/$d/device/max_sectors; done
-    t0=$(now); dd if=/dev/$fs of=/dev/null bs=1M iflag=direct 2>/dev/null || fail "read fs"
-    result fs-read$r "$(mbs @FS_BYTES@ $(elapsed $t0))"
-    t0=$(now); dd if=/dev/$rnd of=/dev/null bs=1M count=@READ_MIB@ iflag=direct 2>/dev/null || fail "read rnd"
-    result rnd-read$r "$(mbs @READ_BYTES@ $(elapsed $t0))"
-    t0=$(now); dd if=/data/fsdata.bin of=/dev/$rnd bs=1M seek=@READ_MIB@ oflag=direct conv=fsync 2>/dev/null || fail "write fs"
-    result fs-write$r "$(mbs @WRITE_BYTES@ $(elapsed $t0))"
-    t0=$(now); dd if=/data/rnd.bin of=/dev/$rnd bs=1M seek=@READ_MIB@ oflag=direct conv=fsync 2>/dev/null || fail "write rnd"
-    result rnd-write$r "$(mbs @WRITE_BYTES@ $(elapsed $t0))"
-done
-echo "BENCH-END"
+sleep 1
+for d in $fs $rnd; do echo 240 > /sys/block/$d/device/max_sectors; done
+sync; echo 3 > /proc/sys/vm/drop_caches
+mount -t ext2 -o ro /dev/$fs /mnt || exit 1
+t0=$(now); find /mnt/doc -type f -exec cat {} + > /dev/null || exit 1
+echo "files $(mbs @FILE_BYTES@ $(elapsed $t0))"
+umount /mnt
+for d in $fs $rnd; do echo 2048 > /sys/block/$d/device/max_sectors; done
+t0=$(now); dd if=/dev/$fs of=/dev/null bs=1M iflag=direct 2>/dev/null || exit 1
+echo "fs-read $(mbs @FS_BYTES@ $(elapsed $t0))"
+t0=$(now); dd if=/dev/$rnd of=/dev/null bs=1M count=@READ_MIB@ iflag=direct 2>/dev/null || exit 1
+echo "rnd-read $(mbs @READ_BYTES@ $(elapsed $t0))"
+t0=$(now); dd if=/data/fsdata.bin of=/dev/$rnd bs=1M seek=@READ_MIB@ oflag=direct conv=fsync 2>/dev/null || exit 1
+echo "fs-write $(mbs @WRITE_BYTES@ $(elapsed $t0))"
+t0=$(now); dd if=/data/rnd.bin of=/dev/$rnd bs=1M seek=@READ_MIB@ oflag=direct conv=fsync 2>/dev/null || exit 1
+echo "rnd-write $(mbs @WRITE_BYTES@ $(elapsed $t0))"
 """
 
 WORKLOADS = ["files", "fs-read", "rnd-read", "fs-write", "rnd-write"]
@@ -123,7 +129,7 @@ def make_data(work, fs_mib, read_mib, write_mib):
     subprocess.run(["debugfs", "-R", f"rdump / {stage}", fs],
                    capture_output=True, check=True)
     blob = bytearray()
-    for r, _, files in sorted(os.walk(stage)):
+    for r, _, files in sorted(os.walk(os.path.join(stage, "doc"))):
         for f in sorted(files):
             p = os.path.join(r, f)
             if os.path.isfile(p) and not os.path.islink(p):
@@ -148,10 +154,16 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_variant(td, link, variant, data, args, label):
+def subst(text, values):
+    for k, v in values.items():
+        text = text.replace(f"@{k}@", str(v))
+    return text
+
+
+def run_variant(td, link, vdi, qports, variant, data, args, label):
+    """One round of one redirector in the running VDI guest."""
     import harness
     import relayharness
-    from linuxguest import LinuxGuest
     fs, file_bytes, rnd_img, fsdata, rnd_blob = data
     # usbredirect takes one device by VID:PID (its BUS-DEV form picked the
     # same emulated disk twice): one emulated-device process per disk
@@ -161,22 +173,6 @@ def run_variant(td, link, variant, data, args, label):
             fxs.append(harness.Fixture(td, name=f"usbemu-{label}-{i}").start())
         fxs[-1].add("disk", img)
     fx = fxs[0]
-    qports = [harness.free_port(), harness.free_port()]
-    os.environ["REDIR_QEMU"] = link.wrapper("hv", "qemu-system-x86_64")
-    script = SCRIPT
-    for k, v in {"FS_SECTORS": os.path.getsize(fs) // 512,
-                 "RND_SECTORS": os.path.getsize(rnd_img) // 512,
-                 "FILE_BYTES": file_bytes, "FS_BYTES": os.path.getsize(fs),
-                 "READ_MIB": args.read_mib,
-                 "READ_BYTES": args.read_mib * MIB,
-                 "WRITE_BYTES": len(fsdata), "REPS": args.reps}.items():
-        script = script.replace(f"@{k}@", str(v))
-    guest = LinuxGuest(td, script, slots=[("server", p) for p in qports],
-                       name=f"guest-{label}", memory=512, verbose=False,
-                       modules=("ext4", "crc32c_generic"),
-                       files={"/data/fsdata.bin": fsdata,
-                              "/data/rnd.bin": rnd_blob})
-    guest.start()
     pids, procs, relay = [], [], None
     if variant == "usbredirect":
         addr = link.expose(qports)
@@ -216,11 +212,16 @@ def run_variant(td, link, variant, data, args, label):
                     "reconnect_max_ms = 300\n")
         procs.append(agent)
         pids.append(agent.pid)
-    guest.wait_serial(r"BENCH-START", 180)
+    values = {"FS_SECTORS": os.path.getsize(fs) // 512,
+              "RND_SECTORS": os.path.getsize(rnd_img) // 512,
+              "FILE_BYTES": file_bytes, "FS_BYTES": os.path.getsize(fs),
+              "READ_MIB": args.read_mib, "READ_BYTES": args.read_mib * MIB,
+              "WRITE_BYTES": len(fsdata)}
+    fsdev, rnddev = vdi.sh(subst(WAIT_DISKS, values), timeout=180).split()
+    values.update(FS=fsdev, RND=rnddev)
     cpu0 = sum(cpu_seconds(p) for p in pids)
-    guest.wait_serial(r"BENCH-END", 3600)
+    out = vdi.sh(subst(ONE_ROUND, values), timeout=3600)
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
-    res = guest.wait_done(timeout=120).require_ok()
     for p in procs:
         if isinstance(p, subprocess.Popen):
             p.send_signal(signal.SIGTERM)
@@ -232,48 +233,48 @@ def run_variant(td, link, variant, data, args, label):
     link.stop_proxies()
     for f in fxs:
         f.stop()
-    out = {w: [res.float(f"{w}{r}") for r in range(1, args.reps + 1)]
-           for w in WORKLOADS}
-    out["cpu"] = cpu
-    return out
+    vdi.sh("wait_until 30 eval '! ls -d /sys/block/sd* >/dev/null 2>&1'",
+           timeout=40)
+    res = {}
+    for line in out.splitlines():
+        k, v = line.split()
+        res[k] = float(v)
+    res["cpu"] = cpu
+    return res
 
 
 def mean(xs):
     return sum(xs) / len(xs)
 
 
-def report(link, results, order):
-    base = {}
-    a_runs = [results[k] for k in order if k.startswith("usbredirect")]
-    print(f"\n== {link.describe()}")
-    for w in WORKLOADS:
-        base[w] = mean([mean(r[w]) for r in a_runs])
-    hdr = f"  {'redirector':14}" + "".join(f"{w:>22}" for w in WORKLOADS)
-    print(hdr)
-    print("  " + " " * 14 + "".join(f"{'MB/s (min-max) xA  xL':>22}"
-                                    for _ in WORKLOADS))
-    for k in order:
-        r = results[k]
+def report(link, rounds, labels):
+    """rounds: [{label: {workload: MB/s}}]; ratios per round against that
+    round's usbredirect, then min-max over the rounds."""
+    print(f"\n== {link.describe()}; {len(rounds)} rounds, interleaved")
+    print(f"  {'':16}" + "".join(f"{w:>26}" for w in WORKLOADS))
+    print(f"  {'redirector':16}" + "".join(
+        f"{'MB/s  x usbredirect  x link':>26}" for _ in WORKLOADS))
+    for label in labels:
         cells = ""
         for w in WORKLOADS:
-            m = mean(r[w])
-            vs_link = f"{m / link.link_mb_s:.2f}" if link.link_mb_s else "-"
-            cells += (f"{m:7.2f}({min(r[w]):.1f}-{max(r[w]):.1f})"
-                      f"{m / base[w]:5.2f}{vs_link:>5}").rjust(22)
-        print(f"  {k:14}{cells}")
-    if len(a_runs) == 2:
-        spread = "  A/A spread (usbredirect A1 vs A2): " + ", ".join(
-            f"{w} {abs(mean(a_runs[0][w]) - mean(a_runs[1][w])) / base[w] * 100:.1f} %"
-            for w in WORKLOADS)
-        print(spread)
-    print("  xA: ratio to usbredirect (mean of A1, A2); xL: ratio to the "
-          "link rate", flush=True)
+            v = [r[label][w] for r in rounds]
+            x = [r[label][w] / r["usbredirect"][w] for r in rounds]
+            lk = f"{mean(v) / link.link_mb_s:.2f}" if link.link_mb_s else "-"
+            cells += (f"{mean(v):6.2f} {mean(x):4.2f}({min(x):.2f}-"
+                      f"{max(x):.2f}) {lk:>4}").rjust(26)
+        print(f"  {label:16}{cells}")
+    if "agent raw" in labels and "agent lz4+relay" in labels:
+        print("  lz4+relay / agent raw, per round: " + ", ".join(
+            f"{w} " + "/".join(f"{r['agent lz4+relay'][w] / r['agent raw'][w]:.2f}"
+                               for r in rounds) for w in WORKLOADS))
+    print("  (x usbredirect: mean ratio to usbredirect in the same round, "
+          "min-max over rounds)", flush=True)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--profiles", default="100mbit,1gbe,wan")
-    ap.add_argument("--reps", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--fs-mib", type=int, default=64)
     ap.add_argument("--read-mib", type=int, default=32)
     ap.add_argument("--write-mib", type=int, default=16)
@@ -283,29 +284,43 @@ def main():
     import harness
 
     def bench(td):
+        from thinclient import VdiGuest
         data = make_data(td.path, args.fs_mib, args.read_mib, args.write_mib)
-        print(f"ext2 image {args.fs_mib} MiB with {data[1] / MIB:.1f} MiB of "
-              f"files; random disk {args.read_mib + args.write_mib} MiB; "
-              f"writes {args.write_mib} MiB each; {args.reps} reps per boot",
-              flush=True)
+        print(f"ext2 image {args.fs_mib} MiB, {data[1] / MIB:.1f} MiB of files "
+              f"under /doc read by 'files'; random disk "
+              f"{args.read_mib + args.write_mib} MiB; writes {args.write_mib} "
+              f"MiB each; {args.rounds} rounds", flush=True)
         only = args.only.split(",")
-        order = [("usbredirect A1", "usbredirect"), ("agent raw", "raw"),
-                 ("agent lz4+relay", "lz4"), ("usbredirect A2", "usbredirect")]
+        order = [("usbredirect", "usbredirect"), ("agent raw", "raw"),
+                 ("agent lz4+relay", "lz4")]
         order = [o for o in order if o[1] in only]
         for prof in args.profiles.split(","):
             link = linkprofile.Link(prof)
             try:
-                results = {}
-                for label, variant in order:
-                    t0 = time.monotonic()
-                    results[label] = run_variant(
-                        td, link, variant, data, args,
-                        f"{prof}-{label.split()[0]}-{len(results)}")
-                    print(f"  {prof} {label}: " + ", ".join(
-                        f"{w} {mean(results[label][w]):.2f}" for w in WORKLOADS)
-                        + f" MB/s ({time.monotonic() - t0:.0f} s)", flush=True)
-                if any(o[1] == "usbredirect" for o in order):
-                    report(link, results, [o[0] for o in order])
+                os.environ["REDIR_QEMU"] = link.wrapper(
+                    "hv", "qemu-system-x86_64")
+                qports = [harness.free_port(), harness.free_port()]
+                vdi = VdiGuest(td, slots=[("server", p) for p in qports],
+                               name=f"vdi-{prof}", memory=512, verbose=False,
+                               modules=("ext4", "crc32c_generic"),
+                               files={"/data/fsdata.bin": data[3],
+                                      "/data/rnd.bin": data[4]}).start()
+                rounds = []
+                for r in range(args.rounds):
+                    res = {}
+                    for label, variant in order:
+                        t0 = time.monotonic()
+                        res[label] = run_variant(
+                            td, link, vdi, qports, variant, data, args,
+                            f"{prof}-{variant}-{r}")
+                        print(f"  {prof} round {r + 1} {label}: " + ", ".join(
+                            f"{w} {res[label][w]:.2f}" for w in WORKLOADS) +
+                            f" MB/s ({time.monotonic() - t0:.0f} s)",
+                            flush=True)
+                    rounds.append(res)
+                vdi.poweroff()
+                if "usbredirect" in only:
+                    report(link, rounds, [o[0] for o in order])
             finally:
                 link.close()
 

@@ -84,8 +84,8 @@ static void watch(struct pair *p, int side)
         ev |= EPOLLIN;
     if (wd->head && wd->head->due_ns <= now_ns())
         ev |= EPOLLOUT;
-    struct epoll_event e = {.events = ev, .data.u64 = (uint64_t)(uintptr_t)p |
-                                                      (uint64_t)side};
+    struct epoll_event e = {
+        .events = ev, .data.u64 = (uint64_t)(uintptr_t)p | (uint64_t)side};
     epoll_ctl(ep, EPOLL_CTL_MOD, p->fds[side], &e);
 }
 
@@ -235,7 +235,8 @@ static void accept_one(struct mapping *m)
     pairs = p;
     for (int i = 0; i < 2; i++) {
         struct epoll_event e = {.events = EPOLLIN,
-                                .data.u64 = (uint64_t)(uintptr_t)p | (uint64_t)i};
+                                .data.u64 =
+                                    (uint64_t)(uintptr_t)p | (uint64_t)i};
         epoll_ctl(ep, EPOLL_CTL_ADD, p->fds[i], &e);
     }
 }
@@ -279,7 +280,8 @@ int main(int argc, char **argv)
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         int one = 1;
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(fd, 64) < 0) {
+        if (bind(fd, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+            listen(fd, 64) < 0) {
             perror("listen");
             return 1;
         }

@@ -13,10 +13,12 @@ cd "$(dirname "$0")/.."
 # initramfs of the Linux-guest and thin-client VM rigs. Their kernel is
 # fetched with apt-get download, never installed (tests/guest/README.md).
 # openssl: the test certificates (tests/tls/make_certs.py).
+# haproxy: the TCP load balancer in front of a relay pool (relay_e2e_haproxy);
+# iproute2: network namespaces and tbf for bench/link's link profiles.
 TEST_PACKAGES="clang-format clang libclang-rt-14-dev
 usbredirect python3-serial ser2net
 busybox-static cpio kmod udev
-openssl"
+openssl haproxy iproute2"
 
 # shellcheck disable=SC2086
 scripts/install-deps.sh $TEST_PACKAGES

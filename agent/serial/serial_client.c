@@ -123,6 +123,14 @@ struct serial_client *serial_client_dial(const struct serial_client_params *p)
     endpoint_str(&ep, c->name, sizeof(c->name));
     c->conn =
         net_conn_connect(p->loop, &ep, CONNECT_TIMEOUT_MS, &client_conn_ops, c);
+    if (c->conn && p->tls &&
+        net_conn_start_tls(c->conn, p->tls,
+                           p->cfg->tls.peer_name ? p->cfg->tls.peer_name
+                                                 : p->cfg->addr.host) < 0) {
+        net_conn_set_owner(c->conn, NULL, NULL);
+        net_conn_close(c->conn, false);
+        c->conn = NULL;
+    }
     if (!c->conn) {
         c->handles = 2;
         c->silent = true;
@@ -163,14 +171,14 @@ void serial_client_close(struct serial_client *c, bool graceful)
 static void on_connected(void *owner, struct net_conn *conn, int status)
 {
     struct serial_client *c = owner;
-    (void)conn;
-
     if (c->phase != CLIENT_DIALING)
         return;
     if (status < 0) {
+        const char *tls = net_conn_tls_error(conn);
         c->p.ops->on_dialed(c->p.port, c,
-                            status == UV_ETIMEDOUT ? "timed out"
-                                                   : uv_strerror(status));
+                            tls                      ? tls
+                            : status == UV_ETIMEDOUT ? "timed out"
+                                                     : uv_strerror(status));
         return;
     }
     c->phase = CLIENT_OPEN;

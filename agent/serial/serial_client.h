@@ -13,6 +13,8 @@
 #include "serial_comport.h"
 #include "serial_config.h"
 
+struct net_tls_ctx;
+
 struct net_conn;
 struct serial_client;
 
@@ -42,7 +44,8 @@ struct serial_client_params {
     const char *label; /* the port's, for logs */
     const struct serial_client_ops *ops;
     void *port;
-    void *comport; /* ctx of ops->comport */
+    void *comport;           /* ctx of ops->comport */
+    struct net_tls_ctx *tls; /* dialing with TLS; NULL: plaintext */
 };
 
 /* A client for an accepted connection, or one dialing cfg's address; the

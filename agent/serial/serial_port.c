@@ -13,6 +13,7 @@
 #include "log.h"
 #include "net_conn.h"
 #include "net_listener.h"
+#include "net_tls.h"
 #include "serial_client.h"
 #include "serial_device.h"
 #include "serial_outputs.h"
@@ -34,6 +35,7 @@ struct serial_port {
     struct serial_outputs out; /* line and modem outputs; out.fd: device's */
 
     struct net_listener *listener;
+    struct net_tls_ctx *tls;       /* tls = yes: server or client side */
     struct serial_client *client;  /* the one connected client */
     struct serial_client *dialing; /* connect mode: attempt in progress */
     uv_timer_t dial_timer;         /* connect mode: next attempt */
@@ -203,6 +205,7 @@ static struct serial_client_params client_params(struct serial_port *p)
         .ops = &port_client_ops,
         .port = p,
         .comport = &p->out,
+        .tls = p->tls,
     };
 }
 
@@ -220,6 +223,23 @@ static void on_accept(void *ctx, struct net_conn *conn)
     port_client_ready(p, c);
 }
 
+/* The TLS context of a port with tls = yes. Returns 0, or -1 after
+ * logging why (the port then does not start: no silent plaintext). */
+static int port_make_tls(struct serial_port *p)
+{
+    char err[NET_TLS_ERR_MAX];
+
+    if (!p->cfg->tls.enabled || p->tls)
+        return 0;
+    p->tls = net_tls_ctx_new(&p->cfg->tls, p->cfg->peer == SERIAL_PEER_LISTEN,
+                             err, sizeof(err));
+    if (!p->tls) {
+        log_err("%s: TLS: %s", p->label, err);
+        return -1;
+    }
+    return 0;
+}
+
 /* One attempt; the outcome reaches on_client_dialed(). */
 static void serial_port_dial(struct serial_port *p)
 {
@@ -227,6 +247,11 @@ static void serial_port_dial(struct serial_port *p)
 
     if (p->dialing || p->client || p->stopping)
         return;
+    if (port_make_tls(p) < 0) { /* never dial in the clear instead */
+        dial_later(p, 0);
+        return;
+    }
+    cp.tls = p->tls;
     p->dialing = serial_client_dial(&cp);
     if (!p->dialing) {
         log_notice("%s: cannot connect: out of memory; retrying", p->label);
@@ -387,13 +412,24 @@ int serial_port_listen(struct serial_port *p)
 {
     struct endpoint ep = {.tcp = p->cfg->addr};
     char why[ENDPOINT_STR_MAX + 128];
+    struct net_guard g;
 
+    if (port_make_tls(p) < 0)
+        return -1;
     p->listener = net_listener_open(p->loop, &ep, LISTEN_BACKLOG, 0, on_accept,
                                     p, why, sizeof(why));
     if (!p->listener) {
         log_err("%s: %s", p->label, why);
         return -1;
     }
+    snprintf(why, sizeof(why), "[serial.%s] listener", p->cfg->name);
+    net_guard_init(&g, why);
+    g.allow_any = p->cfg->allow_any || p->cfg->allow.n == 0;
+    g.allow = p->cfg->allow;
+    g.tls = p->tls;
+    if (p->cfg->tls.peer_name)
+        snprintf(g.peer_glob, sizeof(g.peer_glob), "%s", p->cfg->tls.peer_name);
+    net_listener_set_guard(p->listener, &g);
     return 0;
 }
 
@@ -442,6 +478,8 @@ void serial_port_stop(struct serial_port *p, void (*on_stopped)(void *arg),
     if (p->listener)
         net_listener_close(p->listener);
     p->listener = NULL;
+    net_tls_ctx_unref(p->tls); /* connections hold their own reference */
+    p->tls = NULL;
     if (p->out.break_timer.data)
         serial_outputs_close(&p->out, on_outputs_closed);
     if (p->dial_timer.data)

@@ -49,8 +49,36 @@ const char *net_conn_peer_identity(const struct net_conn *c)
     return c->tls && c->tls->identity[0] ? c->tls->identity : NULL;
 }
 
-/* What OpenSSL wrote goes out like any other write. */
-static void tls_collect(struct net_conn *c)
+/* The owner's plaintext buffer, released like without TLS: once the
+ * ciphertext made of it was written (or dropped), never from inside
+ * net_conn_queue(). */
+struct owner_buf {
+    net_release_fn release;
+    void *ctx;
+    void *base;
+    size_t len;
+};
+
+static void owner_buf_release(struct owner_buf *o)
+{
+    if (o->release)
+        o->release(o->ctx, o->base, o->len);
+    else
+        free(o->base);
+    free(o);
+}
+
+static void release_cipher(void *ctx, void *base, size_t len)
+{
+    (void)len;
+    free(base);
+    if (ctx)
+        owner_buf_release(ctx);
+}
+
+/* What OpenSSL wrote goes out like any other write; owner (may be NULL)
+ * rides on the last piece. Returns false if owner was not attached. */
+static bool tls_collect(struct net_conn *c, struct owner_buf *owner)
 {
     size_t pending;
 
@@ -58,15 +86,19 @@ static void tls_collect(struct net_conn *c)
         uint8_t *buf = malloc(pending);
         if (!buf) {
             net__fail_later(c, UV_ENOMEM);
-            return;
+            return false;
         }
         int n = BIO_read(c->tls->wbio, buf, (int)pending);
         if (n <= 0) {
             free(buf);
-            return;
+            return false;
         }
-        net__queue_raw(c, buf, (size_t)n, NULL, NULL);
+        bool last = BIO_ctrl_pending(c->tls->wbio) == 0;
+        net__queue_raw(c, buf, (size_t)n, release_cipher, last ? owner : NULL);
+        if (last && owner)
+            return true;
     }
+    return false;
 }
 
 /* Why the handshake or a read failed, for the log. */
@@ -194,7 +226,7 @@ static void tls_handshake(struct net_conn *c)
 {
     int rc = SSL_do_handshake(c->tls->ssl);
 
-    tls_collect(c);
+    tls_collect(c, NULL);
     net_conn_flush(c);
     if (rc == 1) {
         tls_note_identity(c->tls);
@@ -247,7 +279,7 @@ void net__tls_deliver(struct net_conn *c)
             return;
         }
         int n = SSL_read(c->tls->ssl, buf.base, (int)buf.len);
-        tls_collect(c); /* post-handshake messages, key updates */
+        tls_collect(c, NULL); /* post-handshake messages, key updates */
         if (n > 0) {
             if (c->ops && c->ops->on_data)
                 c->ops->on_data(c->owner, c, (const uint8_t *)buf.base,
@@ -280,18 +312,24 @@ void net__tls_kick(struct net_conn *c)
 void net__tls_encrypt(struct net_conn *c, void *base, size_t len,
                       net_release_fn release, void *ctx)
 {
-    int n = len ? SSL_write(c->tls->ssl, base, (int)len) : 0;
+    struct owner_buf *o = malloc(sizeof(*o));
+    int n = o && len ? SSL_write(c->tls->ssl, base, (int)len) : 0;
 
-    if (release)
-        release(ctx, base, len);
-    else
-        free(base);
+    if (!o) {
+        if (release)
+            release(ctx, base, len);
+        else
+            free(base);
+        net__fail_later(c, UV_ENOMEM);
+        return;
+    }
+    *o = (struct owner_buf){release, ctx, base, len};
     if (len && n <= 0) {
         tls_note_error(c);
         net__fail_later(c, UV_EPROTO);
-        return;
     }
-    tls_collect(c);
+    if (!tls_collect(c, o)) /* nothing written: an empty buffer, a failure */
+        net__queue_raw(c, NULL, 0, release_cipher, o);
 }
 
 int net_conn_tls_recheck(const struct net_conn *c, struct net_tls_ctx *ctx,
@@ -347,7 +385,7 @@ void net__tls_shutdown(struct net_conn *c)
 {
     if (c->tls && SSL_is_init_finished(c->tls->ssl)) {
         SSL_shutdown(c->tls->ssl); /* our close_notify */
-        tls_collect(c);
+        tls_collect(c, NULL);
     }
 }
 

@@ -25,7 +25,7 @@ static void write_file(const char *path, const char *text, mode_t mode)
 /* Loads text (with @S@ replaced by the secret file's path). */
 static int load(const char *text, struct relay_config *cfg, char *err)
 {
-    char buf[4096], *out = buf;
+    char buf[16384], *out = buf;
 
     for (const char *p = text; *p;) {
         if (strncmp(p, "@S@", 3) == 0) {
@@ -117,6 +117,66 @@ static void test_errors(void)
                  3, "[relay] secret_file: /nonexistent/s: cannot open");
 }
 
+#define TLS_KEYS "tls_ca = /c.pem\ntls_cert = /r.pem\ntls_key = /k.pem\n"
+
+/* The transport-security keys: identities need certificates. */
+static void test_security_errors(void)
+{
+    expect_error("[relay]\nlisten = 0.0.0.0:7300\ntls = yes\n"
+                 "[target.a]\nqemu = h:1\n",
+                 3, "[relay] tls = yes needs tls_ca");
+    expect_error(RELAY "[target.a]\nqemu = h:1\nagents = desk-*\n", 4,
+                 "[target.a] agents: needs tls = yes in [relay]");
+    expect_error(RELAY "deny_agents = desk-9\n[target.a]\nqemu = h:1\n", 4,
+                 "[relay] deny_agents: needs tls = yes");
+    expect_error(RELAY "deny_agents = desk 9\n", 4, "not visible ASCII");
+    expect_error(RELAY "allow = 10.0.0.0/33\n", 4, "[relay] allow:");
+    expect_error(RELAY "handshake_timeout = 0\n", 4,
+                 "not a number of seconds from 1 to 60");
+    expect_error(RELAY "handshakes_max = none\n", 4,
+                 "[relay] handshakes_max: 'none' is not a number");
+    expect_error(RELAY "tls_key = relative.pem\n", 4,
+                 "not an absolute path (or credential:NAME)");
+    expect_error(RELAY "[target.a]\nqemu = unix:/q\ntls = yes\n" TLS_KEYS, 6,
+                 "the chardev is a unix socket");
+}
+
+static void test_security_good(void)
+{
+    struct relay_config cfg;
+    char err[RELAY_CONFIG_ERR_MAX];
+
+    /* certificates only: no secret file needed */
+    int rc =
+        load("[relay]\nlisten = 0.0.0.0:7300\ntls = yes\n" TLS_KEYS
+             "tls_crl = credential:crl\ndeny_agents = lost-*, desk-3\n"
+             "allow = 10.0.0.0/8, ::1\nhandshakes_max = 100\n"
+             "handshakes_per_source = 100\nhandshake_timeout = 2\n"
+             "[target.a]\nqemu = h:1\nagents = desk-*\ntls = yes\n" TLS_KEYS
+             "tls_peer_name = qemu.example\n",
+             &cfg, err);
+    CHECK(rc == 0, "security config: %s", err);
+    CHECK(cfg.tls.enabled && cfg.secret_len == 0 && !cfg.allow_any &&
+              cfg.allow.n == 2 && cfg.handshakes.max_pending == 100 &&
+              cfg.handshakes.per_source == 100 &&
+              cfg.handshake_timeout_ms == 2000 &&
+              strcmp(cfg.deny_agents, "lost-*, desk-3") == 0 &&
+              strcmp(cfg.tls.crl, "credential:crl") == 0,
+          "relay security values");
+    CHECK(cfg.n_targets == 1 && strcmp(cfg.targets[0].agents, "desk-*") == 0 &&
+              cfg.targets[0].tls.enabled &&
+              strcmp(cfg.targets[0].tls.peer_name, "qemu.example") == 0,
+          "target security values");
+    relay_config_free(&cfg);
+
+    rc = load(RELAY "[target.a]\nqemu = h:1\n", &cfg, err);
+    CHECK(rc == 0 && cfg.allow_any && cfg.handshakes.max_pending == 64 &&
+              cfg.handshakes.per_source == 8 &&
+              cfg.handshake_timeout_ms == 5000 && !cfg.tls.enabled,
+          "security defaults: %s", err);
+    relay_config_free(&cfg);
+}
+
 static void test_good(void)
 {
     struct relay_config cfg;
@@ -148,7 +208,7 @@ static void test_good(void)
 static void test_sample(void)
 {
     struct relay_config cfg;
-    char err[RELAY_CONFIG_ERR_MAX], text[8192];
+    char err[RELAY_CONFIG_ERR_MAX], text[12288];
     FILE *f = fopen(SAMPLE_CONFIG, "r");
     size_t n = f ? fread(text, 1, sizeof(text) - 1, f) : 0;
 
@@ -180,7 +240,9 @@ int main(void)
     write_file(secret_path, "a-good-secret-123456\n", 0600);
     write_file(open_secret_path, "a-good-secret-123456\n", 0644);
     test_errors();
+    test_security_errors();
     test_good();
+    test_security_good();
     test_sample();
     unlink(conf_path);
     unlink(secret_path);

@@ -91,7 +91,8 @@ def test(td):
     ptys = {n: sh.Pty(td.file(f"dev-{n}")) for n in "abc"}
     ports = {n: harness.free_port() for n in "abc"}
     agent = sh.SerialAgent(td).start(
-        sh.port_section("a", ptys["a"].link, listen=ports["a"]) +
+        sh.port_section("a", ptys["a"].link, listen=ports["a"],
+                        replace_client="yes") +
         sh.port_section("b", ptys["b"].link, listen=ports["b"],
                         replace_client="no") +
         sh.port_section("c", ptys["c"].link, listen=ports["c"],

@@ -124,13 +124,32 @@ static void test_section_errors(void)
                  5, "[serial.p] flow: /dev/zebra is a printer");
 }
 
+/* A listener others can reach must say whom it lets in (attack: anyone on
+ * the network takes the port, sends BREAK, toggles DTR). */
+static void test_security(void)
+{
+    expect_error("[serial.p]\ndevice = /dev/ttyS0\nlisten = 0.0.0.0:7000\n", 3,
+                 "[serial.p] listen: 0.0.0.0:7000 takes a connection from "
+                 "anyone");
+    expect_error("[serial.p]\ndevice = /dev/ttyS0\nconnect = h:7000\n"
+                 "allow = 10.0.0.0/8\n",
+                 4, "[serial.p] allow: only for listen");
+    expect_error("[serial.p]\ndevice = /dev/ttyS0\nlisten = h:7000\n"
+                 "allow = 300.0.0.0/8\n",
+                 4, "[serial.p] allow:");
+    expect_error("[serial.p]\ndevice = /dev/ttyS0\nlisten = h:7000\n"
+                 "tls = yes\ntls_ca = /ca.pem\n",
+                 4, "[serial.p] tls = yes needs tls_cert");
+}
+
 static void test_good(void)
 {
     struct agent_config cfg;
     char err[CONFIG_ERR_MAX];
     int rc = load("[serial.scale]\n"
                   "device = /dev/serial/by-id/usb-FTDI_x-if00-port0\n"
-                  "listen = 0.0.0.0:7000\nmode = RFC2217\n"
+                  "listen = 0.0.0.0:7000\nallow = 10.1.0.0/16\n"
+                  "mode = RFC2217\n"
                   "line = 115200 7E2\nflow = rtscts\n"
                   "replace_client = no\nidle_timeout = 600\n"
                   "on_device_loss = keep\n"
@@ -172,7 +191,8 @@ static void test_good(void)
     CHECK(s->kind == SERIAL_KIND_TTY && s->mode == SERIAL_MODE_RAW &&
               s->settings.baud == 9600 && s->settings.data_bits == 8 &&
               s->settings.parity == SERIAL_PARITY_NONE &&
-              s->settings.flow_out == SERIAL_FLOW_NONE && s->replace_client &&
+              s->settings.flow_out == SERIAL_FLOW_NONE && !s->replace_client &&
+              !s->tls.enabled && !s->allow_any && s->allow.n == 0 &&
               s->idle_timeout_s == 0 && s->on_device_loss == SERIAL_LOSS_CLOSE,
           "defaults");
     config_free(&cfg);
@@ -196,6 +216,7 @@ int main(void)
              (int)getpid());
     test_key_errors();
     test_section_errors();
+    test_security();
     test_good();
     test_sample_section();
     unlink(path);

@@ -94,7 +94,7 @@ static void test_bad_configs(void)
                  "'vm 1': a relay target is 1 to 63 letters");
     expect_error("[usb]\nconnect = relay:7000/\n", 2, "a relay target is");
     expect_error("[usb]\nconnect = relay:7000/vm1\n", 2,
-                 "relay targets need [usb] relay_secret_file");
+                 "relay targets need [usb] relay_secret_file or tls = yes");
     expect_error("[usb]\nrelay_secret_file = /k\n"
                  "connect = relay:7000/vm1, 127.0.0.1:4000\n",
                  3, "mix of relay targets");
@@ -115,6 +115,47 @@ static void test_bad_configs(void)
     longline[sizeof(longline) - 2] = '\n';
     longline[sizeof(longline) - 1] = '\0';
     expect_error(longline, 2, "line longer than");
+}
+
+/* [usb] transport security: a listener open to anyone is an error (the
+ * attack: whoever connects first gets the device), TLS needs its files. */
+static void test_usb_security(void)
+{
+    struct agent_config cfg;
+    char err[CONFIG_ERR_MAX];
+
+    expect_error("[usb]\nlisten = 0.0.0.0:4000\n", 2,
+                 "[usb] listen: 0.0.0.0:4000 takes a connection from anyone");
+    expect_error("[usb]\nlisten = 127.0.0.1:4000, [::]:4001\n", 2,
+                 "[::]:4001 takes a connection from anyone");
+    expect_error("[usb]\nconnect = 10.0.0.1:4000\nallow = 10.0.0.0/8\n", 3,
+                 "[usb] allow: only for listen");
+    expect_error("[usb]\nlisten = 0.0.0.0:4000\nallow = 10.0.0.0/40\n", 3,
+                 "[usb] allow:");
+    expect_error("[usb]\nconnect = 10.0.0.1:4000\ntls = yes\n", 3,
+                 "[usb] tls = yes needs tls_ca");
+    expect_error("[usb]\nreplace_peer = maybe\n", 2,
+                 "[usb] replace_peer: 'maybe' is not yes or no");
+
+    int rc = load("[usb]\nlisten = 0.0.0.0:4000\nallow = 10.1.2.0/24, ::1\n"
+                  "replace_peer = yes\n",
+                  &cfg, err, sizeof(err));
+    CHECK(rc == 0 && cfg.usb.allow.n == 2 && !cfg.usb.allow_any &&
+              cfg.usb.replace_peer,
+          "allow config: %s", err);
+    config_free(&cfg);
+    rc = load("[usb]\nlisten = 127.0.0.1:4000\n", &cfg, err, sizeof(err));
+    CHECK(rc == 0 && !cfg.usb.replace_peer, "loopback listen: %s", err);
+    config_free(&cfg);
+    /* certificates instead of the secret for a relay */
+    rc = load("[usb]\nconnect = relay:7300/vm1\ntls = yes\n"
+              "tls_ca = /ca.pem\ntls_cert = /c.pem\ntls_key = credential:k\n"
+              "tls_peer_name = relay.example\n",
+              &cfg, err, sizeof(err));
+    CHECK(rc == 0 && cfg.usb.tls.enabled && !cfg.usb.relay_secret_file &&
+              strcmp(cfg.usb.tls.key, "credential:k") == 0,
+          "tls relay config: %s", err);
+    config_free(&cfg);
 }
 
 static void test_good_config(void)
@@ -229,6 +270,7 @@ int main(void)
     snprintf(path, sizeof(path), "/tmp/redir-test-config-%d.ini",
              (int)getpid());
     test_bad_configs();
+    test_usb_security();
     test_good_config();
     test_missing_file();
     test_sample_config();

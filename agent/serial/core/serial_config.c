@@ -32,6 +32,7 @@ enum serial_key_index {
     KEY_ON_DEVICE_LOSS,
     KEY_RECONNECT_MIN,
     KEY_RECONNECT_MAX,
+    KEY_ALLOW,
     KEY_COUNT
 };
 
@@ -208,6 +209,22 @@ static int key_reconnect(struct serial_port_config *p, const char *key,
     return 0;
 }
 
+static int key_allow(struct serial_port_config *p, const char *key,
+                     const char *value, struct config_parse *cp)
+{
+    char why[160];
+
+    if (strcmp(value, "any") == 0) {
+        p->allow_any = true;
+        return 0;
+    }
+    if (cidr_list_parse(value, &p->allow, why, sizeof(why)) < 0) {
+        fail(cp, p, key, "%s", why);
+        return -1;
+    }
+    return 0;
+}
+
 static const struct serial_key serial_keys[KEY_COUNT] = {
     [KEY_DEVICE] = {"device", key_device},
     [KEY_LISTEN] = {"listen", key_address},
@@ -221,6 +238,7 @@ static const struct serial_key serial_keys[KEY_COUNT] = {
     [KEY_ON_DEVICE_LOSS] = {"on_device_loss", key_on_device_loss},
     [KEY_RECONNECT_MIN] = {"reconnect_min_ms", key_reconnect},
     [KEY_RECONNECT_MAX] = {"reconnect_max_ms", key_reconnect},
+    [KEY_ALLOW] = {"allow", key_allow},
 };
 
 const char *serial_mode_name(enum serial_mode mode)
@@ -262,7 +280,10 @@ static void port_defaults(struct serial_port_config *p)
     p->mode = SERIAL_MODE_RAW;
     p->peer = SERIAL_PEER_NONE;
     serial_line_default(&p->settings);
-    p->replace_client = true;
+    /* a second client is turned away while the first is connected: BREAK
+     * and DTR reach the device, so taking a port over is not for anyone
+     * who can connect (a dead client is noticed by keepalive) */
+    p->replace_client = false;
     p->on_device_loss = SERIAL_LOSS_CLOSE;
     p->reconnect_min_ms = RECONNECT_MIN_DEFAULT_MS;
     p->reconnect_max_ms = RECONNECT_MAX_DEFAULT_MS;
@@ -325,6 +346,13 @@ int serial_config_key(struct serial_config *sc, struct config_parse *cp,
             config_error(cp, "[serial.%s]: not a valid section", name);
         return -1;
     }
+    char section[SERIAL_NAME_MAX + 16];
+    snprintf(section, sizeof(section), "serial.%s", name);
+    if (*value) {
+        int rc = tls_config_key(&p->tls, cp, section, key, value);
+        if (rc >= 0)
+            return rc ? 0 : -1;
+    }
     for (size_t i = 0; i < KEY_COUNT; i++) {
         if (strcmp(serial_keys[i].name, key) != 0)
             continue;
@@ -382,6 +410,33 @@ static int finish_printer(struct serial_port_config *p, struct config_parse *cp)
     return 0;
 }
 
+/* A listener others can reach must say whom it lets in: the port's BREAK,
+ * DTR and data are for the VM's application, not for anyone. */
+static int finish_security(struct serial_port_config *p,
+                           struct config_parse *cp)
+{
+    char section[SERIAL_NAME_MAX + 16], addr[HOSTPORT_HOST_MAX + 8];
+
+    snprintf(section, sizeof(section), "serial.%s", p->name);
+    if (tls_config_finish(&p->tls, cp, section, p->line) < 0)
+        return -1;
+    if (p->key_line[KEY_ALLOW] && p->peer != SERIAL_PEER_LISTEN) {
+        cp->line = p->key_line[KEY_ALLOW];
+        fail(cp, p, "allow", "only for listen (who may connect)");
+        return -1;
+    }
+    if (p->peer != SERIAL_PEER_LISTEN || p->tls.enabled ||
+        p->key_line[KEY_ALLOW] || cidr_host_is_loopback(p->addr.host))
+        return 0;
+    cp->line = p->key_line[KEY_LISTEN];
+    fail(cp, p, "listen",
+         "%s takes a connection from anyone who can reach this machine; set "
+         "allow = the hypervisors' addresses (or allow = any), or tls = yes "
+         "with certificates",
+         hostport_str(&p->addr, addr, sizeof(addr)));
+    return -1;
+}
+
 static int finish_port(struct serial_port_config *p, struct config_parse *cp)
 {
     cp->line = p->line;
@@ -405,9 +460,9 @@ static int finish_port(struct serial_port_config *p, struct config_parse *cp)
     if (p->kind == SERIAL_KIND_AUTO)
         p->kind =
             is_printer_name(p->device) ? SERIAL_KIND_PRINTER : SERIAL_KIND_TTY;
-    if (p->kind == SERIAL_KIND_PRINTER)
-        return finish_printer(p, cp);
-    return 0;
+    if (p->kind == SERIAL_KIND_PRINTER && finish_printer(p, cp) < 0)
+        return -1;
+    return finish_security(p, cp);
 }
 
 /* Two ports on one device or one listen address cannot both work. */
@@ -457,6 +512,7 @@ void serial_config_free(struct serial_config *sc)
     for (size_t i = 0; i < sc->n_ports; i++) {
         free(sc->ports[i].name);
         free(sc->ports[i].device);
+        tls_config_free(&sc->ports[i].tls);
     }
     free(sc->ports);
     sc->ports = NULL;
@@ -480,5 +536,9 @@ bool serial_port_config_equal(const struct serial_port_config *a,
            a->idle_timeout_s == b->idle_timeout_s &&
            a->on_device_loss == b->on_device_loss &&
            a->reconnect_min_ms == b->reconnect_min_ms &&
-           a->reconnect_max_ms == b->reconnect_max_ms;
+           a->reconnect_max_ms == b->reconnect_max_ms &&
+           a->allow_any == b->allow_any && a->allow.n == b->allow.n &&
+           memcmp(a->allow.nets, b->allow.nets,
+                  a->allow.n * sizeof(a->allow.nets[0])) == 0 &&
+           tls_config_equal(&a->tls, &b->tls);
 }

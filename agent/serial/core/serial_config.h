@@ -8,8 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "hostport.h"
 #include "serial_line.h"
+#include "tls_config.h"
 
 struct config_parse;
 
@@ -52,6 +54,9 @@ struct serial_port_config {
     struct hostport addr;        /* listen or connect address */
     struct serial_line settings; /* line until a client changes it */
     bool replace_client;         /* a new client replaces the current one */
+    bool allow_any;              /* listen: every address may connect */
+    struct cidr_list allow;      /* listen: else only these */
+    struct tls_config tls;       /* the network side speaks TLS */
     uint32_t idle_timeout_s;     /* 0: never */
     enum serial_loss_policy on_device_loss;
     uint32_t reconnect_min_ms, reconnect_max_ms; /* connect mode backoff */

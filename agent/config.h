@@ -11,7 +11,7 @@
 #include "usb_config.h"
 
 #define CONFIG_DEFAULT_PATH "/etc/redir-agent.ini"
-#define CONFIG_DEFAULT_CONTROL_SOCKET "/run/redir-agent.sock"
+#define CONFIG_DEFAULT_CONTROL_SOCKET "/run/redir-agent/control.sock"
 
 struct agent_config {
     char *path;

@@ -5,11 +5,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -17,20 +19,51 @@
 
 int daemon_pidfile_write(const char *path)
 {
-    char tmp[4096], pid[32];
-    int n = snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    char pid[32];
     int len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    struct stat st;
 
-    if (n < 0 || (size_t)n >= sizeof(tmp)) {
-        log_err("pidfile %s: path too long", path);
+    /* O_NOFOLLOW: a symbolic link planted at path (say, to /etc/shadow by
+     * whoever can write the pidfile's directory) is refused, never followed.
+     * O_NONBLOCK: a FIFO planted there cannot hang the open. No O_TRUNC: the
+     * file is only changed once it is known to be a plain file. */
+    int fd = open(path,
+                  O_WRONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK |
+                      O_NOCTTY,
+                  0644);
+    if (fd < 0) {
+        if (errno == ELOOP)
+            log_err("pidfile %s: is a symbolic link; refused, not followed "
+                    "(remove it)",
+                    path);
+        else
+            log_err("pidfile %s: %s", path, strerror(errno));
         return -1;
     }
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write(fd, pid, (size_t)len) != len || close(fd) < 0 ||
-        rename(tmp, path) < 0) {
+    if (fstat(fd, &st) < 0) {
         log_err("pidfile %s: %s", path, strerror(errno));
-        if (fd >= 0)
-            unlink(tmp);
+        close(fd);
+        return -1;
+    }
+    /* A hard link to another file would have it overwritten. */
+    if (!S_ISREG(st.st_mode) || st.st_nlink != 1) {
+        log_err("pidfile %s: not a regular file with a single link; refused "
+                "(remove it)",
+                path);
+        close(fd);
+        return -1;
+    }
+    /* The new pid over the old one, then the rest cut off: a reader sees
+     * one pid or the other, never an empty file. */
+    errno = 0;
+    bool ok = pwrite(fd, pid, (size_t)len, 0) == len && ftruncate(fd, len) == 0;
+    int err = errno;
+    if (close(fd) < 0 && ok) {
+        ok = false;
+        err = errno;
+    }
+    if (!ok) {
+        log_err("pidfile %s: %s", path, err ? strerror(err) : "short write");
         return -1;
     }
     return 0;
@@ -38,7 +71,21 @@ int daemon_pidfile_write(const char *path)
 
 void daemon_pidfile_remove(const char *path)
 {
-    if (path)
+    char buf[32], pid[32];
+    ssize_t n = 0;
+
+    if (!path)
+        return;
+    /* Only our own: not what a failed start found there (another instance's
+     * pidfile, a planted link). */
+    int fd =
+        open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd >= 0) {
+        n = read(fd, buf, sizeof(buf) - 1);
+        close(fd);
+    }
+    snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+    if (n > 0 && (size_t)n == strlen(pid) && memcmp(buf, pid, (size_t)n) == 0)
         unlink(path);
 }
 

@@ -4,8 +4,10 @@
 #ifndef REDIR_DAEMON_H
 #define REDIR_DAEMON_H
 
-/* Writes our pid to path (atomically: temp file + rename). Returns 0, or -1
- * after logging why. */
+/* Writes our pid to path, opened with O_NOFOLLOW: a symbolic link, FIFO,
+ * device or hard-linked file at path is refused with a clear error, never
+ * written through. A reader sees the old pid or the new one, never an empty
+ * file. Returns 0, or -1 after logging why. */
 int daemon_pidfile_write(const char *path);
 void daemon_pidfile_remove(const char *path);
 

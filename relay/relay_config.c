@@ -74,9 +74,11 @@ static int parse_listen(struct parse *p, const char *value)
 
 static int parse_secret_file(struct parse *p, const char *value)
 {
-    if (value[0] != '/') {
-        config_error(
-            &p->cp, "[relay] secret_file: '%s' is not an absolute path", value);
+    if (value[0] != '/' && strncmp(value, "credential:", 11) != 0) {
+        config_error(&p->cp,
+                     "[relay] secret_file: '%s' is not an absolute path (or "
+                     "credential:NAME)",
+                     value);
         return 0;
     }
     p->cfg->secret_file = strdup(value);

@@ -154,6 +154,8 @@ class Syslog:
             os.unlink(self.path)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.bind(self.path)
+        # As a syslog daemon's: daemons that dropped root log here too.
+        os.chmod(self.path, 0o666)
         self.lines = []
         self.lock = threading.Lock()
         threading.Thread(target=self._run, daemon=True).start()

@@ -11,19 +11,31 @@ chroot. No init system runs in the root: the SysV scripts are what runs. A
 policy-rc.d that allows everything lets the maintainer scripts act as on a
 real machine. The daemons log to a /dev/log socket this script owns.
 
-Checked: install (conffiles, enabled in rc2.d, not started), start (pid
-file, process, status, control socket), reload (the new config in force,
-same process), a bad config refused by reload and restart with its
-FILE:LINE on the console (old process kept), stop (process gone, pidfile
-removed), stop and status when stopped, start with a bad config failing
-with its FILE:LINE, reinstall (running daemon restarted, edited conffile
-kept), purge (daemon stopped, config removed), and the systemd units with
-systemd-analyze verify (on this machine, when it has systemd-analyze).
+Checked: install (conffiles, enabled in rc2.d, not started; the system
+users redir-agent and redir-relay, the agent in groups dialout and lp, its
+udev rule; the relay's generated secret the relay user's, mode 600), start
+(pidfile in /run/NAME/, a directory of the daemon's user; the process runs
+as that user with no effective, permitted or ambient capability; status,
+control socket), reload (the new config in force, same process), a bad
+config refused by reload and restart with its FILE:LINE on the console (old
+process kept), stop (process gone, pidfile removed), stop and status when
+stopped, start with a bad config failing with its FILE:LINE, a relay
+secret that is group readable or root's refused at start with the clear
+message; the pidfile symlink attack (a symbolic link to /etc/shadow
+planted at the pidfile path: the daemon, run as root and as its user,
+refuses it and /etc/shadow is untouched); the upgrade from the version
+that ran the daemons as root (pidfile /run/NAME.pid, the relay's secret
+root's: dpkg -i stops that daemon, makes the user, hands it the secret and
+starts the daemon as that user); reinstall (running daemon restarted,
+edited conffile kept), purge (daemon stopped, config removed), and the
+systemd units with systemd-analyze verify (on this machine, when it has
+systemd-analyze).
 
 Runs as root (debootstrap, chroot, mount). Standard library only.
 """
 
 import glob
+import hashlib
 import os
 import shutil
 import subprocess
@@ -39,18 +51,63 @@ from debroot import Root, debs_in, fail, free_port, log, tarball_for, \
 # The checks
 # --------------------------------------------------------------------------
 
-def pidfile_pid(root, name):
+def pidfile(name):
+    return f"/run/{name}/{name}.pid"
+
+
+def pidfile_pid(root, name, path=None):
     try:
-        text = root.read(f"/run/{name}.pid").strip()
+        text = root.read(path or pidfile(name)).strip()
     except FileNotFoundError:
         return None
     return int(text) if text.isdigit() else None
 
 
+def proc_status(pid):
+    status = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            status[k] = v.strip()
+    return status
+
+
+def alive(pid):
+    """pid runs (a daemon that exited may stay a zombie: nothing here reaps
+    what was reparented to the host's init)."""
+    try:
+        return not proc_status(pid)["State"].startswith("Z")
+    except FileNotFoundError:
+        return False
+
+
+def user_ids(root, name):
+    """(uid, gid) of a user of the root."""
+    fields = root.run("getent", "passwd", name)[1].strip().split(":")
+    return int(fields[2]), int(fields[3])
+
+
+def assert_user(root, name, pid):
+    """pid runs as the system user `name`, without effective, permitted or
+    ambient capabilities (SysV: start-stop-daemon --chuid)."""
+    uid, gid = user_ids(root, name)
+    st = proc_status(pid)
+    if st["Uid"].split() != [str(uid)] * 4 or st["Gid"].split() != [str(gid)] * 4:
+        fail(f"{name}: Uid {st['Uid']}, Gid {st['Gid']}; expected {uid}:{gid}")
+    for k in ("CapEff", "CapPrm", "CapAmb"):
+        if int(st[k], 16):
+            fail(f"{name}: {k} {st[k]}")
+    return st
+
+
 def assert_running(root, name):
-    pid = wait_for(lambda: pidfile_pid(root, name), 10, f"/run/{name}.pid")
+    pid = wait_for(lambda: pidfile_pid(root, name), 10, pidfile(name))
     if not os.path.exists(f"/proc/{pid}"):
         fail(f"{name}: pidfile says {pid}, which is not running")
+    assert_user(root, name, pid)
+    rundir = os.stat(root.file(f"/run/{name}"))
+    if (rundir.st_uid, rundir.st_gid) != user_ids(root, name):
+        fail(f"/run/{name} is {rundir.st_uid}:{rundir.st_gid}, not {name}'s")
     if root.pids(f"/usr/sbin/{name}") != [pid]:
         fail(f"{name}: processes {root.pids(f'/usr/sbin/{name}')}, pidfile "
              f"{pid}")
@@ -63,8 +120,8 @@ def assert_running(root, name):
 def assert_stopped(root, name):
     if root.pids(f"/usr/sbin/{name}"):
         fail(f"{name} still runs: {root.pids(f'/usr/sbin/{name}')}")
-    if os.path.exists(root.file(f"/run/{name}.pid")):
-        fail(f"/run/{name}.pid left behind")
+    if os.path.exists(root.file(pidfile(name))):
+        fail(f"{pidfile(name)} left behind")
     rc, out = root.run(f"/etc/init.d/{name}", "status", expect=None)
     if rc != 3:
         fail(f"{name} status when stopped: exit {rc} (LSB: 3): {out}")
@@ -86,8 +143,25 @@ def check_install(root, name, conf):
     if not glob.glob(root.file(f"/etc/rc0.d/K*{name}")):
         fail(f"{name}: no stop link in /etc/rc0.d")
     if root.pids(f"/usr/sbin/{name}") or os.path.exists(
-            root.file(f"/run/{name}.pid")):
+            root.file(pidfile(name))):
         fail(f"{name}: started by the first install")
+    rc, out = root.run("getent", "passwd", name)
+    fields = out.strip().split(":")
+    if int(fields[2]) >= 1000 or fields[6] != "/usr/sbin/nologin":
+        fail(f"{name}: not a system user without a shell: {out}")
+    if name == "redir-agent":
+        groups = root.run("id", "-nG", name)[1].split()
+        if not {"redir-agent", "dialout", "lp"} <= set(groups):
+            fail(f"redir-agent's groups: {groups}")
+        rule = root.read("/lib/udev/rules.d/60-redir-agent.rules")
+        if 'GROUP="redir-agent"' not in rule:
+            fail(f"60-redir-agent.rules: {rule}")
+    if name == "redir-relay":
+        st = os.stat(root.file("/etc/redir-relay.secret"))
+        if ((st.st_uid, st.st_gid) != user_ids(root, name) or
+                st.st_mode & 0o777 != 0o600):
+            fail(f"/etc/redir-relay.secret: {st.st_uid}:{st.st_gid} "
+                 f"{st.st_mode & 0o777:o}, expected redir-relay's, 600")
     for page in {"redir-agent": ["man8/redir-agent.8.gz",
                                  "man5/redir-agent.ini.5.gz"],
                  "redir-relay": ["man8/redir-relay.8.gz"]}[name]:
@@ -106,6 +180,9 @@ def lifecycle(root, name, conf, good, reloaded, reload_log, bad, bad_line):
     rc, out = root.run(init, "start")
     log(f"{name}: started in {time.monotonic() - t0:.2f}s: {out.strip()}")
     pid = assert_running(root, name)
+    st = proc_status(pid)
+    log(f"{name}: runs as uid {st['Uid'].split()[0]}, groups {st['Groups']}, "
+        f"CapEff {st['CapEff']} CapPrm {st['CapPrm']} CapBnd {st['CapBnd']}")
     root.syslog.wait(rf"{name}\[{pid}\]", mark)
     rc, out = root.run(init, "start")
     if "already running" not in out or pidfile_pid(root, name) != pid:
@@ -171,6 +248,99 @@ def check_start_failure(root):
     assert_stopped(root, "redir-agent")
 
 
+def check_secret_refused(root):
+    """The relay's secret group readable, or root's (mode 600: the relay,
+    no longer root, cannot open it): start fails with the reason on the
+    console."""
+    secret = "/etc/redir-relay.secret"
+    init = "/etc/init.d/redir-relay"
+    log("redir-relay: a group-readable secret is refused at start")
+    root.run("chmod", "640", secret)
+    rc, out = root.run(init, "start", expect=1)
+    if f"{secret}: readable or writable by others (mode 0640)" not in out:
+        fail(f"no clear refusal of a mode 640 secret:\n{out}")
+    root.run("chmod", "600", secret)
+    log("redir-relay: a secret owned by root is refused at start")
+    root.run("chown", "root:root", secret)
+    rc, out = root.run(init, "start", expect=1)
+    if f"{secret}: cannot open: Permission denied" not in out:
+        fail(f"no clear refusal of a root-owned secret:\n{out}")
+    root.run("chown", "redir-relay:redir-relay", secret)
+    assert_stopped(root, "redir-relay")
+
+
+def check_pidfile_attack(root, name, conf):
+    """The pidfile symlink attack: whoever can write the pidfile's
+    directory plants a symbolic link to /etc/shadow at the pidfile path,
+    hoping the daemon, started as root, truncates and overwrites the
+    target. The daemon opens its pidfile with O_NOFOLLOW: it refuses the
+    link with a clear error and exits; /etc/shadow keeps its content.
+    Tried as root (the dangerous case: a hand-started daemon) and as the
+    service user (the init script's way)."""
+    path = pidfile(name)
+    shadow = root.file("/etc/shadow")
+    with open(shadow, "rb") as f:
+        before = hashlib.sha256(f.read()).hexdigest()
+    root.run("install", "-d", "-o", name, "-g", name, f"/run/{name}")
+    os.symlink("/etc/shadow", root.file(path))
+    as_user = ["start-stop-daemon", "--start", "--pidfile", "/dev/null",
+               "--chuid", name, "--exec", f"/usr/sbin/{name}", "--"]
+    # Root reads a secret of its own (the relay's is redir-relay's).
+    root_conf = "/root/attack.ini"
+    root.write(root_conf, root.read(conf).replace(
+        "/etc/redir-relay.secret", "/root/attack.secret"))
+    root.run("install", "-m", "600", "/etc/redir-relay.secret",
+             "/root/attack.secret", expect=None)
+    for who, prefix, cfg in (("root", [f"/usr/sbin/{name}"], root_conf),
+                             (name, as_user, conf)):
+        rc, out = root.run(*prefix, "-f", "-c", cfg, "--pidfile", path,
+                           expect=1, timeout=30)
+        if f"pidfile {path}: is a symbolic link; refused, not followed" \
+                not in out:
+            fail(f"{name} as {who}: no refusal of the planted link:\n{out}")
+        with open(shadow, "rb") as f:
+            if hashlib.sha256(f.read()).hexdigest() != before:
+                fail(f"{name} as {who} wrote through the link to /etc/shadow")
+        if os.readlink(root.file(path)) != "/etc/shadow":
+            fail(f"{name} as {who} replaced the planted link")
+        log(f"{name}: pidfile symlink to /etc/shadow refused as {who}, "
+            "/etc/shadow untouched")
+    os.unlink(root.file(path))
+    assert_stopped(root, name)
+
+
+def check_upgrade_from_root(root, name, conf, debs):
+    """The previous version ran the daemon as root, pidfile /run/NAME.pid,
+    and its relay secret was root's: installing this one over it stops that
+    daemon, makes the user, gives it the secret and starts the daemon as
+    the user."""
+    log(f"{name}: upgrade from the version that ran it as root")
+    root.run(f"/etc/init.d/{name}", "stop")
+    root.run("deluser", "--quiet", "--system", name)
+    root.run("delgroup", "--quiet", "--system", name, expect=None)
+    if root.run("getent", "passwd", name, expect=None)[0] == 0:
+        fail(f"deluser left {name}")
+    secret = "/etc/redir-relay.secret"
+    if name == "redir-relay":
+        root.run("chown", "root:root", secret)
+    old_pidfile = f"/run/{name}.pid"
+    root.run(f"/usr/sbin/{name}", "-c", conf, "--pidfile", old_pidfile)
+    old = wait_for(lambda: pidfile_pid(root, name, old_pidfile), 10,
+                   old_pidfile)
+    if proc_status(old)["Uid"].split()[0] != "0":
+        fail(f"the old-style {name} does not run as root")
+    root.run("dpkg", "-i", *debs)
+    if alive(old) or os.path.exists(root.file(old_pidfile)):
+        fail(f"the upgrade left the root-run {name} ({old}) or its pidfile")
+    new = assert_running(root, name)
+    if name == "redir-relay":
+        st = os.stat(root.file(secret))
+        if (st.st_uid, st.st_gid) != user_ids(root, name):
+            fail(f"{secret} still {st.st_uid}:{st.st_gid} after the upgrade")
+    log(f"{name}: root-run pid {old} replaced by pid {new} as {name}")
+    root.run(f"/etc/init.d/{name}", "stop")
+
+
 def check_reinstall_and_purge(root, name, conf, debs):
     log(f"{name}: reinstall while running restarts it, keeps the edited config")
     root.run(f"/etc/init.d/{name}", "start")
@@ -187,7 +357,7 @@ def check_reinstall_and_purge(root, name, conf, debs):
     root.run("dpkg", "--purge", name)
     if root.pids(f"/usr/sbin/{name}"):
         fail("purge left the daemon running")
-    for f in (conf, f"/run/{name}.pid", f"/etc/init.d/{name}"):
+    for f in (conf, pidfile(name), f"/etc/init.d/{name}"):
         if os.path.exists(root.file(f)):
             fail(f"purge left {f}")
 
@@ -292,6 +462,7 @@ def main():
                   AGENT_BAD.format(**agent_fmt), 6)
         check_start_failure(root)
         root.write(AGENT_CONF, AGENT_GOOD.format(**agent_fmt))
+        check_pidfile_attack(root, "redir-agent", AGENT_CONF)
 
         if "redir-relay" in names:
             rc, help_text = root.run("redir-relay", "--help")
@@ -310,11 +481,16 @@ def main():
                           r"SIGHUP: configuration reloaded from "
                           r"/etc/redir-relay\.ini \(2 targets",
                           RELAY_BAD.format(**relay_fmt), 4)
+                check_secret_refused(root)
+                check_pidfile_attack(root, "redir-relay", RELAY_CONF)
+                check_upgrade_from_root(root, "redir-relay", RELAY_CONF,
+                                        in_root)
                 check_reinstall_and_purge(root, "redir-relay", RELAY_CONF,
                                           in_root)
                 if os.path.exists(secret):
                     fail("purge left /etc/redir-relay.secret")
 
+        check_upgrade_from_root(root, "redir-agent", AGENT_CONF, in_root)
         check_reinstall_and_purge(root, "redir-agent", AGENT_CONF, in_root)
         ok = True
     finally:

@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Builds the .debs for ARCH with packaging/build-deb.sh and checks what is in them (files, conffiles, dependencies, binary architecture).
+# Builds the .debs for ARCH with packaging/build-deb.sh and checks what is in them (files, the agent's udev rule, conffiles, dependencies, binary architecture).
 # Usage: test_deb.sh SOURCE_DIR ARCH OUTDIR
 set -eu
 
@@ -45,6 +45,13 @@ for p in $packages; do
         "./usr/share/doc/$p/examples/$p.ini" "./usr/share/man/man8/$p.8.gz"; do
         echo "$contents" | grep -q " $f\$" || fail "$p: no $f in $deb"
     done
+    case $p in
+    redir-agent)
+        echo "$contents" | grep -q " ./lib/udev/rules.d/60-redir-agent.rules\$" ||
+            fail "$p: no udev rule in $deb"
+        ;;
+    esac
+    echo "$depends" | grep -q "\\badduser\\b" || fail "$p does not depend on adduser"
     tmp=$(mktemp -d)
     trap 'rm -rf "$tmp"' EXIT
     dpkg-deb --ctrl-tarfile "$deb" | tar -x -C "$tmp" ./conffiles

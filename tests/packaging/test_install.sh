@@ -1,6 +1,6 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
-# Checks the cmake --install layout of a build tree: binaries, man pages, init scripts and units naming the installed binaries, and configs installed only when absent.
+# Checks the cmake --install layout of a build tree: binaries, man pages, init scripts and units naming the installed binaries and their users, the udev rule, and configs installed only when absent.
 # Usage: test_install.sh BUILD_DIR WORKDIR
 set -eu
 
@@ -36,6 +36,16 @@ for d in $daemons; do
     fi
 done
 [ -e "$DEST$prefix/share/man/man5/redir-agent.ini.5" ] || fail "no redir-agent.ini(5)"
+# The agent runs as user redir-agent: usbfs nodes through its group.
+grep -q '^SUBSYSTEM=="usb", ENV{DEVTYPE}=="usb_device", GROUP="redir-agent"' \
+    "$DEST$prefix/lib/udev/rules.d/60-redir-agent.rules" ||
+    fail "no udev rule giving group redir-agent the usbfs nodes"
+for d in $daemons; do
+    grep -qx "User=$d" "$DEST$prefix/lib/systemd/system/$d.service" ||
+        fail "$d.service does not run as user $d"
+    grep -qx "DAEMON_USER=$d" "$DEST/etc/init.d/$d" ||
+        fail "/etc/init.d/$d does not run $d as user $d"
+done
 grep -q '^\.TH .*redir-agent [0-9]' "$DEST$prefix/share/man/man8/redir-agent.8" ||
     fail "redir-agent(8) has no version"
 

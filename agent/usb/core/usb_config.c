@@ -107,8 +107,10 @@ static int parse_relay_secret_file(struct usb_config *u,
                                    struct usb_config_lines *lines,
                                    struct config_parse *p, const char *value)
 {
-    if (value[0] != '/') {
-        config_error(p, "[usb] relay_secret_file: '%s' is not an absolute path",
+    if (value[0] != '/' && strncmp(value, "credential:", 11) != 0) {
+        config_error(p,
+                     "[usb] relay_secret_file: '%s' is not an absolute path "
+                     "(or credential:NAME)",
                      value);
         return 0;
     }

@@ -49,7 +49,7 @@ void net_guard_init(struct net_guard *g, const char *what)
 {
     memset(g, 0, sizeof(*g));
     g->allow_any = true;
-    snprintf(g->what, sizeof(g->what), "%s", what);
+    snprintf(g->what, sizeof(g->what), "%.*s", NET_GUARD_NAME_MAX - 1, what);
 }
 
 /* One line per new reason, then a count at most once a minute: a flood

@@ -349,8 +349,11 @@ void net_conn_close(struct net_conn *c, bool graceful)
         net__tls_shutdown(c);
         c->phase = PHASE_CLOSING;
         net_conn_flush(c);
-    } else
+    } else {
         net__drop_batch(c);
+        if (c->tls)
+            net__tls_release_held(c, false);
+    }
     if (!graceful || was != PHASE_OPEN || c->write_error || c->failed ||
         uv_is_closing(&c->u.handle)) {
         net__close_handles(c);

@@ -99,12 +99,13 @@ bool net__tls_has_pending(const struct net_conn *c);
 void net__tls_kick(struct net_conn *c);
 /* The peer went away mid-handshake. */
 void net__tls_lost(struct net_conn *c, int status);
-void net__tls_encrypt(struct net_conn *c, void *base, size_t len,
-                      net_release_fn release, void *ctx);
-/* The owner wrote before the handshake finished: kept until it has, then
- * encrypted in order (net__tls_release_held), or dropped if it fails. */
+/* The owner's plaintext waits for the handshake or its flush (counted as
+ * queued); net__tls_seal() encrypts what waits, small buffers gathered
+ * into full records; released once its ciphertext is written. */
 void net__tls_hold(struct net_conn *c, void *base, size_t len,
                    net_release_fn release, void *ctx);
+void net__tls_seal(struct net_conn *c);
+/* The handshake is over: seal what waits (send) or drop it. */
 void net__tls_release_held(struct net_conn *c, bool send);
 void net__tls_shutdown(struct net_conn *c);
 void net__tls_free(struct net_conn *c);

@@ -15,8 +15,16 @@
 #include "net_tls_int.h"
 
 #define IDENTITY_MAX 256
+/* Plaintext is sealed at the owner's flush, small writes gathered into
+ * records of up to this much: a record per usbredir header would cost a
+ * record's overhead and a cipher call for a dozen bytes. */
+#define STAGE_SIZE 16384
+/* Sealed early when this much is pending: the owner's buffers are held
+ * until their ciphertext is written anyway, this bounds the gap. */
+#define PENDING_MAX_BYTES (256 * 1024)
+#define PENDING_MAX_BUFS 64
 
-/* A plaintext write made before the handshake finished. */
+/* A plaintext write waiting for the handshake or the owner's flush. */
 struct held_write {
     struct held_write *next;
     void *base;
@@ -27,7 +35,9 @@ struct held_write {
 
 struct net_tls_session {
     SSL *ssl;
-    struct held_write *held, **held_tail;
+    struct held_write *held, **held_tail; /* pending plaintext */
+    size_t held_bytes;
+    unsigned held_n;
     BIO *rbio, *wbio; /* owned by ssl */
     struct net_tls_ctx *ctx;
     char error[NET_TLS_ERR_MAX];
@@ -36,6 +46,9 @@ struct net_tls_session {
 
 /* One byte buffer for decrypted reads of owners without their own. */
 static uint8_t plain_buf[NET_CONN_READ_BUF];
+/* Where small writes are gathered into one record; used within one call
+ * (one loop, one thread), so one serves every connection. */
+static uint8_t stage[STAGE_SIZE];
 
 bool net_conn_is_tls(const struct net_conn *c) { return c->tls != NULL; }
 
@@ -49,56 +62,71 @@ const char *net_conn_peer_identity(const struct net_conn *c)
     return c->tls && c->tls->identity[0] ? c->tls->identity : NULL;
 }
 
-/* The owner's plaintext buffer, released like without TLS: once the
- * ciphertext made of it was written (or dropped), never from inside
+/* A sealed list of plaintext writes, released like without TLS: once the
+ * ciphertext made of them was written (or dropped), never from inside
  * net_conn_queue(). */
-struct owner_buf {
-    net_release_fn release;
-    void *ctx;
-    void *base;
-    size_t len;
-};
-
-static void owner_buf_release(struct owner_buf *o)
+static void release_held_list(void *ctx, void *base, size_t len)
 {
-    if (o->release)
-        o->release(o->ctx, o->base, o->len);
-    else
-        free(o->base);
-    free(o);
+    struct held_write *h = ctx, *next;
+    (void)base;
+    (void)len;
+
+    for (; h; h = next) {
+        next = h->next;
+        if (h->release)
+            h->release(h->ctx, h->base, h->len);
+        else
+            free(h->base);
+        free(h);
+    }
+}
+
+/* Ciphertext buffers are kept for the next writes: a malloc and free of
+ * ~64 KiB per flush would move the heap's top (brk) up and down and fault
+ * in fresh pages each time, which cost more than the cipher itself. One
+ * loop, one thread: a plain list, shared by every connection. */
+#define CIPHER_BUF_SIZE (4 * (16384 + 256)) /* four full records */
+#define CIPHER_SPARES 16
+
+static void *cipher_spare[CIPHER_SPARES];
+static unsigned n_cipher_spare;
+
+static uint8_t *cipher_get(void)
+{
+    return n_cipher_spare ? cipher_spare[--n_cipher_spare]
+                          : malloc(CIPHER_BUF_SIZE);
 }
 
 static void release_cipher(void *ctx, void *base, size_t len)
 {
+    (void)ctx;
     (void)len;
-    free(base);
-    if (ctx)
-        owner_buf_release(ctx);
+    if (base && n_cipher_spare < CIPHER_SPARES)
+        cipher_spare[n_cipher_spare++] = base;
+    else
+        free(base);
 }
 
-/* What OpenSSL wrote goes out like any other write; owner (may be NULL)
- * rides on the last piece. Returns false if owner was not attached. */
-static bool tls_collect(struct net_conn *c, struct owner_buf *owner)
+/* What OpenSSL wrote goes out like any other write. */
+static void tls_collect(struct net_conn *c)
 {
     size_t pending;
 
     while ((pending = BIO_ctrl_pending(c->tls->wbio)) > 0) {
-        uint8_t *buf = malloc(pending);
+        uint8_t *buf = cipher_get();
         if (!buf) {
             net__fail_later(c, UV_ENOMEM);
-            return false;
+            return;
         }
+        if (pending > CIPHER_BUF_SIZE)
+            pending = CIPHER_BUF_SIZE;
         int n = BIO_read(c->tls->wbio, buf, (int)pending);
         if (n <= 0) {
-            free(buf);
-            return false;
+            release_cipher(NULL, buf, 0);
+            return;
         }
-        bool last = BIO_ctrl_pending(c->tls->wbio) == 0;
-        net__queue_raw(c, buf, (size_t)n, release_cipher, last ? owner : NULL);
-        if (last && owner)
-            return true;
+        net__queue_raw(c, buf, (size_t)n, release_cipher, NULL);
     }
-    return false;
 }
 
 /* Why the handshake or a read failed, for the log. */
@@ -226,7 +254,7 @@ static void tls_handshake(struct net_conn *c)
 {
     int rc = SSL_do_handshake(c->tls->ssl);
 
-    tls_collect(c, NULL);
+    tls_collect(c);
     net_conn_flush(c);
     if (rc == 1) {
         tls_note_identity(c->tls);
@@ -279,7 +307,7 @@ void net__tls_deliver(struct net_conn *c)
             return;
         }
         int n = SSL_read(c->tls->ssl, buf.base, (int)buf.len);
-        tls_collect(c, NULL); /* post-handshake messages, key updates */
+        tls_collect(c); /* post-handshake messages, key updates */
         if (n > 0) {
             if (c->ops && c->ops->on_data)
                 c->ops->on_data(c->owner, c, (const uint8_t *)buf.base,
@@ -297,7 +325,7 @@ void net__tls_deliver(struct net_conn *c)
         net__report_gone(c, UV_EPROTO);
         break;
     }
-    if (c->phase == PHASE_OPEN && c->batch)
+    if (c->phase == PHASE_OPEN)
         net_conn_flush(c);
 }
 
@@ -307,29 +335,6 @@ void net__tls_kick(struct net_conn *c)
 {
     if (net__tls_has_pending(c))
         uv_timer_start(&c->timer, on_read_kick, 0, 0);
-}
-
-void net__tls_encrypt(struct net_conn *c, void *base, size_t len,
-                      net_release_fn release, void *ctx)
-{
-    struct owner_buf *o = malloc(sizeof(*o));
-    int n = o && len ? SSL_write(c->tls->ssl, base, (int)len) : 0;
-
-    if (!o) {
-        if (release)
-            release(ctx, base, len);
-        else
-            free(base);
-        net__fail_later(c, UV_ENOMEM);
-        return;
-    }
-    *o = (struct owner_buf){release, ctx, base, len};
-    if (len && n <= 0) {
-        tls_note_error(c);
-        net__fail_later(c, UV_EPROTO);
-    }
-    if (!tls_collect(c, o)) /* nothing written: an empty buffer, a failure */
-        net__queue_raw(c, NULL, 0, release_cipher, o);
 }
 
 int net_conn_tls_recheck(const struct net_conn *c, struct net_tls_ctx *ctx,
@@ -345,9 +350,59 @@ int net_conn_tls_recheck(const struct net_conn *c, struct net_tls_ctx *ctx,
         ctx, leaf, SSL_get_peer_cert_chain(c->tls->ssl), why, len);
 }
 
+/* Encrypts len bytes; false after a failure (noted). */
+static bool tls_write(struct net_conn *c, const void *data, size_t len)
+{
+    if (SSL_write(c->tls->ssl, data, (int)len) > 0)
+        return true;
+    tls_note_error(c);
+    net__fail_later(c, UV_EPROTO);
+    return false;
+}
+
+void net__tls_seal(struct net_conn *c)
+{
+    struct net_tls_session *t = c->tls;
+    struct held_write *list = t->held;
+    size_t staged = 0;
+    bool ok = true;
+
+    if (!list)
+        return;
+    t->held = NULL;
+    t->held_tail = &t->held;
+    c->queued -= t->held_bytes; /* counted again as ciphertext */
+    t->held_bytes = 0;
+    t->held_n = 0;
+    for (struct held_write *h = list; h && ok; h = h->next) {
+        const uint8_t *p = h->base;
+        size_t left = h->len;
+        if (staged == 0 && left >= STAGE_SIZE) { /* large: as it is */
+            ok = tls_write(c, p, left);
+            continue;
+        }
+        while (left && ok) {
+            size_t n = left < STAGE_SIZE - staged ? left : STAGE_SIZE - staged;
+            memcpy(stage + staged, p, n);
+            staged += n;
+            p += n;
+            left -= n;
+            if (staged == STAGE_SIZE) {
+                ok = tls_write(c, stage, staged);
+                staged = 0;
+            }
+        }
+    }
+    if (ok && staged)
+        tls_write(c, stage, staged);
+    tls_collect(c);
+    net__queue_raw(c, NULL, 0, release_held_list, list);
+}
+
 void net__tls_hold(struct net_conn *c, void *base, size_t len,
                    net_release_fn release, void *ctx)
 {
+    struct net_tls_session *t = c->tls;
     struct held_write *h = malloc(sizeof(*h));
 
     if (!h) {
@@ -359,33 +414,41 @@ void net__tls_hold(struct net_conn *c, void *base, size_t len,
         return;
     }
     *h = (struct held_write){NULL, base, len, release, ctx};
-    *c->tls->held_tail = h;
-    c->tls->held_tail = &h->next;
+    *t->held_tail = h;
+    t->held_tail = &h->next;
+    t->held_bytes += len;
+    t->held_n++;
+    c->queued += len;
+    if (c->queued >= c->high_water)
+        c->congested = true;
+    if (c->phase == PHASE_OPEN &&
+        (t->held_n >= PENDING_MAX_BUFS || t->held_bytes >= PENDING_MAX_BYTES))
+        net__tls_seal(c);
 }
 
 void net__tls_release_held(struct net_conn *c, bool send)
 {
-    struct held_write *h = c->tls->held, *next;
+    struct net_tls_session *t = c->tls;
+    struct held_write *list = t->held;
 
-    c->tls->held = NULL;
-    c->tls->held_tail = &c->tls->held;
-    for (; h; h = next) {
-        next = h->next;
-        if (send && !c->failed)
-            net__tls_encrypt(c, h->base, h->len, h->release, h->ctx);
-        else if (h->release)
-            h->release(h->ctx, h->base, h->len);
-        else
-            free(h->base);
-        free(h);
+    if (send && !c->failed) {
+        net__tls_seal(c);
+        return;
     }
+    t->held = NULL;
+    t->held_tail = &t->held;
+    c->queued -= t->held_bytes;
+    t->held_bytes = 0;
+    t->held_n = 0;
+    release_held_list(list, NULL, 0);
 }
 
 void net__tls_shutdown(struct net_conn *c)
 {
     if (c->tls && SSL_is_init_finished(c->tls->ssl)) {
+        net__tls_seal(c); /* what the owner wrote goes before the end */
         SSL_shutdown(c->tls->ssl); /* our close_notify */
-        tls_collect(c, NULL);
+        tls_collect(c);
     }
 }
 

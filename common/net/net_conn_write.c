@@ -87,8 +87,11 @@ static void on_written(uv_write_t *req, int status)
 
 void net_conn_flush(struct net_conn *c)
 {
-    struct write_batch *b = c->batch;
+    struct write_batch *b;
 
+    if (c->tls && c->phase == PHASE_OPEN)
+        net__tls_seal(c);
+    b = c->batch;
     if (!b)
         return;
     c->batch = NULL;
@@ -107,10 +110,8 @@ void net_conn_queue(struct net_conn *c, void *base, size_t len,
 {
     bool usable = !c->failed && !c->write_error;
 
-    if (c->tls && usable && c->phase == PHASE_OPEN)
-        net__tls_encrypt(c, base, len, release, ctx);
-    else if (c->tls && usable && c->phase < PHASE_OPEN)
-        net__tls_hold(c, base, len, release, ctx); /* never in the clear */
+    if (c->tls && usable && c->phase <= PHASE_OPEN)
+        net__tls_hold(c, base, len, release, ctx); /* sealed at the flush */
     else
         net__queue_raw(c, base, len, release, ctx);
 }

@@ -6,8 +6,9 @@ to half the camera's stream rate, free, cut for 10 s, free again, while the
 guest captures 320x240 at 15 fps and checks every frame.
 
 Checks: frames keep arriving while the link is limited (fewer, counted)
-and again after the cut; every frame that arrives is whole and correct
-(size, header, pattern); the guest logs no USB reset and no USB or
+and again after the cut; every frame that arrives has the right size, and
+at most BAD_FRAMES_MAX of them (at least one allowed) a wrong pattern
+(pieces of two frames, see below); the guest logs no USB reset and no USB or
 uvcvideo error; the agent keeps its one session (no reconnect) and its
 resident memory grows by less than RSS_GROWTH_MAX_MIB over the run.
 Printed, not asserted (the machine is shared, timings are noisy): frames
@@ -29,6 +30,11 @@ import isodev  # noqa: E402
 PHASES = (("free", 3, None), ("limited", 8, isodev.QVGA_BYTES_S // 2),
           ("recovered", 5, None), ("cut", 10, 0), ("after-cut", 6, None))
 RSS_GROWTH_MAX_MIB = 16
+# usbredirhost drops single isochronous packets, not frames: when the drops
+# take a frame's end and the next frame's start, uvcvideo may assemble a
+# frame of the right size from two (it only flags short or overflowing
+# ones).  A real camera on a lossy link shows the same glitch.
+BAD_FRAMES_MAX = 0.05
 
 GUEST_SCRIPT = isodev.GUEST_LIB + r"""
 wait_for 60 test -c /dev/video0 || fail "no /dev/video0 within 60 s"
@@ -118,8 +124,10 @@ def test(td):
     rss.stop = True
     per_s = [int(x) for x in res["video_per_s"].split(",") if x]
 
-    for k in ("video_bad_pattern", "video_bad_size"):
-        assert res[k] == "0", f"{k} = {res[k]}:\n{res.tail()}"
+    assert res["video_bad_size"] == "0", res.tail()
+    bad = int(res["video_bad_pattern"])
+    assert bad <= max(1, int(res["video_frames"]) * BAD_FRAMES_MAX), \
+        f"{bad} frames with a wrong pattern:\n{res.tail()}"
     report = []
     for name, start, end in phases:
         n, counts = phase_stats(per_s, start, end)
@@ -142,6 +150,7 @@ def test(td):
           f"(cut at {phases[3][1]:.0f}-{phases[3][2]:.0f} s); longest second "
           f"without a frame while limited: "
           f"{longest_zero_run(per_s[int(lim[1]):int(lim[2])])} s")
+    print(f"extra latency per second (s): {res['video_lag_per_s']}")
     print(f"agent RSS {base} KiB at start, peak {peak} KiB (ASan build); "
           f"relay forwarded {link.bytes_up >> 20} MiB toward QEMU")
 

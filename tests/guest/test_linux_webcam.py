@@ -25,9 +25,9 @@ SECONDS = float(os.environ.get("REDIR_WEBCAM_SECONDS", "4"))
 GUEST_SCRIPT = isodev.GUEST_LIB + r"""
 wait_for 60 test -c /dev/video0 || fail "no /dev/video0 within 60 s"
 result video_node_uptime "$(now)"
-for size in "320 240" "640 480"; do
+for size in "320 240 15" "640 480 5"; do
     set -- $size
-    uvc_capture /dev/video0 $1 $2 @SECONDS@ > /tmp/cap.txt 2>&1 \
+    uvc_capture /dev/video0 $1 $2 @SECONDS@ $3 > /tmp/cap.txt 2>&1 \
         || { cat /tmp/cap.txt; fail "uvc_capture $1x$2 failed"; }
     sed "s/RESULT: video_/RESULT: v$1_/" /tmp/cap.txt
 done
@@ -39,14 +39,17 @@ def check_size(res, w, expect_fps):
     p = f"v{w}_"
     frames = int(res[p + "frames"])
     assert frames >= 3, f"{w}: only {frames} good frames:\n{res.tail()}"
-    for k in ("bad_pattern", "bad_size"):
-        assert res[p + k] == "0", f"{w}: {k} = {res[p + k]}:\n{res.tail()}"
+    assert res[p + "bad_size"] == "0", f"{w}: wrong sizes:\n{res.tail()}"
+    # A frame assembled from two (packets lost under a loaded host) is
+    # counted; one is tolerated (see test_linux_iso_degrade.py).
+    assert int(res[p + "bad_pattern"]) <= 1, \
+        f"{w}: {res[p + 'bad_pattern']} frames with a wrong pattern:\n{res.tail()}"
     assert int(res[p + "last_seq"]) > int(res[p + "first_seq"]), res.results
     print(f"{w}: {frames} frames in {SECONDS:.0f} s ({res[p + 'fps']} fps, "
           f"camera {expect_fps}); missing sequence numbers "
           f"{res[p + 'missing_seq']}, error frames {res[p + 'error_frames']}, "
           f"longest gap {res[p + 'max_gap_s']} s; per second "
-          f"{res[p + 'per_s']}")
+          f"{res[p + 'per_s']}; wrong pattern {res[p + 'bad_pattern']}")
 
 
 def test(td):

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest-side webcam check: captures from a V4L2 node for a while, checks
- * every frame's sequence number and pattern, and reports frames, drops and
- * the gaps between good frames as RESULT lines. */
+ * every frame's sequence number and pattern, and reports frames, drops,
+ * the gaps between good frames and per-second counts and latency as RESULT
+ * lines. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/videodev2.h>
@@ -25,6 +26,9 @@ struct stats {
     long first_seq, last_seq;
     double first_t, last_t, max_gap, max_gap_at;
     unsigned per_s[MAX_SECONDS];
+    /* Latency beyond the best seen: arrival time minus the camera's time
+     * of the frame (sequence number / nominal frame rate). */
+    double fps, min_lag, lag_s[MAX_SECONDS];
 };
 
 static double now_s(void)
@@ -122,8 +126,16 @@ static void account(struct stats *st, long seq, double t, double t0)
     st->good++;
     st->last_seq = seq;
     st->last_t = t;
-    if (t - t0 >= 0 && t - t0 < MAX_SECONDS)
-        st->per_s[(int)(t - t0)]++;
+    if (t - t0 >= 0 && t - t0 < MAX_SECONDS) {
+        double lag = t - seq / st->fps;
+        int i = (int)(t - t0);
+
+        if (st->good == 1 || lag < st->min_lag)
+            st->min_lag = lag;
+        st->per_s[i]++;
+        if (lag > st->lag_s[i])
+            st->lag_s[i] = lag;
+    }
 }
 
 static void one_buffer(int fd, struct stats *st, void **maps, unsigned w,
@@ -166,6 +178,10 @@ static void report(const struct stats *st, double secs)
     printf("RESULT: video_per_s=");
     for (int i = 0; i < (int)secs && i < MAX_SECONDS; i++)
         printf("%s%u", i ? "," : "", st->per_s[i]);
+    printf("\nRESULT: video_lag_per_s=");
+    for (int i = 0; i < (int)secs && i < MAX_SECONDS; i++)
+        printf("%s%.2f", i ? "," : "",
+               st->per_s[i] ? st->lag_s[i] - st->min_lag : -1.0);
     printf("\n");
 }
 
@@ -179,11 +195,12 @@ int main(int argc, char **argv)
     double secs, t0;
     int fd, n;
 
-    if (argc != 5) {
-        fprintf(stderr, "usage: %s /dev/videoN WIDTH HEIGHT SECONDS\n",
+    if (argc != 5 && argc != 6) {
+        fprintf(stderr, "usage: %s /dev/videoN WIDTH HEIGHT SECONDS [FPS]\n",
                 argv[0]);
         return 2;
     }
+    st.fps = argc == 6 ? atof(argv[5]) : 15.0;
     w = (unsigned)atoi(argv[2]);
     h = (unsigned)atoi(argv[3]);
     secs = atof(argv[4]);

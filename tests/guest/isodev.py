@@ -77,6 +77,7 @@ class LinkShaper:
         self.stopped = False
         self.bytes_up = 0
         self.sessions = 0
+        self.socks = []
 
     def start(self):
         self.lsock.listen(4)
@@ -91,9 +92,15 @@ class LinkShaper:
         with self.lock:
             self.cut_now = on
 
+    def drop(self):
+        """Closes the current sessions (both ends), as a dead link would."""
+        socks, self.socks = self.socks, []
+        self._close(*socks)
+
     def stop(self):
         self.stopped = True
         self.lsock.close()
+        self.drop()
 
     def _accept(self):
         while not self.stopped:
@@ -107,6 +114,7 @@ class LinkShaper:
                 a.close()
                 continue
             self.sessions += 1
+            self.socks += [a, q]
             for s in (a, q):
                 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
                 s.settimeout(None)
@@ -144,8 +152,7 @@ class LinkShaper:
                 self.bytes_up += len(data)
         except OSError:
             pass
-        for s in (src, dst):
-            s.close()
+        self._close(src, dst)
 
     def _down(self, src, dst):
         """QEMU -> agent: unshaped, but stopped while the link is cut."""
@@ -162,8 +169,15 @@ class LinkShaper:
                 dst.sendall(data)
         except OSError:
             pass
-        for s in (src, dst):
+        self._close(src, dst)
+
+    @staticmethod
+    def _close(*socks):
+        """shutdown() first: a close() alone does not end a recv() blocked
+        in the other thread, and the peer would never see the end."""
+        for s in socks:
             try:
-                s.close()
+                s.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+            s.close()

@@ -93,7 +93,7 @@ class Redirector:
     def start(self):
         if self.kind == "agent":
             self.agent = Agent(self.td, self.fx, name=f"agent{self.n}")
-            self.agent.start(f"[usb]\nconnect = 127.0.0.1:{self.port}\n")
+            self.agent.start(f"[usb]\nconnect = 127.0.0.1:{self.port}\n" + os.environ.get("BENCH_AGENT_EXTRA", ""))
             self.pid = self.agent.pid
         else:
             log = open(self.td.file(f"usbredirect{self.n}.log"), "ab")

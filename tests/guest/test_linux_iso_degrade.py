@@ -86,6 +86,16 @@ def phase_stats(per_s, start, end):
     return sum(counts), counts
 
 
+def recovery_s(per_s, phases, name, full):
+    """Seconds from the start of phase `name` to the first second with at
+    least 80 % of `full` frames (None: not within the phase)."""
+    start, end = next((int(p[1]), int(p[2])) for p in phases if p[0] == name)
+    for i, c in enumerate(per_s[start:end]):
+        if c >= 0.8 * full:
+            return i
+    return None
+
+
 def longest_zero_run(counts):
     best = run = 0
     for c in counts:
@@ -143,6 +153,7 @@ def test(td):
         f"agent RSS grew from {base} KiB to {peak} KiB"
     agent.stop()
     lim = next(p for p in phases if p[0] == "limited")
+    full = phase_stats(per_s, 0, PHASES[0][1])[0] / PHASES[0][1]
     print("frames per phase: " + "; ".join(report))
     print(f"{res['video_frames']} frames, {res['video_missing_seq']} sequence "
           f"numbers missing, {res['video_error_frames']} error frames; longest "
@@ -151,6 +162,9 @@ def test(td):
           f"without a frame while limited: "
           f"{longest_zero_run(per_s[int(lim[1]):int(lim[2])])} s")
     print(f"extra latency per second (s): {res['video_lag_per_s']}")
+    print(f"full rate ({full:.1f} fps) again after the limit in "
+          f"{recovery_s(per_s, phases, 'recovered', full)} s, after the cut in "
+          f"{recovery_s(per_s, phases, 'after-cut', full)} s")
     print(f"agent RSS {base} KiB at start, peak {peak} KiB (ASan build); "
           f"relay forwarded {link.bytes_up >> 20} MiB toward QEMU")
 

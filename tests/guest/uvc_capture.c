@@ -21,7 +21,7 @@
 #define MAX_SECONDS 600
 
 struct stats {
-    unsigned good, bad_pattern, bad_size, errors;
+    unsigned good, bad_pattern, bad_size, errors, truncated;
     unsigned missing; /* sequence numbers skipped between good frames */
     long first_seq, last_seq;
     double first_t, last_t, max_gap, max_gap_at;
@@ -45,19 +45,29 @@ static uint32_t get32(const uint8_t *p)
            (uint32_t)p[3] << 24;
 }
 
-/* The emulated camera's frame: magic, seq, width, ~seq, then a pattern
- * (tests/fixture/emu_webcam.c).  Returns the sequence number, or -1. */
-static long check_frame(const uint8_t *f, size_t n, unsigned width)
+/* The emulated camera's frame (tests/fixture/emu_webcam.c): magic, seq,
+ * width, ~seq, length, then a pattern; MJPEG frames are wrapped in SOI and
+ * EOI markers.  Returns the sequence number, -1 if the frame is wrong, -2
+ * if it is shorter than it says (a lost packet: uvcvideo cannot tell for
+ * compressed formats). */
+static long check_frame(const uint8_t *f, size_t n, unsigned width, int mjpeg)
 {
+    size_t base = mjpeg ? 2 : 0, end = mjpeg ? n - 2 : n;
+    const uint8_t *h = f + base;
     uint32_t seq;
 
-    if (n < 16 || get32(f) != FRAME_MAGIC || get32(f + 8) != width)
+    if (n < base + 24 || get32(h) != FRAME_MAGIC || get32(h + 8) != width)
         return -1;
-    seq = get32(f + 4);
-    if (get32(f + 12) != ~seq)
+    if (get32(h + 16) != n)
+        return get32(h + 16) > n ? -2 : -1;
+    if (mjpeg &&
+        (f[0] != 0xff || f[1] != 0xd8 || f[n - 2] != 0xff || f[n - 1] != 0xd9))
         return -1;
-    for (size_t i = 16; i < n; i++)
-        if (f[i] != (uint8_t)(i * 7u + seq * 13u + (i >> 8)))
+    seq = get32(h + 4);
+    if (get32(h + 12) != ~seq)
+        return -1;
+    for (size_t i = 20; i < end - base; i++)
+        if (h[i] != (uint8_t)(i * 7u + seq * 13u + (i >> 8)))
             return -1;
     return seq;
 }
@@ -72,7 +82,8 @@ static int xioctl(int fd, unsigned long req, void *arg)
     return r;
 }
 
-static int setup(int fd, unsigned w, unsigned h, void **maps, size_t *lens)
+static int setup(int fd, unsigned w, unsigned h, uint32_t pixfmt, void **maps,
+                 size_t *lens)
 {
     struct v4l2_format fmt = {.type = V4L2_BUF_TYPE_VIDEO_CAPTURE};
     struct v4l2_requestbuffers rb = {.count = NBUF,
@@ -81,10 +92,10 @@ static int setup(int fd, unsigned w, unsigned h, void **maps, size_t *lens)
 
     fmt.fmt.pix.width = w;
     fmt.fmt.pix.height = h;
-    fmt.fmt.pix.pixelformat = V4L2_PIX_FMT_YUYV;
+    fmt.fmt.pix.pixelformat = pixfmt;
     fmt.fmt.pix.field = V4L2_FIELD_NONE;
     if (xioctl(fd, VIDIOC_S_FMT, &fmt) < 0 || fmt.fmt.pix.width != w ||
-        fmt.fmt.pix.height != h) {
+        fmt.fmt.pix.height != h || fmt.fmt.pix.pixelformat != pixfmt) {
         perror("VIDIOC_S_FMT");
         return -1;
     }
@@ -138,6 +149,8 @@ static void account(struct stats *st, long seq, double t, double t0)
     }
 }
 
+/* want: the frame size, 0 for MJPEG (variable: checked by the frame's own
+ * length field). */
 static void one_buffer(int fd, struct stats *st, void **maps, unsigned w,
                        size_t want, double t0)
 {
@@ -151,9 +164,11 @@ static void one_buffer(int fd, struct stats *st, void **maps, unsigned w,
     t = now_s();
     if (b.flags & V4L2_BUF_FLAG_ERROR)
         st->errors++;
-    else if (b.bytesused != want)
+    else if (want ? b.bytesused != want : b.bytesused < 32)
         st->bad_size++;
-    else if ((seq = check_frame(maps[b.index], want, w)) < 0)
+    else if ((seq = check_frame(maps[b.index], b.bytesused, w, !want)) == -2)
+        st->truncated++;
+    else if (seq < 0)
         st->bad_pattern++;
     else
         account(st, seq, t, t0);
@@ -168,6 +183,7 @@ static void report(const struct stats *st, double secs)
     printf("RESULT: video_bad_pattern=%u\n", st->bad_pattern);
     printf("RESULT: video_bad_size=%u\n", st->bad_size);
     printf("RESULT: video_error_frames=%u\n", st->errors);
+    printf("RESULT: video_truncated=%u\n", st->truncated);
     printf("RESULT: video_missing_seq=%u\n", st->missing);
     printf("RESULT: video_first_seq=%ld\n", st->good ? st->first_seq : -1);
     printf("RESULT: video_last_seq=%ld\n", st->good ? st->last_seq : -1);
@@ -193,19 +209,24 @@ int main(int argc, char **argv)
     enum v4l2_buf_type type = V4L2_BUF_TYPE_VIDEO_CAPTURE;
     unsigned w, h;
     double secs, t0;
-    int fd, n;
+    int fd, n, mjpeg;
 
-    if (argc != 5 && argc != 6) {
-        fprintf(stderr, "usage: %s /dev/videoN WIDTH HEIGHT SECONDS [FPS]\n",
-                argv[0]);
+    if (argc < 5 || argc > 7) {
+        fprintf(
+            stderr,
+            "usage: %s /dev/videoN WIDTH HEIGHT SECONDS [FPS [yuyv|mjpeg]]\n",
+            argv[0]);
         return 2;
     }
-    st.fps = argc == 6 ? atof(argv[5]) : 15.0;
+    st.fps = argc >= 6 ? atof(argv[5]) : 15.0;
+    mjpeg = argc == 7 && strcmp(argv[6], "mjpeg") == 0;
     w = (unsigned)atoi(argv[2]);
     h = (unsigned)atoi(argv[3]);
     secs = atof(argv[4]);
     fd = open(argv[1], O_RDWR | O_NONBLOCK);
-    if (fd < 0 || (n = setup(fd, w, h, maps, lens)) < 0) {
+    if (fd < 0 ||
+        (n = setup(fd, w, h, mjpeg ? V4L2_PIX_FMT_MJPEG : V4L2_PIX_FMT_YUYV,
+                   maps, lens)) < 0) {
         perror(argv[1]);
         return 1;
     }
@@ -220,7 +241,7 @@ int main(int argc, char **argv)
         struct pollfd p = {.fd = fd, .events = POLLIN};
 
         if (poll(&p, 1, 200) > 0)
-            one_buffer(fd, &st, maps, w, (size_t)w * h * 2, t0);
+            one_buffer(fd, &st, maps, w, mjpeg ? 0 : (size_t)w * h * 2, t0);
     }
     xioctl(fd, VIDIOC_STREAMOFF, &type);
     report(&st, secs);

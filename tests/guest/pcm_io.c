@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Guest-side headset check with bare ALSA ioctls (no alsa-lib): plays a
  * 16-bit ramp, or captures and checks the emulated microphone's ramp, at
- * 48 kHz mono, and reports RESULT lines. */
+ * 48 kHz (mono, or the same ramp on every channel), and reports RESULT
+ * lines; sets a card's playback volumes to their maximum. */
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -42,6 +43,8 @@ static void interval_set(struct snd_pcm_hw_params *p, int param, unsigned min,
     i->integer = min == max;
 }
 
+static unsigned channels = 1;
+
 /* Every mask and interval open, then the values we need pinned. */
 static int set_params(int fd)
 {
@@ -57,7 +60,7 @@ static int set_params(int fd)
     mask_set(&p, SNDRV_PCM_HW_PARAM_ACCESS, SNDRV_PCM_ACCESS_RW_INTERLEAVED);
     mask_set(&p, SNDRV_PCM_HW_PARAM_FORMAT, SNDRV_PCM_FORMAT_S16_LE);
     mask_set(&p, SNDRV_PCM_HW_PARAM_SUBFORMAT, SNDRV_PCM_SUBFORMAT_STD);
-    interval_set(&p, SNDRV_PCM_HW_PARAM_CHANNELS, 1, 1);
+    interval_set(&p, SNDRV_PCM_HW_PARAM_CHANNELS, channels, channels);
     interval_set(&p, SNDRV_PCM_HW_PARAM_RATE, RATE, RATE);
     interval_set(&p, SNDRV_PCM_HW_PARAM_PERIOD_SIZE, PERIOD, PERIOD);
     interval_set(&p, SNDRV_PCM_HW_PARAM_PERIODS, PERIODS, PERIODS);
@@ -76,7 +79,7 @@ static int set_params(int fd)
  * (EIO) is counted and the stream prepared again, as aplay does. */
 static int play(int fd, long frames)
 {
-    static int16_t buf[PERIOD];
+    static int16_t buf[PERIOD * 8];
     long done = 0;
     unsigned xruns = 0;
     uint16_t v = 0;
@@ -86,7 +89,8 @@ static int play(int fd, long frames)
 
         for (int i = 0; i < PERIOD; i++) {
             v = (uint16_t)(v + PLAY_STEP);
-            buf[i] = (int16_t)v;
+            for (unsigned c = 0; c < channels; c++)
+                buf[i * channels + c] = (int16_t)v;
         }
         while (ioctl(fd, SNDRV_PCM_IOCTL_WRITEI_FRAMES, &x) < 0) {
             if (errno != EPIPE && errno != EIO)
@@ -135,16 +139,60 @@ static int capture(int fd, long frames)
     return 0;
 }
 
+/* Every "... Playback Volume" control of the card to its maximum and every
+ * "... Playback Switch" on, so that a device that scales by its volume
+ * passes the samples through unchanged. */
+static int max_volume(const char *ctl_path)
+{
+    struct snd_ctl_elem_list list = {0};
+    struct snd_ctl_elem_id ids[64];
+    int fd = open(ctl_path, O_RDWR), set = 0;
+
+    if (fd < 0)
+        return perror(ctl_path), 1;
+    list.space = 64;
+    list.pids = ids;
+    if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_LIST, &list) < 0)
+        return perror("ELEM_LIST"), 1;
+    for (unsigned i = 0; i < list.used; i++) {
+        struct snd_ctl_elem_info info = {.id = ids[i]};
+        struct snd_ctl_elem_value val = {.id = ids[i]};
+        const char *name = (const char *)ids[i].name;
+
+        if (!strstr(name, "Playback") ||
+            ioctl(fd, SNDRV_CTL_IOCTL_ELEM_INFO, &info) < 0)
+            continue;
+        for (unsigned c = 0; c < info.count && c < 128; c++)
+            val.value.integer.value[c] =
+                info.type == SNDRV_CTL_ELEM_TYPE_INTEGER
+                    ? info.value.integer.max
+                    : 1;
+        if (ioctl(fd, SNDRV_CTL_IOCTL_ELEM_WRITE, &val) == 0)
+            set++;
+    }
+    printf("RESULT: mixer_controls_set=%d\n", set);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     long frames;
     int fd;
 
-    if (argc != 4 || (strcmp(argv[1], "play") && strcmp(argv[1], "capture"))) {
-        fprintf(stderr, "usage: %s play|capture /dev/snd/pcmCxDx[pc] SECONDS\n",
-                argv[0]);
+    if (argc == 3 && strcmp(argv[1], "maxvol") == 0)
+        return max_volume(argv[2]);
+    if (argc < 4 || argc > 5 ||
+        (strcmp(argv[1], "play") && strcmp(argv[1], "capture"))) {
+        fprintf(stderr,
+                "usage: %s play|capture /dev/snd/pcmCxDx[pc] SECONDS "
+                "[CHANNELS]\n       %s maxvol /dev/snd/controlCx\n",
+                argv[0], argv[0]);
         return 2;
     }
+    if (argc == 5)
+        channels = (unsigned)atoi(argv[4]);
+    if (channels < 1 || channels > 8)
+        return 2;
     frames = (long)(atof(argv[3]) * RATE);
     fd = open(argv[2], O_RDWR);
     if (fd < 0) {

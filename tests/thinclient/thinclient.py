@@ -420,15 +420,17 @@ class ThinClient(harness._Proc):
     usbredirect.  files: {vm path: bytes | str | (bytes, mode)}.
     modules: kernel modules loaded after TC_MODULES (dependencies
     resolved; another base initramfs, cached under its own key).
-    netdev_opts: appended to the -netdev user option string."""
+    netdev_opts: appended to the -netdev user option string.
+    extra_args: more QEMU arguments (e.g. an xHCI with QEMU's usb-audio)."""
 
     kind = "qemu"
 
     def __init__(self, testdir, name="tc", memory=512, smp=1, hostfwd=(),
                  udev=True, agent=None, usbredirect=False, files=None,
                  cmdline=(), udcs=UDCS, accel_args=None, verbose=True,
-                 modules=(), netdev_opts=""):
+                 modules=(), netdev_opts="", extra_args=()):
         super().__init__(testdir, name)
+        self.extra_args = list(extra_args)
         self.modules = TC_MODULES + tuple(m for m in modules if m not in TC_MODULES)
         self.netdev_opts = netdev_opts
         self.memory, self.smp = memory, smp
@@ -502,7 +504,7 @@ class ThinClient(harness._Proc):
                 "-serial", f"file:{self.console_log}",
                 "-netdev", f"user,id=n0{fwd}{self.netdev_opts}",
                 "-device", "virtio-net-pci,netdev=n0,romfile=",
-                *vmctl.qemu_args(self.ctl_sock)]
+                *vmctl.qemu_args(self.ctl_sock), *self.extra_args]
 
     def start(self, timeout=90):
         """Boot; return once the control channel answers (and udevd runs)."""

@@ -7,7 +7,9 @@ set -eu
 cd "$(dirname "$0")/.."
 
 # clang-format: the style test. clang + libclang-rt: the libFuzzer targets.
-# usbredirect: upstream's redirector, the benchmarks' baseline.
+# usbredirect: upstream's redirector, the benchmarks' baseline, and the
+# cable that plugs the emulated webcam into the thin-client VM
+# (tests/thinclient/test_webcam.py).
 # python3-serial, ser2net: the serial bridge's RFC 2217 client and baseline.
 # busybox-static, cpio, kmod (depmod), udev (udevadm = systemd-udevd): the
 # initramfs of the Linux-guest and thin-client VM rigs. Their kernel is

@@ -417,14 +417,22 @@ class ThinClient(harness._Proc):
     systemd-udevd at boot (libusb's hotplug needs it; False = a thin
     client without udev).  agent: host path of redir-agent (default
     $REDIR_AGENT or the newest build); usbredirect: also copy upstream's
-    usbredirect.  files: {vm path: bytes | str | (bytes, mode)}."""
+    usbredirect.  files: {vm path: bytes | str | (bytes, mode)}.
+    modules: kernel modules loaded after TC_MODULES (dependencies
+    resolved; another base initramfs, cached under its own key).
+    netdev_opts: appended to the -netdev user option string.
+    extra_args: more QEMU arguments (e.g. an xHCI with QEMU's usb-audio)."""
 
     kind = "qemu"
 
     def __init__(self, testdir, name="tc", memory=512, smp=1, hostfwd=(),
                  udev=True, agent=None, usbredirect=False, files=None,
-                 cmdline=(), udcs=UDCS, accel_args=None, verbose=True):
+                 cmdline=(), udcs=UDCS, accel_args=None, verbose=True,
+                 modules=(), netdev_opts="", extra_args=()):
         super().__init__(testdir, name)
+        self.extra_args = list(extra_args)
+        self.modules = TC_MODULES + tuple(m for m in modules if m not in TC_MODULES)
+        self.netdev_opts = netdev_opts
         self.memory, self.smp = memory, smp
         self.udev = udev
         self.agent_host_path = agent or agent_path()
@@ -456,7 +464,7 @@ class ThinClient(harness._Proc):
 
     def prepare(self):
         t0 = time.monotonic()
-        ver, kimage, base = base_initramfs(self.verbose)
+        ver, kimage, base = base_initramfs(self.verbose, self.modules)
         self.kernel_version = ver
         progs = {"/usr/sbin/redir-agent": self.agent_host_path}
         if self.usbredirect:
@@ -494,9 +502,9 @@ class ThinClient(harness._Proc):
                 "-kernel", self.kernel_path, "-initrd", self.initrd_path,
                 "-append", " ".join(self.cmdline),
                 "-serial", f"file:{self.console_log}",
-                "-netdev", f"user,id=n0{fwd}",
+                "-netdev", f"user,id=n0{fwd}{self.netdev_opts}",
                 "-device", "virtio-net-pci,netdev=n0,romfile=",
-                *vmctl.qemu_args(self.ctl_sock)]
+                *vmctl.qemu_args(self.ctl_sock), *self.extra_args]
 
     def start(self, timeout=90):
         """Boot; return once the control channel answers (and udevd runs)."""

@@ -126,8 +126,8 @@ int main(int argc, char **argv)
     snprintf(ep.tcp.host, sizeof(ep.tcp.host), "127.0.0.1");
     ep.tcp.port = (uint16_t)atoi(argv[1]);
     loop = uv_default_loop();
-    listener = net_listener_open(loop, &ep, 4, 0, on_accept, NULL, why,
-                                 sizeof(why));
+    listener =
+        net_listener_open(loop, &ep, 4, 0, on_accept, NULL, why, sizeof(why));
     if (!listener) {
         fprintf(stderr, "%s\n", why);
         return 1;
@@ -141,6 +141,8 @@ int main(int argc, char **argv)
     net_listener_set_guard(listener, &g);
     writer = net_conn_connect(loop, &ep, 5000, &writer_ops, NULL);
     net_conn_set_water(writer, 1 << 20, 1 << 19);
+    if (getenv("UNSENT_LIMIT")) /* what usb_transport sets */
+        net_conn_set_unsent_limit(writer, atoi(getenv("UNSENT_LIMIT")));
     if (client)
         net_conn_start_tls(writer, client, "127.0.0.1");
     uv_run(loop, UV_RUN_DEFAULT);

@@ -93,8 +93,17 @@ int net__init_stream(struct net_conn *c, uv_loop_t *loop, bool is_unix)
 /* No Nagle (request/response protocols) and the outage bounds. */
 void net__tune(struct net_conn *c)
 {
-    if (c->stream_init && c->u.handle.type == UV_TCP)
+    if (c->stream_init && c->u.handle.type == UV_TCP) {
         net_tcp_tune(&c->u.tcp, c->keepalive);
+        if (c->unsent_limit)
+            net_tcp_unsent_limit(&c->u.tcp, c->unsent_limit);
+    }
+}
+
+void net_conn_set_unsent_limit(struct net_conn *c, int bytes)
+{
+    c->unsent_limit = bytes;
+    net__tune(c);
 }
 
 void net_conn_set_owner(struct net_conn *c, const struct net_conn_ops *ops,

@@ -80,6 +80,12 @@ void net_conn_set_keepalive(struct net_conn *c,
 /* Congested from high bytes queued, drained at low (default: never). */
 void net_conn_set_water(struct net_conn *c, size_t high, size_t low);
 
+/* At most this much written but not yet sent may sit in the kernel
+ * (TCP_NOTSENT_LOWAT; default: as much as the send buffer holds, up to
+ * 4 MiB). Below it the data waits in the connection's own queue, where the
+ * owner sees it (net_conn_queued) and can drop what goes stale. */
+void net_conn_set_unsent_limit(struct net_conn *c, int bytes);
+
 /* How long a graceful close waits for the peer (default 1000 ms). */
 void net_conn_set_linger(struct net_conn *c, uint32_t ms);
 

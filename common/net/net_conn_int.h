@@ -61,6 +61,7 @@ struct net_conn {
     size_t queued;    /* bytes batched or in flight */
     size_t high_water, low_water;
     uint32_t linger_ms;
+    int unsent_limit; /* TCP_NOTSENT_LOWAT, 0: the kernel's default */
     const struct net_tcp_keepalive *keepalive;
     struct write_batch *batch;   /* being filled, not submitted yet */
     struct net_tls_session *tls; /* NULL: plaintext */

@@ -50,3 +50,11 @@ void net_tcp_peer_name(const uv_tcp_t *tcp, char *buf, size_t len)
         snprintf(buf, len, "%s:%u", ip, ntohs(sin->sin_port));
     }
 }
+
+void net_tcp_unsent_limit(uv_tcp_t *tcp, int bytes)
+{
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)tcp, &fd) == 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NOTSENT_LOWAT, &bytes, sizeof(bytes));
+}

@@ -24,6 +24,9 @@ extern const struct net_tcp_keepalive net_tcp_ride_out_outages;
 /* TCP_NODELAY (request/response protocols) and the keepalive bounds. */
 void net_tcp_tune(uv_tcp_t *tcp, const struct net_tcp_keepalive *ka);
 
+/* TCP_NOTSENT_LOWAT: unsent bytes the kernel holds at most. */
+void net_tcp_unsent_limit(uv_tcp_t *tcp, int bytes);
+
 /* "1.2.3.4:5" or "[::1]:5"; "?:0" if the peer is unknown. */
 void net_tcp_peer_name(const uv_tcp_t *tcp, char *buf, size_t len);
 

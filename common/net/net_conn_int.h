@@ -86,6 +86,8 @@ void net__connected(struct net_conn *c, int status);
 void net__read_raw(struct net_conn *c, bool on);
 
 /* net_conn_write.c */
+/* Gives a buffer back to its owner: release(ctx, base, len), or free. */
+void net__release(net_release_fn release, void *ctx, void *base, size_t len);
 void net__drop_batch(struct net_conn *c);
 /* Queues bytes as they go on the wire (ciphertext with TLS). */
 void net__queue_raw(struct net_conn *c, void *base, size_t len,

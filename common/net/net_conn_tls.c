@@ -73,10 +73,7 @@ static void release_held_list(void *ctx, void *base, size_t len)
 
     for (; h; h = next) {
         next = h->next;
-        if (h->release)
-            h->release(h->ctx, h->base, h->len);
-        else
-            free(h->base);
+        net__release(h->release, h->ctx, h->base, h->len);
         free(h);
     }
 }
@@ -406,10 +403,7 @@ void net__tls_hold(struct net_conn *c, void *base, size_t len,
     struct held_write *h = malloc(sizeof(*h));
 
     if (!h) {
-        if (release)
-            release(ctx, base, len);
-        else
-            free(base);
+        net__release(release, ctx, base, len);
         net__fail_later(c, UV_ENOMEM);
         return;
     }

@@ -39,15 +39,19 @@ size_t net_conn_queued(const struct net_conn *c) { return c->queued; }
 
 bool net_conn_congested(const struct net_conn *c) { return c->congested; }
 
+void net__release(net_release_fn release, void *ctx, void *base, size_t len)
+{
+    if (release)
+        release(ctx, base, len);
+    else
+        free(base);
+}
+
 static void batch_release(struct write_batch *b)
 {
-    for (unsigned i = 0; i < b->n; i++) {
-        if (b->owners[i].release)
-            b->owners[i].release(b->owners[i].ctx, b->bufs[i].base,
-                                 b->bufs[i].len);
-        else
-            free(b->bufs[i].base);
-    }
+    for (unsigned i = 0; i < b->n; i++)
+        net__release(b->owners[i].release, b->owners[i].ctx, b->bufs[i].base,
+                     b->bufs[i].len);
     batch_put(b);
 }
 
@@ -123,10 +127,7 @@ void net__queue_raw(struct net_conn *c, void *base, size_t len,
     bool open = c->phase == PHASE_OPEN || c->phase == PHASE_HANDSHAKE;
 
     if (!open || c->failed || c->write_error) {
-        if (release)
-            release(ctx, base, len);
-        else
-            free(base);
+        net__release(release, ctx, base, len);
         return;
     }
     if (b && b->n == BATCH_MAX) {
@@ -136,10 +137,7 @@ void net__queue_raw(struct net_conn *c, void *base, size_t len,
     if (!b) {
         b = batch_get();
         if (!b) {
-            if (release)
-                release(ctx, base, len);
-            else
-                free(base);
+            net__release(release, ctx, base, len);
             net__fail_later(c, UV_ENOMEM);
             return;
         }

@@ -9,9 +9,9 @@
  *   "close" -> "DONE"       everything closed; exit 0
  *   any failure: "FAILED why", exit 1.
  *
- * Unlike tests/relay/relay_load.c a fake chardev closes its listening
- * socket once the relay connected: two files per session here, so a few
- * shards (processes) drive 10,000 sessions under a 20,000 file limit. */
+ * A fake chardev closes its listening socket once the relay connected: two
+ * files per session, so a few shards (processes) drive 10,000 sessions
+ * under a 20,000 file limit. tests/relay/test_relay_load.py runs one shard. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """1000 concurrent sessions on one relay over loopback: synthetic agents
-(tests/relay/relay_load.c, through common/relay_proto and stream_codec,
-half lz4, half raw) against 1000 fake QEMU chardevs that greet and echo.
+(bench/relay/relay_scale.c as a single shard, through common/relay_proto
+and stream_codec, half lz4, half raw) against 1000 fake QEMU chardevs that greet and echo.
 Every session attaches, echoes its bytes intact and leaves; the relay's
 memory per session is printed. REDIR_RELAY_LOAD_SESSIONS overrides N."""
 import os
@@ -14,7 +14,7 @@ from relayharness import harness
 
 SESSIONS = int(os.environ.get("REDIR_RELAY_LOAD_SESSIONS", "1000"))
 BYTES = 64 * 1024  # per session, each way
-LOAD = harness.find_program("REDIR_RELAY_LOAD", "relay_load", "tests/relay")
+LOAD = harness.find_program("REDIR_RELAY_LOAD", "relay_scale", "tests/relay")
 
 
 def expect(load, word, timeout):
@@ -42,8 +42,9 @@ def test(td):
 
     t0 = time.monotonic()
     load = subprocess.Popen(
-        [LOAD, str(relay.port), relay.secret_path, sock_dir, str(SESSIONS),
-         str(BYTES)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        [LOAD, str(relay.port), relay.secret_path, sock_dir, "0",
+         str(SESSIONS), str(BYTES)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         env=relayharness.relay_env())
     try:
         _, n, ms = expect(load, "ESTABLISHED", 120)

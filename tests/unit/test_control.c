@@ -5,6 +5,7 @@
 
 #include "check.h"
 #include "control_proto.h"
+#include "usb_targets.h"
 
 static struct control_request req;
 static char why[CONTROL_WHY_MAX];
@@ -153,8 +154,62 @@ static void test_allowed(void)
         CHECK(strcmp(control_cmd_name((enum control_cmd)c), "?") != 0, "%d", c);
 }
 
+static void test_targets(void)
+{
+    static struct usb_config file, eff;
+    static struct usb_targets t;
+    char buf[512];
+
+    usb_config_init(&file);
+    CHECK(usb_targets_parse(&t, &file, "10.0.0.1:4000, [::1]:4001,h.example:7",
+                            why, sizeof(why)) == 0,
+          "%s", why);
+    usb_targets_apply(&t, &file, &eff);
+    CHECK(eff.mode == USB_PEER_CONNECT && eff.nslots == 3, "%zu", eff.nslots);
+    CHECK(strcmp(usb_targets_str(&eff, buf, sizeof(buf)),
+                 "10.0.0.1:4000, [::1]:4001, h.example:7") == 0,
+          "%s", buf);
+    CHECK(usb_targets_parse(&t, &file, "10.0.0.1", why, sizeof(why)) < 0 &&
+              strstr(why, "[usb] target:"),
+          "no port: %s", why);
+    CHECK(usb_targets_parse(&t, &file, "a:1,,b:2", why, sizeof(why)) < 0 &&
+              strstr(why, "empty entry"),
+          "%s", why);
+    CHECK(usb_targets_parse(&t, &file, "a:1/vm1", why, sizeof(why)) < 0 &&
+              strstr(why, "relay targets need [usb] relay_secret_file"),
+          "%s", why);
+    file.relay_secret_file = "/k";
+    CHECK(usb_targets_parse(&t, &file, "a:1/vm1, b:2", why, sizeof(why)) < 0 &&
+              strstr(why, "mix of relay targets"),
+          "%s", why);
+    CHECK(usb_targets_parse(&t, &file, "relay:7300/vm-42.usb_0", why,
+                            sizeof(why)) == 0 &&
+              strcmp(t.slots[0].target, "vm-42.usb_0") == 0,
+          "%s", why);
+    file.transport = USB_TRANSPORT_LZ4;
+    CHECK(usb_targets_parse(&t, &file, "a:1", why, sizeof(why)) < 0 &&
+              strstr(why, "lz4 needs redir-relay"),
+          "%s", why);
+    file.relay_secret_file = NULL;
+    file.transport = USB_TRANSPORT_RAW;
+    CHECK(usb_targets_clear(&t, &file, why, sizeof(why)) == 0 && t.set &&
+              t.n == 0,
+          "clear");
+    usb_targets_apply(&t, &file, &eff);
+    CHECK(eff.mode == USB_PEER_CONNECT && eff.nslots == 0, "cleared");
+    t.set = false;
+    usb_targets_apply(&t, &file, &eff);
+    CHECK(eff.mode == USB_PEER_NONE, "reset to the file's (none)");
+    file.mode = USB_PEER_LISTEN;
+    CHECK(usb_targets_parse(&t, &file, "a:1", why, sizeof(why)) < 0 &&
+              strstr(why, "this agent listens"),
+          "%s", why);
+    CHECK(usb_targets_clear(&t, &file, why, sizeof(why)) < 0, "listen clear");
+}
+
 int main(void)
 {
+    test_targets();
     test_parse_good();
     test_parse_bad();
     test_selector();

@@ -138,7 +138,8 @@ static int agent_start(struct agent *a)
 {
     if (agent_control_start(a) < 0 || agent_usb_start(a) < 0)
         return -1;
-    a->serial = serial_bridge_start(a->loop, &a->cfg->serial);
+    a->serial_sink = (struct serial_event_sink){agent_serial_event, a};
+    a->serial = serial_bridge_start(a->loop, &a->cfg->serial, &a->serial_sink);
     if (!a->serial)
         return -1;
     a->running++;

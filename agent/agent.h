@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "serial_port.h"
 #include "usb_targets.h"
 
 struct control_server;
@@ -24,7 +25,8 @@ struct agent {
     struct usb_config usb_eff;  /* cfg->usb with targets: the redirector's */
     struct serial_bridge *serial;
     struct control_server *control;
-    unsigned running; /* subsystems not yet stopped */
+    struct serial_event_sink serial_sink; /* to the events stream */
+    unsigned running;                     /* subsystems not yet stopped */
     bool stopping;
     uint64_t started_ms;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -47,6 +49,10 @@ int agent_control_start(struct agent *a);
 /* agent_control.c: a USB event, to the events subscribers. */
 struct usb_event;
 void agent_usb_event(void *ctx, const struct usb_event *ev);
+/* agent_control.c: a serial client came or went, to the subscribers. */
+void agent_serial_event(void *ctx, const char *port, const char *client,
+                        bool connected, const char *why, uint64_t bytes_in,
+                        uint64_t bytes_out);
 
 /* agent_control.c: cfg->usb with the run-time targets into usb_eff; the
  * redirector moves to it, starts or stops as it says. */

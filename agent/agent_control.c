@@ -17,7 +17,7 @@
 
 #define CONTROL_SOCKET_MODE 0660 /* root, the agent, the socket's group */
 #define TARGETS_TEXT_MAX 4096    /* 64 slots of host:port/target */
-#define EVENT_LINE_MAX 2048
+#define EVENT_LINE_MAX 8192 /* names, reasons, errors: a few hundred bytes */
 
 /* ---- replies ---- */
 
@@ -234,18 +234,56 @@ static void event_field(struct strbuf *sb, const char *name, const char *v)
     strbuf_json_string(sb, v);
 }
 
+/* '{"time":T,"event":"NAME"' ; false if nobody listens. */
+static bool event_start(struct agent *a, struct strbuf *sb, const char *name)
+{
+    struct timespec ts;
+
+    if (!a->control || control_subscribers(a->control) == 0)
+        return false;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    strbuf_printf(sb, "{\"time\":%lld.%03ld,\"event\":\"%s\"",
+                  (long long)ts.tv_sec, ts.tv_nsec / 1000000, name);
+    return true;
+}
+
+static void event_send(struct agent *a, struct strbuf *sb)
+{
+    strbuf_printf(sb, "}\n");
+    if (!sb->failed && sb->len < EVENT_LINE_MAX)
+        control_broadcast(a->control, sb->data, sb->len);
+    strbuf_free(sb);
+}
+
+void agent_serial_event(void *ctx, const char *port, const char *client,
+                        bool connected, const char *why, uint64_t bytes_in,
+                        uint64_t bytes_out)
+{
+    struct agent *a = ctx;
+    struct strbuf sb = {0};
+
+    if (!event_start(a, &sb,
+                     connected ? "serial-client-connected"
+                               : "serial-client-left"))
+        return;
+    event_field(&sb, "serial", port);
+    event_field(&sb, "client", client);
+    if (!connected) {
+        event_field(&sb, "detail", why);
+        strbuf_printf(
+            &sb, ",\"bytes_from_client\":%llu,\"bytes_to_client\":%llu",
+            (unsigned long long)bytes_in, (unsigned long long)bytes_out);
+    }
+    event_send(a, &sb);
+}
+
 void agent_usb_event(void *ctx, const struct usb_event *ev)
 {
     struct agent *a = ctx;
     struct strbuf sb = {0};
-    struct timespec ts;
 
-    if (!a->control || control_subscribers(a->control) == 0)
+    if (!event_start(a, &sb, usb_event_kind_name(ev->kind)))
         return;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    strbuf_printf(&sb, "{\"time\":%lld.%03ld,\"event\":\"%s\"",
-                  (long long)ts.tv_sec, ts.tv_nsec / 1000000,
-                  usb_event_kind_name(ev->kind));
     event_field(&sb, "port", ev->port);
     if (ev->port)
         strbuf_printf(&sb, ",\"vid\":\"%04x\",\"pid\":\"%04x\"", ev->vid,
@@ -262,8 +300,5 @@ void agent_usb_event(void *ctx, const struct usb_event *ev)
     if (ev->kind == USB_EVENT_REDIRECTED)
         strbuf_printf(&sb, ",\"reconnect\":%s",
                       ev->reconnect ? "true" : "false");
-    strbuf_printf(&sb, "}\n");
-    if (!sb.failed && sb.len < EVENT_LINE_MAX * 4)
-        control_broadcast(a->control, sb.data, sb.len);
-    strbuf_free(&sb);
+    event_send(a, &sb);
 }

@@ -178,6 +178,17 @@ def test(td):
     agent.wait_log(r"control socket: refused target clear from uid 65534")
     assert vm_b.info_usb(), "a refused --clear moved the disk"
 
+    # a VM that is not there: one "error" event per reason, not per retry
+    dead = free_port()
+    at = ev.mark()
+    ok(agent, fx, "target", f"127.0.0.1:{dead}")
+    e = ev.wait("error", at, port=disk)
+    assert "connection refused" in e["detail"], e
+    time.sleep(1.5)  # several retries (reconnect_max_ms = 500)
+    assert [x["event"] for x in ev.lines[at:]].count("error") == 1, \
+        ev.lines[at:]
+    retarget(agent, fx, ev, vm_b, port_b, disk)
+
     # logout: no peers, devices stay with the host; reset: the file's
     at = ev.mark()
     ok(agent, fx, "target", "--clear")

@@ -52,6 +52,7 @@ struct usb_session {
     struct usb_counters counters;
     struct log_limit peer_refusals;     /* replace_peer = no */
     bool was_redirected;                /* a redirect now is a reconnect */
+    struct log_limit failures;          /* why attempts fail, for the log */
     char last_error[SESSION_ERROR_MAX]; /* reported as an event */
 };
 
@@ -147,11 +148,15 @@ static void usb_session_release_slot(struct usb_session *s)
 static void usb_session_log_failure(struct usb_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Logs a failed attempt: a warning for the first of a streak, debug for
- * the repeats, so a peer that is down for an hour is not an hour of logs. */
+/* Logs a failed attempt: each new reason as a warning when it first occurs
+ * and when it changes; a reason that repeats is summarised once a minute
+ * ("failed 12 more times in 60 s: ..."), so a peer that is down for an
+ * hour is not an hour of logs, and a second, different failure is never
+ * hidden behind the first. */
 static void usb_session_log_failure(struct usb_session *s, const char *fmt, ...)
 {
-    char msg[SESSION_ERROR_MAX];
+    char msg[SESSION_ERROR_MAX], summary[LOG_LIMIT_SUMMARY_MAX];
+    unsigned repeats;
     va_list ap;
 
     va_start(ap, fmt);
@@ -162,9 +167,12 @@ static void usb_session_log_failure(struct usb_session *s, const char *fmt, ...)
         memcpy(s->last_error, msg, sizeof(msg));
         usb_session_event(s, USB_EVENT_ERROR, msg, NULL);
     }
-    if (s->failed_attempts++ == 0)
-        log_warn("%s: %s; retrying every %u ms at most", s->name, msg,
-                 usb_session_cfg(s)->reconnect_max_ms);
+    s->failed_attempts++;
+    if (log_limit_check(&s->failures, msg, uv_now(s->p.loop), &repeats))
+        log_warn(
+            "%s: %s%s; retrying every %u ms at most", s->name,
+            log_limit_summary(&s->failures, repeats, summary, sizeof(summary)),
+            msg, usb_session_cfg(s)->reconnect_max_ms);
     else
         log_debug("%s: %s (attempt %u)", s->name, msg, s->failed_attempts);
 }
@@ -465,6 +473,7 @@ static void on_host_claimed(void *owner)
              s->slot->index, tls, attempts);
     s->failed_attempts = 0;
     s->last_error[0] = '\0';
+    memset(&s->failures, 0, sizeof(s->failures));
     usb_session_event(s, USB_EVENT_REDIRECTED, NULL,
                       usb_transport_peer(s->transport));
     s->was_redirected = true;

@@ -107,6 +107,7 @@ static void agent_stop(struct agent *a, const char *why)
     if (a->control)
         control_stop(a->control);
     a->control = NULL;
+    agent_metrics_stop(a);
     a->running++; /* held until every stop is requested */
     agent_usb_stop(a);
     if (a->serial)
@@ -136,7 +137,8 @@ static void agent_watch_signal(struct agent *a, uv_signal_t *h, int signum)
 
 static int agent_start(struct agent *a)
 {
-    if (agent_control_start(a) < 0 || agent_usb_start(a) < 0)
+    if (agent_control_start(a) < 0 || agent_metrics_start(a) < 0 ||
+        agent_usb_start(a) < 0)
         return -1;
     a->serial_sink = (struct serial_event_sink){agent_serial_event, a};
     a->serial = serial_bridge_start(a->loop, &a->cfg->serial, &a->serial_sink);

@@ -13,6 +13,7 @@
 #include "usb_targets.h"
 
 struct control_server;
+struct metrics_http;
 struct serial_bridge;
 struct usb_redirector;
 
@@ -25,6 +26,7 @@ struct agent {
     struct usb_config usb_eff;  /* cfg->usb with targets: the redirector's */
     struct serial_bridge *serial;
     struct control_server *control;
+    struct metrics_http *metrics; /* NULL unless [agent] metrics_listen */
     struct serial_event_sink serial_sink; /* to the events stream */
     unsigned running;                     /* subsystems not yet stopped */
     bool stopping;
@@ -57,6 +59,11 @@ void agent_serial_event(void *ctx, const char *port, const char *client,
 /* agent_control.c: cfg->usb with the run-time targets into usb_eff; the
  * redirector moves to it, starts or stops as it says. */
 void agent_usb_apply(struct agent *a);
+
+/* agent_metrics.c: the Prometheus endpoint, if configured. Returns 0 or -1
+ * after logging why. */
+int agent_metrics_start(struct agent *a);
+void agent_metrics_stop(struct agent *a);
 
 /* reload.c: re-reads the config file; a bad one is refused (why in err)
  * and the old one stays. who: "SIGHUP" or "reload request", for the log.

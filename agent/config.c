@@ -21,7 +21,7 @@ struct agent_parse {
     struct agent_config *cfg;
     struct usb_config_lines usb_lines;
     int seen_log_level, seen_control_socket, seen_control_group;
-    int seen_allow_force;
+    int seen_allow_force, seen_metrics;
     bool only_control_socket;
 };
 
@@ -107,6 +107,20 @@ static int parse_allow_force(struct agent_parse *a, const char *value)
     return 1;
 }
 
+static int parse_metrics_listen(struct agent_parse *a, const char *value)
+{
+    char why[300];
+
+    if (!set_once(a, &a->seen_metrics, "metrics_listen"))
+        return 0;
+    if (hostport_parse(value, &a->cfg->metrics_addr, why, sizeof(why)) < 0) {
+        config_error(&a->p, "[agent] metrics_listen: %s", why);
+        return 0;
+    }
+    a->cfg->metrics = true;
+    return 1;
+}
+
 static int agent_key(struct agent_parse *a, const char *name, const char *value)
 {
     if (!*value) {
@@ -121,6 +135,8 @@ static int agent_key(struct agent_parse *a, const char *name, const char *value)
         return parse_control_group(a, value);
     if (strcmp(name, "allow_force") == 0)
         return parse_allow_force(a, value);
+    if (strcmp(name, "metrics_listen") == 0)
+        return parse_metrics_listen(a, value);
     config_error(&a->p, "[agent]: unknown key '%s'", name);
     return 0;
 }

@@ -22,6 +22,8 @@ struct agent_config {
     char *control_group;  /* may change state too; NULL: root and us only */
     gid_t control_gid;    /* its gid, (gid_t)-1 without one */
     bool allow_force;     /* "attach --force" may override the policy */
+    bool metrics;         /* metrics_listen set: a Prometheus endpoint */
+    struct hostport metrics_addr;
     struct usb_config usb;
     struct serial_config serial;
 };

@@ -59,6 +59,12 @@ static void on_slot_released(void *ctx, struct usb_session *s,
 static void on_session_ended(void *ctx, struct usb_session *s)
 {
     struct usb_redirector *r = ctx;
+    struct usb_session_status st;
+
+    usb_session_status(s, &st); /* its bytes stay in the totals */
+    r->counters.bytes_to_peer += st.bytes_to_peer;
+    r->counters.bytes_from_peer += st.bytes_from_peer;
+    r->counters.wire_bytes_to_peer += st.wire_bytes_to_peer;
 
     for (struct device_node *d = r->devices; d; d = d->next)
         if (d->session == s)

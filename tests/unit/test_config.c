@@ -112,6 +112,8 @@ static void test_bad_configs(void)
                  "[agent] control_group: no group 'no-such-group-here'");
     expect_error("[agent]\ncontrol_group = root\ncontrol_group = root\n", 3,
                  "control_group: set twice (first on line 2)");
+    expect_error("[agent]\nmetrics_listen = 9470\n", 2,
+                 "[agent] metrics_listen: ");
     expect_error("[agent]\nallow_force = maybe\n", 2,
                  "[agent] allow_force: 'maybe' is not yes or no");
 

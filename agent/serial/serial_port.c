@@ -119,6 +119,13 @@ void serial_port_rebind(struct serial_port *p,
 {
     p->cfg = cfg;
     p->out.cfg = cfg;
+    /* everything that reads the port's config: the old one goes next */
+    if (p->dev)
+        serial_device_rebind(p->dev, cfg);
+    if (p->client)
+        serial_client_rebind(p->client, cfg);
+    if (p->dialing)
+        serial_client_rebind(p->dialing, cfg);
 }
 
 /* ---- clients ---- */

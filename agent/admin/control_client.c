@@ -66,13 +66,21 @@ static int read_reply(int fd, const char *command)
     return is_refusal(buf) ? 1 : 0;
 }
 
-/* events: lines as they come, flushed each time (a pipe to an applet). */
-static int read_stream(int fd)
+/* events: lines as they come, flushed each time (a pipe to an applet); a
+ * refusal instead of the stream (too many subscribers) is an error. */
+static int read_stream(int fd, const char *command)
 {
     char buf[4096];
     ssize_t n;
+    bool first = true;
 
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+    while ((n = read(fd, buf, sizeof(buf) - 1)) > 0) {
+        buf[n] = '\0';
+        if (first && strncmp(buf, "error: ", 7) == 0) {
+            fprintf(stderr, "redir-agent %s: %s", command, buf + 7);
+            return 1;
+        }
+        first = false;
         fwrite(buf, 1, (size_t)n, stdout);
         fflush(stdout);
     }
@@ -95,7 +103,7 @@ int control_client_run(const char *socket_path, const char *command,
         return 1;
     }
     errno = 0;
-    rc = stream ? read_stream(fd) : read_reply(fd, command);
+    rc = stream ? read_stream(fd, command) : read_reply(fd, command);
     close(fd);
     return rc;
 }

@@ -14,8 +14,6 @@
 #include "log.h"
 #include "serial_bridge.h"
 #include "serial_owner.h"
-#include "status.h"
-#include "strbuf.h"
 #include "usb_redirector.h"
 #include "version.h"
 
@@ -69,16 +67,19 @@ static void on_usb_stopped(void *ctx) { agent_subsystem_stopped(ctx); }
 static const struct usb_redirector_ops agent_usb_ops = {
     .serial_owner = serial_owner,
     .on_stopped = on_usb_stopped,
+    .on_event = agent_usb_event,
 };
 
 int agent_usb_start(struct agent *a)
 {
-    if (a->cfg->usb.mode == USB_PEER_NONE) {
-        log_notice("no [usb] connect or listen in %s: USB redirection is off",
+    usb_targets_apply(&a->targets, &a->cfg->usb, &a->usb_eff);
+    if (a->usb_eff.mode == USB_PEER_NONE) {
+        log_notice("no [usb] connect or listen in %s: USB redirection is off "
+                   "(redir-agent target can set peers)",
                    a->cfg->path);
         return 0;
     }
-    a->usb = usb_redirector_start(a->loop, &a->cfg->usb, &agent_usb_ops, a);
+    a->usb = usb_redirector_start(a->loop, &a->usb_eff, &agent_usb_ops, a);
     if (!a->usb)
         return -1;
     a->running++;
@@ -91,40 +92,6 @@ void agent_usb_stop(struct agent *a)
         return;
     usb_redirector_stop(a->usb); /* on_usb_stopped follows */
     a->usb = NULL;
-}
-
-/* ---- control socket ---- */
-
-static void agent_status(struct agent *a, bool json, struct strbuf *reply)
-{
-    struct serial_port_status serial[SERIAL_CONFIG_MAX_PORTS];
-    struct agent_status st = {
-        .config_path = a->cfg->path,
-        .uptime_ms = uv_now(a->loop) - a->started_ms,
-        .usb_running = a->usb != NULL,
-        .serial = serial,
-    };
-
-    if (a->usb)
-        usb_redirector_status(a->usb, &st.usb);
-    if (a->serial)
-        st.n_serial =
-            serial_bridge_status(a->serial, serial, SERIAL_CONFIG_MAX_PORTS);
-    status_render(&st, json, reply);
-    usb_status_free(&st.usb);
-}
-
-void agent_control_request(void *ctx, const char *request, struct strbuf *reply)
-{
-    struct agent *a = ctx;
-
-    if (strcmp(request, "status") == 0)
-        agent_status(a, false, reply);
-    else if (strcmp(request, "status json") == 0)
-        agent_status(a, true, reply);
-    else
-        strbuf_printf(reply, "error: unknown request (try: status, "
-                             "status json)\n");
 }
 
 /* ---- start and stop ---- */
@@ -140,6 +107,7 @@ static void agent_stop(struct agent *a, const char *why)
     if (a->control)
         control_stop(a->control);
     a->control = NULL;
+    agent_metrics_stop(a);
     a->running++; /* held until every stop is requested */
     agent_usb_stop(a);
     if (a->serial)
@@ -154,7 +122,7 @@ static void on_signal(uv_signal_t *handle, int signum)
 
     if (signum == SIGHUP) {
         if (!a->stopping)
-            agent_reload(a);
+            agent_reload(a, "SIGHUP", NULL, 0);
         return;
     }
     agent_stop(a, signum == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -169,11 +137,11 @@ static void agent_watch_signal(struct agent *a, uv_signal_t *h, int signum)
 
 static int agent_start(struct agent *a)
 {
-    a->control = control_start(a->loop, a->cfg->control_socket,
-                               agent_control_request, a);
-    if (!a->control || agent_usb_start(a) < 0)
+    if (agent_control_start(a) < 0 || agent_metrics_start(a) < 0 ||
+        agent_usb_start(a) < 0)
         return -1;
-    a->serial = serial_bridge_start(a->loop, &a->cfg->serial);
+    a->serial_sink = (struct serial_event_sink){agent_serial_event, a};
+    a->serial = serial_bridge_start(a->loop, &a->cfg->serial, &a->serial_sink);
     if (!a->serial)
         return -1;
     a->running++;

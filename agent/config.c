@@ -3,6 +3,7 @@
  * (at start and on every reload). */
 #include "config.h"
 
+#include <grp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,7 +20,8 @@ struct agent_parse {
     struct config_parse p;
     struct agent_config *cfg;
     struct usb_config_lines usb_lines;
-    int seen_log_level, seen_control_socket;
+    int seen_log_level, seen_control_socket, seen_control_group;
+    int seen_allow_force, seen_metrics;
     bool only_control_socket;
 };
 
@@ -73,6 +75,52 @@ static int parse_log_level(struct agent_parse *a, const char *value)
     return 1;
 }
 
+/* Looked up now, so that a typo is FILE:LINE and not a surprise later. */
+static int parse_control_group(struct agent_parse *a, const char *value)
+{
+    struct group *gr;
+
+    if (!set_once(a, &a->seen_control_group, "control_group"))
+        return 0;
+    gr = getgrnam(value);
+    if (!gr) {
+        config_error(&a->p,
+                     "[agent] control_group: no group '%s' on this system",
+                     value);
+        return 0;
+    }
+    free(a->cfg->control_group);
+    a->cfg->control_group = strdup(value);
+    a->cfg->control_gid = gr->gr_gid;
+    return a->cfg->control_group != NULL;
+}
+
+static int parse_allow_force(struct agent_parse *a, const char *value)
+{
+    if (!set_once(a, &a->seen_allow_force, "allow_force"))
+        return 0;
+    if (config_parse_bool(value, &a->cfg->allow_force) < 0) {
+        config_error(&a->p, "[agent] allow_force: '%s' is not yes or no",
+                     value);
+        return 0;
+    }
+    return 1;
+}
+
+static int parse_metrics_listen(struct agent_parse *a, const char *value)
+{
+    char why[300];
+
+    if (!set_once(a, &a->seen_metrics, "metrics_listen"))
+        return 0;
+    if (hostport_parse(value, &a->cfg->metrics_addr, why, sizeof(why)) < 0) {
+        config_error(&a->p, "[agent] metrics_listen: %s", why);
+        return 0;
+    }
+    a->cfg->metrics = true;
+    return 1;
+}
+
 static int agent_key(struct agent_parse *a, const char *name, const char *value)
 {
     if (!*value) {
@@ -83,6 +131,12 @@ static int agent_key(struct agent_parse *a, const char *name, const char *value)
         return parse_log_level(a, value);
     if (strcmp(name, "control_socket") == 0)
         return parse_control_socket(a, value);
+    if (strcmp(name, "control_group") == 0)
+        return parse_control_group(a, value);
+    if (strcmp(name, "allow_force") == 0)
+        return parse_allow_force(a, value);
+    if (strcmp(name, "metrics_listen") == 0)
+        return parse_metrics_listen(a, value);
     config_error(&a->p, "[agent]: unknown key '%s'", name);
     return 0;
 }
@@ -169,6 +223,8 @@ static void config_defaults(struct agent_config *cfg, const char *path)
     usb_config_init(&cfg->usb);
     cfg->path = strdup(path);
     cfg->control_socket = strdup(CONFIG_DEFAULT_CONTROL_SOCKET);
+    cfg->control_gid = (gid_t)-1;
+    cfg->allow_force = true;
 }
 
 int config_load(const char *path, struct agent_config *cfg, char *err,
@@ -193,6 +249,7 @@ void config_free(struct agent_config *cfg)
     usb_config_free(&cfg->usb);
     free(cfg->path);
     free(cfg->control_socket);
+    free(cfg->control_group);
     memset(cfg, 0, sizeof(*cfg));
 }
 

@@ -4,7 +4,9 @@
 #ifndef REDIR_AGENT_CONFIG_H
 #define REDIR_AGENT_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "config_util.h"
 #include "serial_config.h"
@@ -17,6 +19,11 @@ struct agent_config {
     char *path;
     int log_level;        /* syslog level */
     char *control_socket; /* unix socket for "redir-agent status" */
+    char *control_group;  /* may change state too; NULL: root and us only */
+    gid_t control_gid;    /* its gid, (gid_t)-1 without one */
+    bool allow_force;     /* "attach --force" may override the policy */
+    bool metrics;         /* metrics_listen set: a Prometheus endpoint */
+    struct hostport metrics_addr;
     struct usb_config usb;
     struct serial_config serial;
 };

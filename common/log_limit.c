@@ -19,6 +19,8 @@ bool log_limit_check(struct log_limit *ll, const char *reason, uint64_t now_ms,
         return false;
     }
     *repeats = changed ? 0 : ll->repeats;
+    ll->span_ms =
+        ll->logged_ms && now_ms > ll->logged_ms ? now_ms - ll->logged_ms : 0;
     ll->repeats = 0;
     ll->logged_ms = now_ms ? now_ms : 1;
     snprintf(ll->reason, sizeof(ll->reason), "%s", reason);
@@ -30,5 +32,16 @@ const char *log_limit_suffix(unsigned repeats, char *buf, size_t len)
     if (repeats == 0)
         return "";
     snprintf(buf, len, " (and %u more since the last such line)", repeats);
+    return buf;
+}
+
+const char *log_limit_summary(const struct log_limit *ll, unsigned repeats,
+                              char *buf, size_t len)
+{
+    if (repeats == 0)
+        return "";
+    snprintf(buf, len, "failed %u more time%s in %llu s: ", repeats,
+             repeats == 1 ? "" : "s",
+             (unsigned long long)((ll->span_ms + 500) / 1000));
     return buf;
 }

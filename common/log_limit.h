@@ -16,6 +16,7 @@ struct log_limit {
     char reason[LOG_LIMIT_REASON_MAX]; /* last logged */
     uint64_t logged_ms;                /* when */
     unsigned repeats;                  /* not logged since */
+    uint64_t span_ms; /* from the line before the last one to it */
 };
 
 /* True if reason is to be logged now; then *repeats is how many were held
@@ -26,5 +27,11 @@ bool log_limit_check(struct log_limit *ll, const char *reason, uint64_t now_ms,
 /* " (and N more since the last such line)", or "" for none, into buf. */
 #define LOG_LIMIT_SUFFIX_MAX 64
 const char *log_limit_suffix(unsigned repeats, char *buf, size_t len);
+
+/* For a reason logged again after repeats: "failed 12 more times in 60 s:
+ * " (what the repeats were, and over how long), or "" for none. */
+#define LOG_LIMIT_SUMMARY_MAX 64
+const char *log_limit_summary(const struct log_limit *ll, unsigned repeats,
+                              char *buf, size_t len);
 
 #endif

@@ -69,6 +69,7 @@ static void on_agent_connection(void *ctx, struct net_conn *c)
         .relay = r,
         .admit = &r->admit,
         .refusals = &r->refusals,
+        .stats = &r->stats,
     };
     struct sockaddr_storage addr;
     enum net_admit_verdict v;
@@ -184,6 +185,7 @@ static void relay_stop(struct relay *r, const char *why)
     if (r->listener)
         net_listener_close(r->listener);
     r->listener = NULL;
+    relay_metrics_stop(r);
     net_tls_ctx_unref(r->tls);
     r->tls = NULL;
     uv_close((uv_handle_t *)&r->sig_term, NULL);
@@ -362,7 +364,7 @@ static int relay_start(struct relay *r)
         if (!r->targets[i] || !relay_target_ready(r->targets[i]))
             return -1;
     }
-    if (relay_listen(r) < 0)
+    if (relay_listen(r) < 0 || relay_metrics_start(r) < 0)
         return -1;
     relay_watch_signal(r, &r->sig_term, SIGTERM);
     relay_watch_signal(r, &r->sig_int, SIGINT);

@@ -13,6 +13,7 @@
 #include "log_limit.h"
 #include "net_admit.h"
 #include "relay_config.h"
+#include "relay_session.h"
 
 struct net_listener;
 struct net_tls_ctx;
@@ -33,7 +34,14 @@ struct relay {
     struct list_node sessions;     /* every agent connection */
     size_t n_sessions;
     bool stopping;
+    struct relay_stats stats;     /* for the metrics endpoint */
+    struct metrics_http *metrics; /* NULL unless [relay] metrics_listen */
 };
+
+/* relay_metrics.c: starts/stops the Prometheus endpoint if configured;
+ * 0 or -1 after logging why. */
+int relay_metrics_start(struct relay *r);
+void relay_metrics_stop(struct relay *r);
 
 /* Binds, listens and runs until SIGTERM/SIGINT with r->cfg loaded (the
  * relay owns it from here); SIGHUP reloads the config. Returns the exit

@@ -43,6 +43,7 @@ enum relay_key {
     KEY_HANDSHAKES_MAX,
     KEY_HANDSHAKES_PER_SOURCE,
     KEY_HANDSHAKE_TIMEOUT,
+    KEY_METRICS_LISTEN,
     KEY_COUNT
 };
 
@@ -69,6 +70,18 @@ static int parse_listen(struct parse *p, const char *value)
         config_error(&p->cp, "[relay] listen: %s", why);
         return 0;
     }
+    return 1;
+}
+
+static int parse_metrics_listen(struct parse *p, const char *value)
+{
+    char why[300];
+
+    if (hostport_parse(value, &p->cfg->metrics_addr, why, sizeof(why)) < 0) {
+        config_error(&p->cp, "[relay] metrics_listen: %s", why);
+        return 0;
+    }
+    p->cfg->metrics = true;
     return 1;
 }
 
@@ -215,6 +228,7 @@ static const struct key_def relay_keys[KEY_COUNT] = {
     [KEY_HANDSHAKES_PER_SOURCE] = {"handshakes_per_source",
                                    parse_handshakes_per_source},
     [KEY_HANDSHAKE_TIMEOUT] = {"handshake_timeout", parse_handshake_timeout},
+    [KEY_METRICS_LISTEN] = {"metrics_listen", parse_metrics_listen},
 };
 
 static int handle_relay_key(struct parse *p, const char *name,

@@ -41,6 +41,8 @@ struct relay_config {
     char *path;
     int log_level; /* syslog level */
     struct hostport listen;
+    bool metrics;                 /* metrics_listen set */
+    struct hostport metrics_addr; /* the Prometheus endpoint */
     char *secret_file;
     uint8_t secret[RELAY_SECRET_MAX]; /* read from secret_file */
     size_t secret_len;

@@ -69,6 +69,7 @@ static void pump_to_agent(struct relay_pump *p, const uint8_t *data, size_t len)
     net_conn_flush(p->agent);
     if (net_conn_congested(p->agent) && !p->chardev_paused) {
         p->chardev_paused = true;
+        p->n.chardev_pauses++;
         net_conn_read_stop(p->chardev);
     }
 }
@@ -105,6 +106,7 @@ static void pump_pause_agent(struct relay_pump *p)
 {
     if (!p->agent_paused) {
         p->agent_paused = true;
+        p->n.agent_pauses++;
         net_conn_read_stop(p->agent);
     }
 }

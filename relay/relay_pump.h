@@ -18,6 +18,7 @@ typedef void (*relay_pump_done_fn)(void *owner, const char *why);
 
 struct relay_pump_counters {
     uint64_t from_agent, to_chardev, from_chardev, to_agent; /* bytes */
+    uint64_t agent_pauses, chardev_pauses; /* backpressure: reads stopped */
 };
 
 /* Takes both connections (the agent's may have queued handshake bytes)

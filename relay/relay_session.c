@@ -53,6 +53,22 @@ struct relay_session *relay_session_from_node(struct list_node *n)
     return list_entry(n, struct relay_session, node);
 }
 
+const char *relay_session_state_name(const struct relay_session *s)
+{
+    switch (s->state) {
+    case SESSION_HANDSHAKE: return "handshake";
+    case SESSION_ATTACHING: return "attaching";
+    case SESSION_PUMPING: return "pumping";
+    default: return "closing";
+    }
+}
+
+const struct relay_pump_counters *
+relay_session_counters(const struct relay_session *s)
+{
+    return s->pump ? relay_pump_counters(s->pump) : NULL;
+}
+
 static const struct relay_config *
 relay_session_cfg(const struct relay_session *s)
 {
@@ -87,8 +103,17 @@ static void relay_session_end(struct relay_session *s)
     relay_session_leave_admission(s);
     if (s->target)
         relay_target_let_go(s->target, s);
-    if (s->pump)
+    if (s->pump) {
+        const struct relay_pump_counters *n = relay_pump_counters(s->pump);
+        struct relay_stats *st = s->p.stats;
+        st->from_agent += n->from_agent;
+        st->to_chardev += n->to_chardev;
+        st->from_chardev += n->from_chardev;
+        st->to_agent += n->to_agent;
+        st->agent_pauses += n->agent_pauses;
+        st->chardev_pauses += n->chardev_pauses;
         relay_pump_free(s->pump);
+    }
     if (s->agent)
         net_conn_close(s->agent, true);
     if (s->chardev)
@@ -152,6 +177,8 @@ static void relay_session_refuse(struct relay_session *s, int status,
     vsnprintf(s->hs->error, sizeof(s->hs->error), fmt, ap);
     va_end(ap);
     s->hs->status = status;
+    if (status >= 0 && status < RELAY_STATS_STATUSES)
+        s->p.stats->refused[status]++;
     relay_server_result(s->hs, status, s->hs->error);
     relay_session_send_refusal(s);
 }
@@ -209,6 +236,7 @@ static void relay_session_chardev_ready(struct relay_session *s,
         return;
     }
     s->agent = s->chardev = NULL; /* the pump's now */
+    s->p.stats->accepted++;
     free(s->hs);
     s->hs = NULL;
     s->state = SESSION_PUMPING;
@@ -233,6 +261,7 @@ static void on_chardev_connected(void *owner, struct net_conn *c, int status)
 
     if (status < 0) {
         const char *tls = net_conn_tls_error(c);
+        s->p.stats->qemu_connect_failures++;
         relay_session_refuse(s, RELAY_REFUSED_UNAVAILABLE, "QEMU at %s: %s%s%s",
                              relay_target_chardev(s->target),
                              uv_strerror(status), tls ? ": " : "",

@@ -20,6 +20,18 @@ struct net_conn;
 struct net_tls_ctx;
 struct relay_session;
 struct relay_target;
+struct relay_pump_counters;
+
+#define RELAY_STATS_STATUSES 8 /* refusal statuses (relay_proto.h) */
+
+/* Totals since start, for the metrics endpoint; sessions add to them. */
+struct relay_stats {
+    uint64_t accepted;                      /* handshakes that got a pump */
+    uint64_t refused[RELAY_STATS_STATUSES]; /* by refusal status */
+    uint64_t qemu_connect_failures;
+    uint64_t from_agent, to_chardev, from_chardev, to_agent; /* ended */
+    uint64_t agent_pauses, chardev_pauses;                   /* ended */
+};
 
 /* What a session asks of and tells the relay. */
 struct relay_session_ops {
@@ -39,7 +51,15 @@ struct relay_session_params {
      * and logs refusals through refusals (one line per reason a minute). */
     struct net_admit *admit;
     struct log_limit *refusals;
+    struct relay_stats *stats; /* the relay's */
 };
+
+/* States, for the metrics: "handshake", "attaching", "pumping". */
+const char *relay_session_state_name(const struct relay_session *s);
+
+/* A live session's pump counters (NULL when not pumping). */
+const struct relay_pump_counters *
+relay_session_counters(const struct relay_session *s);
 
 /* Takes an accepted agent connection, admitted into p->admit from addr:
  * sends the hello, starts the handshake timer. The session is linked into

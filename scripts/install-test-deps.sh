@@ -17,10 +17,12 @@ cd "$(dirname "$0")/.."
 # openssl: the test certificates (tests/tls/make_certs.py).
 # haproxy: the TCP load balancer in front of a relay pool (relay_e2e_haproxy);
 # iproute2: network namespaces and tbf for bench/link's link profiles.
+# prometheus: promtool checks the metrics endpoint, and a real server
+# scrapes it once (e2e_metrics).
 TEST_PACKAGES="clang-format clang libclang-rt-14-dev
 usbredirect python3-serial ser2net
 busybox-static cpio kmod udev
-openssl haproxy iproute2"
+openssl haproxy iproute2 prometheus"
 
 # shellcheck disable=SC2086
 scripts/install-deps.sh $TEST_PACKAGES

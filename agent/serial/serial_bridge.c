@@ -16,6 +16,7 @@ struct serial_bridge {
     bool stopping;
     void (*on_stopped)(void *arg);
     void *arg;
+    const struct serial_event_sink *sink;
 };
 
 static void on_port_stopped(void *arg)
@@ -42,7 +43,7 @@ static void bridge_stop_port(struct serial_bridge *b, struct serial_port *p)
 static struct serial_port *bridge_new_port(struct serial_bridge *b,
                                            const struct serial_port_config *pc)
 {
-    struct serial_port *p = serial_port_new(b->loop, pc);
+    struct serial_port *p = serial_port_new(b->loop, pc, b->sink);
 
     if (!p) {
         log_err("[serial.%s]: out of memory", pc->name);
@@ -56,7 +57,8 @@ static struct serial_port *bridge_new_port(struct serial_bridge *b,
 }
 
 struct serial_bridge *serial_bridge_start(uv_loop_t *loop,
-                                          const struct serial_config *sc)
+                                          const struct serial_config *sc,
+                                          const struct serial_event_sink *sink)
 {
     struct serial_bridge *b = calloc(1, sizeof(*b));
 
@@ -65,6 +67,7 @@ struct serial_bridge *serial_bridge_start(uv_loop_t *loop,
         return NULL;
     }
     b->loop = loop;
+    b->sink = sink;
     /* Every listening socket first: a taken port fails the start before
      * any device is touched. */
     for (size_t i = 0; i < sc->n_ports; i++) {

@@ -14,9 +14,11 @@ struct serial_bridge;
 
 /* Starts every port of sc (which must stay valid until replaced); a missing
  * device is not an error. Returns the bridge, or NULL after logging why
- * (a listen address taken: nothing is left open then). */
+ * (a listen address taken: nothing is left open then). Ports tell sink
+ * (NULL: nobody) of their clients. */
 struct serial_bridge *serial_bridge_start(uv_loop_t *loop,
-                                          const struct serial_config *sc);
+                                          const struct serial_config *sc,
+                                          const struct serial_event_sink *sink);
 
 /* A reload: ports whose section is unchanged keep running (their clients
  * untouched), changed ones restart, removed ones stop, new ones start.

@@ -312,6 +312,12 @@ static void client_start_telnet(struct serial_client *c)
     serial_telnet_start(&c->telnet, c->p.cfg->mode, &client_telnet_ops, c);
 }
 
+void serial_client_rebind(struct serial_client *c,
+                          const struct serial_port_config *cfg)
+{
+    c->p.cfg = cfg;
+}
+
 void serial_client_start(struct serial_client *c)
 {
     c->started = true;

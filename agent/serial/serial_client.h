@@ -55,6 +55,11 @@ struct serial_client *serial_client_accept(const struct serial_client_params *p,
                                            struct net_conn *c);
 struct serial_client *serial_client_dial(const struct serial_client_params *p);
 
+/* A reload replaced the port's config with an equal one at cfg: read it
+ * from now on (the old one is freed next). */
+void serial_client_rebind(struct serial_client *c,
+                          const struct serial_port_config *cfg);
+
 /* The port took the client: the telnet session starts, bytes move. */
 void serial_client_start(struct serial_client *c);
 

@@ -298,6 +298,12 @@ void serial_device_update(struct serial_device *d)
     }
 }
 
+void serial_device_rebind(struct serial_device *d,
+                          const struct serial_port_config *cfg)
+{
+    d->cfg = cfg;
+}
+
 struct serial_device *serial_device_new(uv_loop_t *loop,
                                         const struct serial_port_config *cfg,
                                         const char *label,

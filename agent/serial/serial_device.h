@@ -31,6 +31,11 @@ struct serial_device_ops {
     void (*on_lost)(void *ctx, const char *why);
 };
 
+/* A reload replaced the config with an equal one at cfg: read it from now
+ * on (the old one is freed next). */
+void serial_device_rebind(struct serial_device *d,
+                          const struct serial_port_config *cfg);
+
 struct serial_device *serial_device_new(uv_loop_t *loop,
                                         const struct serial_port_config *cfg,
                                         const char *label,

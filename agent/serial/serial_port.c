@@ -40,8 +40,18 @@ struct serial_port {
     struct serial_client *dialing; /* connect mode: attempt in progress */
     uv_timer_t dial_timer;         /* connect mode: next attempt */
     struct backoff backoff;
-    unsigned dial_failures; /* in a row, for quieter logs */
+    unsigned dial_failures;               /* in a row, for quieter logs */
+    const struct serial_event_sink *sink; /* or NULL */
 };
+
+static void port_client_event(struct serial_port *p, struct serial_client *c,
+                              bool connected, const char *why)
+{
+    if (p->sink && p->sink->on_client)
+        p->sink->on_client(p->sink->ctx, p->cfg->name, serial_client_name(c),
+                           connected, why, serial_client_bytes_in(c),
+                           serial_client_bytes_out(c));
+}
 
 static const struct serial_client_ops port_client_ops;
 static const struct serial_device_ops port_device_ops;
@@ -82,7 +92,8 @@ static void port_timer_init(struct serial_port *p, uv_timer_t *timer)
 }
 
 struct serial_port *serial_port_new(uv_loop_t *loop,
-                                    const struct serial_port_config *cfg)
+                                    const struct serial_port_config *cfg,
+                                    const struct serial_event_sink *sink)
 {
     struct serial_port *p = calloc(1, sizeof(*p));
     char addr[HOSTPORT_HOST_MAX + 8];
@@ -91,6 +102,7 @@ struct serial_port *serial_port_new(uv_loop_t *loop,
         return NULL;
     p->loop = loop;
     p->cfg = cfg;
+    p->sink = sink;
     p->out.fd = -1;
     snprintf(p->label, sizeof(p->label), "[serial.%s] %s <-> %s", cfg->name,
              cfg->device, hostport_str(&cfg->addr, addr, sizeof(addr)));
@@ -107,6 +119,13 @@ void serial_port_rebind(struct serial_port *p,
 {
     p->cfg = cfg;
     p->out.cfg = cfg;
+    /* everything that reads the port's config: the old one goes next */
+    if (p->dev)
+        serial_device_rebind(p->dev, cfg);
+    if (p->client)
+        serial_client_rebind(p->client, cfg);
+    if (p->dialing)
+        serial_client_rebind(p->dialing, cfg);
 }
 
 /* ---- clients ---- */
@@ -150,6 +169,7 @@ static void port_client_gone(struct serial_port *p, const char *why,
              p->label, serial_client_name(c), why, (double)session_ms / 1000,
              (unsigned long long)serial_client_bytes_in(c),
              (unsigned long long)serial_client_bytes_out(c));
+    port_client_event(p, c, false, why);
     serial_outputs_end_session(&p->out);
     serial_client_close(c, graceful);
     if (p->dev)
@@ -190,6 +210,7 @@ static void port_client_ready(struct serial_port *p, struct serial_client *c)
     p->client = c;
     p->dial_failures = 0;
     log_info("%s: client %s connected", p->label, serial_client_name(c));
+    port_client_event(p, c, true, "");
     serial_outputs_new_session(&p->out);
     serial_client_start(c);
     if (p->dev)

@@ -24,10 +24,20 @@ struct serial_port_status {
     uint64_t bytes_in, bytes_out; /* of the current client */
 };
 
-/* A port for cfg (which must stay valid while the port runs). Nothing is
- * opened yet. NULL if out of memory. */
+/* What ports tell the agent, for the events stream (members may be NULL).
+ * why: "" on connect; how the session ended on disconnect. */
+struct serial_event_sink {
+    void (*on_client)(void *ctx, const char *port, const char *client,
+                      bool connected, const char *why, uint64_t bytes_in,
+                      uint64_t bytes_out);
+    void *ctx;
+};
+
+/* A port for cfg (which must stay valid while the port runs); sink (NULL:
+ * none) must outlive it. Nothing is opened yet. NULL if out of memory. */
 struct serial_port *serial_port_new(uv_loop_t *loop,
-                                    const struct serial_port_config *cfg);
+                                    const struct serial_port_config *cfg,
+                                    const struct serial_event_sink *sink);
 
 /* Listen mode: binds and listens. Returns 0, or -1 after logging why. */
 int serial_port_listen(struct serial_port *p);

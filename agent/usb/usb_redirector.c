@@ -13,47 +13,8 @@
 #include "usb_kernel_hotplug.h"
 #include "usb_policy.h"
 #include "usb_rebind.h"
+#include "usb_redirector_int.h"
 #include "usb_slots.h"
-
-/* A device libusb reported: its description, decision and session. */
-struct device_node {
-    struct device_node *next;
-    struct usb_device_entry *e;
-    struct usb_session *session; /* NULL while kept local */
-    uint64_t seq;                /* arrival order: who waits longest */
-};
-
-/* From libusb (dev set), or from the kernel's uevents when no udev daemon
- * runs (dev NULL: the device is known by its address and sysfs name). */
-struct hotplug_event {
-    struct hotplug_event *next;
-    libusb_device *dev; /* referenced, or NULL */
-    libusb_hotplug_event event;
-    bool at_start;                /* present when the agent started */
-    uint8_t busnum, devnum;       /* kernel events */
-    char port[USB_PORT_PATH_MAX]; /* kernel events: BUS-PORT */
-};
-
-struct usb_redirector {
-    uv_loop_t *loop;
-    const struct usb_config *cfg;
-    struct usb_policy policy;
-    const struct usb_redirector_ops *ops;
-    void *ctx;
-    libusb_context *usb;
-    struct usb_events events;
-    libusb_hotplug_callback_handle hotplug;
-    bool hotplug_registered;
-    bool enumerating; /* libusb reports the devices present at start */
-    struct usb_kernel_hotplug *kernel_hotplug; /* NULL while udevd runs */
-    struct usb_slots slots;
-    struct device_node *devices; /* every device present, newest first */
-    uint64_t next_seq;
-    unsigned live_sessions;
-    struct hotplug_event *queue_head, *queue_tail;
-    uv_timer_t queue_timer; /* drains hotplug events outside libusb */
-    bool stopping;
-};
 
 static const struct usb_session_ops redirector_session_ops;
 
@@ -98,6 +59,12 @@ static void on_slot_released(void *ctx, struct usb_session *s,
 static void on_session_ended(void *ctx, struct usb_session *s)
 {
     struct usb_redirector *r = ctx;
+    struct usb_session_status st;
+
+    usb_session_status(s, &st); /* its bytes stay in the totals */
+    r->counters.bytes_to_peer += st.bytes_to_peer;
+    r->counters.bytes_from_peer += st.bytes_from_peer;
+    r->counters.wire_bytes_to_peer += st.wire_bytes_to_peer;
 
     for (struct device_node *d = r->devices; d; d = d->next)
         if (d->session == s)
@@ -115,10 +82,33 @@ static void on_session_freed(void *ctx)
         redirector_finish(r);
 }
 
+static void on_session_event(void *ctx, struct usb_session *s, int kind,
+                             const char *detail, const char *peer,
+                             bool reconnect)
+{
+    struct usb_redirector *r = ctx;
+    struct usb_session_status st;
+    struct device_node *d = r->devices;
+
+    while (d && d->session != s)
+        d = d->next;
+    usb_session_status(s, &st);
+    struct usb_event ev = {
+        .kind = (enum usb_event_kind)kind,
+        .detail = detail,
+        .peer = peer,
+        .slot = st.slot,
+        .reconnect = reconnect,
+        .access = d ? usb_access_name(d->e->decision.access) : NULL,
+    };
+    usb_redirector_emit(r, d, &ev);
+}
+
 static const struct usb_session_ops redirector_session_ops = {
     .on_slot_released = on_slot_released,
     .on_ended = on_session_ended,
     .on_freed = on_session_freed,
+    .on_event = on_session_event,
 };
 
 static void on_peer(void *ctx, struct usb_slot *slot, struct net_conn *c)
@@ -144,6 +134,22 @@ static void device_decide(struct usb_redirector *r, struct device_node *d)
 {
     const char *owner = r->ops->serial_owner(r->ctx, d->e->port, d->e->serial);
     usb_device_decide(d->e, &r->policy, owner);
+    usb_redirector_apply_marks(d, owner);
+}
+
+/* "decision" for the events stream. */
+static void device_emit_decision(struct usb_redirector *r,
+                                 const struct device_node *d)
+{
+    struct usb_event ev = {
+        .kind = USB_EVENT_DECISION,
+        .redirect = d->e->decision.redirect,
+        .access = d->e->decision.redirect
+                      ? usb_access_name(d->e->decision.access)
+                      : NULL,
+        .detail = d->e->decision.reason,
+    };
+    usb_redirector_emit(r, d, &ev);
 }
 
 static void device_log_decision(const struct usb_device_entry *e)
@@ -177,6 +183,12 @@ static void device_start_session(struct usb_redirector *r,
     }
     r->live_sessions++;
     d->seq = r->next_seq++;
+    if (r->slots.n == 0) {
+        log_notice("%s: no USB targets now (target --clear); it stays with "
+                   "the host until there is one",
+                   d->e->name);
+        return;
+    }
     if (!usb_slots_find_free(&r->slots)) {
         log_notice("%s: all %zu slots are busy; waiting for one to free up",
                    d->e->name, r->slots.n);
@@ -221,6 +233,8 @@ static void handle_arrival(struct usb_redirector *r, libusb_device *dev,
     r->devices = d;
     device_decide(r, d);
     device_log_decision(d->e);
+    usb_redirector_emit(r, d, &(struct usb_event){.kind = USB_EVENT_ARRIVED});
+    device_emit_decision(r, d);
     if (d->e->decision.redirect)
         device_start_session(r, d);
     else if (at_start && d->e->info.dev_class != USB_CLASS_HUB)
@@ -264,6 +278,7 @@ static void handle_departure(struct usb_redirector *r, libusb_device *dev,
                       libusb_get_device_address(d->e->dev) != devnum)
             continue;
         *pp = d->next;
+        usb_redirector_emit(r, d, &(struct usb_event){.kind = USB_EVENT_LEFT});
         if (d->session)
             usb_session_device_left(d->session); /* may end it now */
         else
@@ -276,18 +291,21 @@ static void handle_departure(struct usb_redirector *r, libusb_device *dev,
 }
 
 /* Decides d again under the current rules; a running session keeps its
- * decision. */
-static void device_redecide(struct usb_redirector *r, struct device_node *d)
+ * decision (a reload) unless even_if_redirecting (detach, attach). */
+void usb_redirector_redecide(struct usb_redirector *r, struct device_node *d,
+                             bool even_if_redirecting)
 {
     struct usb_decision before = d->e->decision;
 
-    if (d->session && usb_session_is_redirecting(d->session))
+    if (d->session && usb_session_is_redirecting(d->session) &&
+        !even_if_redirecting)
         return;
     device_decide(r, d);
     if (before.redirect == d->e->decision.redirect &&
         before.access == d->e->decision.access)
         return;
     device_log_decision(d->e);
+    device_emit_decision(r, d);
     if (d->session && !d->e->decision.redirect)
         usb_session_withdraw(d->session);
     else if (d->session)
@@ -307,18 +325,19 @@ static void set_policy(struct usb_redirector *r)
 }
 
 /* Called on reload after the config was replaced. */
-void usb_redirector_reconfigure(struct usb_redirector *r,
-                                const struct usb_config *cfg)
+size_t usb_redirector_reconfigure(struct usb_redirector *r,
+                                  const struct usb_config *cfg)
 {
     r->cfg = cfg;
     set_policy(r);
     size_t changed = usb_slots_reconfigure(&r->slots, cfg);
     if (changed)
-        log_info("reload: %zu USB slot%s changed; devices on them move",
-                 changed, changed == 1 ? "" : "s");
+        log_info("%zu USB slot%s changed; devices on them move", changed,
+                 changed == 1 ? "" : "s");
     for (struct device_node *d = r->devices; d; d = d->next)
-        device_redecide(r, d);
+        usb_redirector_redecide(r, d, false);
     offer_slots(r);
+    return changed;
 }
 
 /* ---- hotplug ---- */
@@ -569,56 +588,4 @@ void usb_redirector_stop(struct usb_redirector *r)
             usb_session_shutdown(d->session); /* may end it now */
     if (r->live_sessions == 0) /* else on_session_freed finishes */
         redirector_finish(r);
-}
-
-/* ---- status ---- */
-
-static void device_status(const struct device_node *d,
-                          struct usb_device_status *out)
-{
-    const struct usb_device_entry *e = d->e;
-
-    *out = (struct usb_device_status){
-        .port = e->port,
-        .product = e->product,
-        .serial = e->serial,
-        .reason = e->decision.reason,
-        .vid = e->info.vid,
-        .pid = e->info.pid,
-        .redirect = e->decision.redirect,
-        .access = e->decision.access,
-        .has_session = d->session != NULL,
-    };
-    if (d->session)
-        usb_session_status(d->session, &out->session);
-}
-
-void usb_redirector_status(const struct usb_redirector *r,
-                           struct usb_status *out)
-{
-    size_t n = 0;
-
-    memset(out, 0, sizeof(*out));
-    out->mode = r->cfg->mode;
-    out->n_slots = r->slots.n;
-    for (size_t i = 0; i < r->slots.n; i++)
-        out->slots[i] = (struct usb_slot_status){
-            .index = r->slots.slots[i]->index,
-            .endpoint = r->slots.slots[i]->name,
-            .busy = r->slots.slots[i]->session != NULL,
-        };
-    for (const struct device_node *d = r->devices; d; d = d->next)
-        n++;
-    out->devices = n ? calloc(n, sizeof(*out->devices)) : NULL;
-    if (!out->devices)
-        return;
-    for (const struct device_node *d = r->devices; d; d = d->next)
-        device_status(d, &out->devices[out->n_devices++]);
-}
-
-void usb_status_free(struct usb_status *st)
-{
-    free(st->devices);
-    st->devices = NULL;
-    st->n_devices = 0;
 }

@@ -15,6 +15,7 @@
 #include "net_conn.h"
 #include "usb_counters.h"
 #include "usb_device.h"
+#include "usb_event.h"
 #include "usb_host.h"
 #include "usb_slots.h"
 #include "usb_transport.h"
@@ -29,6 +30,7 @@
 /* A session that ran this long starts the next backoff over. */
 #define STABLE_SESSION_MS 10000
 #define SESSION_NAME_MAX 192
+#define SESSION_ERROR_MAX 512 /* a failure's text: peer, error, detail */
 
 struct usb_session {
     struct usb_session_params p;
@@ -48,11 +50,22 @@ struct usb_session {
     uint64_t running_since_ms;
     unsigned failed_attempts;
     struct usb_counters counters;
-    struct log_limit peer_refusals; /* replace_peer = no */
+    struct log_limit peer_refusals;     /* replace_peer = no */
+    bool was_redirected;                /* a redirect now is a reconnect */
+    struct log_limit failures;          /* why attempts fail, for the log */
+    char last_error[SESSION_ERROR_MAX]; /* reported as an event */
 };
 
 static const struct usb_transport_ops session_transport_ops;
 static const struct usb_host_ops session_host_ops;
+
+/* Tells the redirector (for the events stream and the counters). */
+static void usb_session_event(struct usb_session *s, enum usb_event_kind kind,
+                              const char *detail, const char *peer)
+{
+    if (s->ops->on_event)
+        s->ops->on_event(s->ctx, s, (int)kind, detail, peer, s->was_redirected);
+}
 static void usb_session_attempt(struct usb_session *s);
 static void usb_session_fail(struct usb_session *s, bool graceful);
 
@@ -135,19 +148,31 @@ static void usb_session_release_slot(struct usb_session *s)
 static void usb_session_log_failure(struct usb_session *s, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
-/* Logs a failed attempt: a warning for the first of a streak, debug for
- * the repeats, so a peer that is down for an hour is not an hour of logs. */
+/* Logs a failed attempt: each new reason as a warning when it first occurs
+ * and when it changes; a reason that repeats is summarised once a minute
+ * ("failed 12 more times in 60 s: ..."), so a peer that is down for an
+ * hour is not an hour of logs, and a second, different failure is never
+ * hidden behind the first. */
 static void usb_session_log_failure(struct usb_session *s, const char *fmt, ...)
 {
-    char msg[512];
+    char msg[SESSION_ERROR_MAX], summary[LOG_LIMIT_SUMMARY_MAX];
+    unsigned repeats;
     va_list ap;
 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    if (s->failed_attempts++ == 0)
-        log_warn("%s: %s; retrying every %u ms at most", s->name, msg,
-                 usb_session_cfg(s)->reconnect_max_ms);
+    /* the events stream hears of each new reason, not of every retry */
+    if (strncmp(s->last_error, msg, sizeof(s->last_error) - 1) != 0) {
+        memcpy(s->last_error, msg, sizeof(msg));
+        usb_session_event(s, USB_EVENT_ERROR, msg, NULL);
+    }
+    s->failed_attempts++;
+    if (log_limit_check(&s->failures, msg, uv_now(s->p.loop), &repeats))
+        log_warn(
+            "%s: %s%s; retrying every %u ms at most", s->name,
+            log_limit_summary(&s->failures, repeats, summary, sizeof(summary)),
+            msg, usb_session_cfg(s)->reconnect_max_ms);
     else
         log_debug("%s: %s (attempt %u)", s->name, msg, s->failed_attempts);
 }
@@ -381,6 +406,10 @@ static void on_transport_gone(void *owner, int status)
         else
             log_notice("%s: connection to peer %s lost: %s", s->name, peer,
                        uv_strerror(status));
+        usb_session_event(s, USB_EVENT_DISCONNECTED,
+                          status == UV_EOF ? "the peer closed the connection"
+                                           : uv_strerror(status),
+                          peer);
     } else if (s->state == SESSION_HELLO || s->state == SESSION_RELAY) {
         /* TLS 1.3 checks our certificate after the handshake: a peer
          * that refuses it just hangs up (QEMU does) */
@@ -443,6 +472,11 @@ static void on_host_claimed(void *owner)
              usb_access_name(s->p.access), usb_transport_peer(s->transport),
              s->slot->index, tls, attempts);
     s->failed_attempts = 0;
+    s->last_error[0] = '\0';
+    memset(&s->failures, 0, sizeof(s->failures));
+    usb_session_event(s, USB_EVENT_REDIRECTED, NULL,
+                      usb_transport_peer(s->transport));
+    s->was_redirected = true;
 }
 
 static void on_host_failed(void *owner, enum usb_host_failure why,
@@ -455,8 +489,12 @@ static void on_host_failed(void *owner, enum usb_host_failure why,
                                 usb_transport_peer(s->transport), not_usbredir);
     if (why == USB_HOST_DEVICE_GONE && s->state != SESSION_RUNNING)
         s->device_present = false; /* the LEFT event is on its way */
-    if (why == USB_HOST_REJECTED)
+    if (why == USB_HOST_REJECTED) {
         s->rejected = true;
+        usb_session_event(s, USB_EVENT_REJECTED,
+                          "the VM's usbredir filter refused the device",
+                          usb_transport_peer(s->transport));
+    }
     /* a device the peer knew gets its disconnect packet first */
     usb_session_fail(
         s, why == USB_HOST_REJECTED ||

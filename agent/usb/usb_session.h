@@ -41,6 +41,10 @@ struct usb_session_ops {
     void (*on_ended)(void *ctx, struct usb_session *s);
     /* Its last handle closed and its memory is gone (after on_ended). */
     void (*on_freed)(void *ctx);
+    /* Redirected, rejected, disconnected, an attempt failed (kind is a
+     * usb_event_kind; detail and peer may be NULL). */
+    void (*on_event)(void *ctx, struct usb_session *s, int kind,
+                     const char *detail, const char *peer, bool reconnect);
 };
 
 struct usb_session_params {

@@ -186,6 +186,7 @@ size_t usb_slots_reconfigure(struct usb_slots *t, const struct usb_config *u)
 
     if (t->mode != u->mode || t->transport != u->transport || !secure)
         old.n = 0; /* nothing can be kept */
+    t->rebuilding = true;
     for (size_t i = 0; i < u->nslots; i++)
         kept[i] = slot_take_same(&old, &u->slots[i]);
     /* Retired listeners close first: a new slot may reuse the address. */
@@ -215,6 +216,7 @@ size_t usb_slots_reconfigure(struct usb_slots *t, const struct usb_config *u)
         t->slots[n++] = slot;
     }
     t->n = n;
+    t->rebuilding = false;
     return changed;
 }
 
@@ -242,6 +244,8 @@ void usb_slots_close(struct usb_slots *t)
 
 struct usb_slot *usb_slots_find_free(struct usb_slots *t)
 {
+    if (t->rebuilding)
+        return NULL;
     for (size_t i = 0; i < t->n; i++)
         if (!t->slots[i]->session)
             return t->slots[i];

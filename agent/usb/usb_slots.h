@@ -53,6 +53,9 @@ struct usb_slots {
     struct net_tls_ctx *tls;
     char peer_name[TLS_NAME_MAX]; /* tls_peer_name, "" if unset */
     struct net_guard guard;       /* listen mode: who may connect */
+    /* usb_slots_reconfigure() is rebuilding slots[]: a session that leaves
+     * its slot meanwhile finds no free one (the caller offers them after) */
+    bool rebuilding;
 };
 
 /* Sets up u's slots (listening in listen mode). Returns 0, or -1 after
@@ -74,7 +77,7 @@ void usb_slots_released(struct usb_slots *t, struct usb_slot *slot);
  * session. */
 void usb_slots_close(struct usb_slots *t);
 
-/* The first slot without a device, or NULL. */
+/* The first slot without a device, or NULL (also while rebuilding). */
 struct usb_slot *usb_slots_find_free(struct usb_slots *t);
 
 /* Listen mode: the parked peer, handed over (or NULL). */

@@ -135,6 +135,17 @@ int net_conn_peer_addr(const struct net_conn *c, struct sockaddr_storage *ss)
     return uv_tcp_getpeername(&c->u.tcp, (struct sockaddr *)ss, &len);
 }
 
+/* The socket's descriptor, for getsockopt (SO_PEERCRED on a unix
+ * socket); -1 if there is none yet. */
+int net_conn_fileno(const struct net_conn *c)
+{
+    uv_os_fd_t fd;
+
+    if (!c->stream_init || uv_fileno(&c->u.handle, &fd) < 0)
+        return -1;
+    return fd;
+}
+
 /* ---- failure ---- */
 
 /* The stream ended or failed: the owner hears of it once, unless it has

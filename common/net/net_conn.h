@@ -140,4 +140,8 @@ const char *net_conn_name(const struct net_conn *c);
 /* The peer's TCP address; UV_ENOTSUP for a unix socket. */
 int net_conn_peer_addr(const struct net_conn *c, struct sockaddr_storage *ss);
 
+/* The socket's descriptor (for getsockopt, e.g. SO_PEERCRED on a unix
+ * socket), or -1. Not for reading or writing: the connection owns it. */
+int net_conn_fileno(const struct net_conn *c);
+
 #endif

@@ -5,6 +5,7 @@ header followed by garbage, one that says nothing. The agent logs each,
 hands the device back, keeps running, and redirects to a good peer (QEMU)
 that takes over the port afterwards."""
 import os
+import re
 import socket
 import struct
 import threading
@@ -72,6 +73,11 @@ def test(td):
                    r'within 10 s', timeout=30)
     bad.close()
     assert agent.alive()
+    # each distinct failure is a warning of its own: the second, different
+    # one is not hidden behind the first
+    log = agent.log_text()
+    for why in (r"is not a usbredir peer", r"sent no usbredir hello"):
+        assert re.search(r"warning: .*Emulated Disk.*" + why, log), why
 
     qemu = Qemu(td, slots=[("server", port)], paused=False,
                 usb_attach_wait_ms=3000)

@@ -4,11 +4,14 @@
 the firmware boots from the disk through the relay; the relay restarts and
 the device comes back without touching the agent. An agent with the
 wrong secret is refused, logs the relay's reason, and the relay opens no
-connection to QEMU for it."""
+connection to QEMU for it. The relay's metrics endpoint passes `promtool
+check metrics` and counts the refusal (auth), the accepted handshake, the
+bytes both ways and the compression ratio."""
 import json
 import os
 import subprocess
 import sys
+import urllib.request
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "relay"))
@@ -23,6 +26,28 @@ def agent_config(relay, secret_path, transport="lz4"):
             "agent_id = desk-17\nreconnect_max_ms = 300\n")
 
 
+def check_metrics(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
+                                timeout=10) as r:
+        text = r.read().decode()
+    check = subprocess.run(["promtool", "check", "metrics"], input=text,
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 0, (check.stdout, check.stderr, text)
+    s = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            s[name] = float(value)
+    assert s['redir_relay_handshakes_refused_total{reason="auth"}'] == 1, s
+    assert s["redir_relay_handshakes_accepted_total"] == 1, s
+    assert s['redir_relay_sessions{state="pumping"}'] == 1, s
+    assert s['redir_relay_bytes_total{side="qemu",direction="out"}'] > 0, s
+    assert s['redir_relay_bytes_total{side="agent",direction="in"}'] > 0, s
+    assert s["redir_relay_compression_ratio"] > 0, s
+    print(f"relay metrics: promtool OK; compression ratio "
+          f"{s['redir_relay_compression_ratio']:.2f}")
+
+
 def test(td):
     img = td.file("disk.img")
     diskimage.make_disk_image(img, 16)
@@ -34,7 +59,9 @@ def test(td):
     qemu.start()
     qemu.wait_listening(qport)
     relay = relayharness.Relay(td)
-    relay.start(relay.config({"vm1": f"127.0.0.1:{qport}"}))
+    mport = free_port()
+    relay.start(relay.config({"vm1": f"127.0.0.1:{qport}"},
+                             relay_extra=f"metrics_listen = 127.0.0.1:{mport}\n"))
     relay.wait_ready()
 
     # A wrong secret first: refused with a reason, nothing reaches QEMU.
@@ -64,6 +91,7 @@ def test(td):
     session = next(d["session"] for d in st["usb"]["devices"] if d["session"])
     assert session["transport"] == "relay-lz4", session
     assert 0 < session["wire_bytes_to_peer"], session
+    check_metrics(mport)
 
     # The relay restarts: the agent reconnects by itself, the VM gets the
     # device back.

@@ -131,6 +131,8 @@ static void test_security_errors(void)
                  "[relay] deny_agents: needs tls = yes");
     expect_error(RELAY "deny_agents = desk 9\n", 4, "not visible ASCII");
     expect_error(RELAY "allow = 10.0.0.0/33\n", 4, "[relay] allow:");
+    expect_error(RELAY "metrics_listen = :9471\n", 4,
+                 "[relay] metrics_listen: ");
     expect_error(RELAY "handshake_timeout = 0\n", 4,
                  "not a number of seconds from 1 to 60");
     expect_error(RELAY "handshakes_max = none\n", 4,

@@ -22,7 +22,10 @@ with a control channel) is booted twice, because phase 4 kills it.
     VDI guest sees the detach, its reads end with errors; replug: the agent
     redirects the disk again (udevd runs in the thin client) and the VDI
     guest sees it.
- 6. detach: TODO hook (`redir-agent detach` comes with another issue).
+ 6. detach: `redir-agent detach BUS-PORT` gives the disk back to the thin
+    client (usb-storage bound, /dev/sdX there) and the VDI guest sees it
+    go; it stays local (no retry takes it); `redir-agent attach VID:PID`
+    redirects it again.
 
 Prints the time of each hand-back / redirect.
 """
@@ -67,19 +70,42 @@ def assert_redirected(tc, disk):
     assert tc.block_devs(disk) == [], tc.block_devs(disk)
 
 
-def check_detach(tc, agent, disk):
-    """TODO(detach): `redir-agent detach` is another issue's.  When the
-    agent's --help lists it, this checks that a detached disk comes back to
-    the thin client (usb-storage, /dev/sdX); adapt the command line here
-    when it lands."""
-    helptext = tc.run("ASAN_OPTIONS=detect_leaks=0 redir-agent --help")[1]
-    if "detach" not in helptext:
-        print("SKIP detach: redir-agent has no detach command yet (TODO hook)")
-        return
+def agent_cmd(tc, agent, *args):
+    rc, out = tc.run("ASAN_OPTIONS=detect_leaks=0 redir-agent " +
+                     " ".join(args) + f" --socket {agent.control_socket} 2>&1")
+    assert rc == 0, f"redir-agent {' '.join(args)}: rc {rc}: {out}"
+    return out
+
+
+def check_detach(tc, agent, vdi, disk, timings):
+    """detach: back on the thin client and kept there; attach: redirected
+    again."""
     port = tc.usb_dev(disk)
-    tc.sh(f"ASAN_OPTIONS=detect_leaks=0 redir-agent detach {port} "
-          f"--socket {agent.control_socket}")
-    print(f"detach: disk back on the thin client in {wait_local(tc, disk):.2f}s")
+    off = agent.log_offset()
+    t0 = time.monotonic()
+    out = agent_cmd(tc, agent, "detach", port)
+    assert "detached" in out, out
+    wait_local(tc, disk)
+    timings["detach -> /dev/sdX back"] = time.monotonic() - t0
+    wait_vdi_no_disk(vdi)
+    sd = tc.block_devs(disk)
+    time.sleep(2)  # no retry (reconnect_max_ms = 500) takes it back
+    assert tc.if_drivers(disk) == {"1.0": "usb-storage"}, tc.if_drivers(disk)
+    assert tc.block_devs(disk) == sd, (sd, tc.block_devs(disk))
+    tc.sh(f"dd if=/dev/{sd[0]} of=/dev/null bs=1M count=1 iflag=direct "
+          f"2>/dev/null")
+    st = agent.status()
+    d = next(x for x in st["usb"]["devices"] if x["port"] == port)
+    assert d["decision"] == "local" and "detached" in d["reason"], d
+    t0 = time.monotonic()
+    out = agent_cmd(tc, agent, "attach", "1209:7d15")
+    assert "attached" in out, out
+    agent.wait_log(DISK_RX + r"redirected ro to", 30, start_offset=off)
+    assert_redirected(tc, disk)
+    wait_vdi_disk(vdi)
+    timings["attach -> VDI disk"] = time.monotonic() - t0
+    print(f"detach: disk back on the thin client as {sd}, kept local; "
+          f"attach: in the VDI guest again")
 
 
 def test(td):
@@ -188,8 +214,8 @@ def test(td):
                  f"| cut -d' ' -f1", timeout=120).strip()
     assert sha == img_sha, "read after replug differs"
 
-    # 6. detach (TODO hook)
-    check_detach(tc, agent, disk)
+    # 6. detach, attach
+    check_detach(tc, agent, vdi, disk, timings)
 
     agent.stop(timeout=10)
     wait_local(tc, disk)

@@ -6,6 +6,7 @@
 #include "backoff.h"
 #include "check.h"
 #include "hostport.h"
+#include "log_limit.h"
 #include "usbredir_hello.h"
 
 static void test_hostport(void)
@@ -84,8 +85,36 @@ static void test_hello(void)
           "huge length");
 }
 
+/* A reason is logged when new and when it changes; repeats are held back
+ * and summarised with how many and over how long. */
+static void test_log_limit(void)
+{
+    struct log_limit ll = {0};
+    unsigned rep;
+    char buf[LOG_LIMIT_SUMMARY_MAX];
+
+    CHECK(log_limit_check(&ll, "connection refused", 1000, &rep) && rep == 0,
+          "first");
+    for (int i = 0; i < 12; i++)
+        CHECK(!log_limit_check(&ll, "connection refused", 2000 + i, &rep),
+              "repeat %d logged", i);
+    CHECK(log_limit_check(&ll, "not a usbredir peer", 3000, &rep) && rep == 0,
+          "a new reason is logged at once");
+    CHECK(log_limit_check(&ll, "connection refused", 4000, &rep) && rep == 0,
+          "a changed reason is logged at once");
+    for (int i = 0; i < 12; i++)
+        log_limit_check(&ll, "connection refused", 5000 + i, &rep);
+    CHECK(log_limit_check(&ll, "connection refused", 64000, &rep) && rep == 12,
+          "summary after the interval: %u", rep);
+    CHECK(strcmp(log_limit_summary(&ll, rep, buf, sizeof(buf)),
+                 "failed 12 more times in 60 s: ") == 0,
+          "%s", buf);
+    CHECK(strcmp(log_limit_summary(&ll, 0, buf, sizeof(buf)), "") == 0, "none");
+}
+
 int main(void)
 {
+    test_log_limit();
     test_hostport();
     test_backoff();
     test_hello();

@@ -108,6 +108,14 @@ static void test_bad_configs(void)
     expect_error("[agent]\ncontrol_socket = run/agent.sock\n", 2,
                  "[agent] control_socket: 'run/agent.sock' is not an absolute");
     expect_error("[usb\n", 1, "syntax error");
+    expect_error("[agent]\ncontrol_group = no-such-group-here\n", 2,
+                 "[agent] control_group: no group 'no-such-group-here'");
+    expect_error("[agent]\ncontrol_group = root\ncontrol_group = root\n", 3,
+                 "control_group: set twice (first on line 2)");
+    expect_error("[agent]\nmetrics_listen = 9470\n", 2,
+                 "[agent] metrics_listen: ");
+    expect_error("[agent]\nallow_force = maybe\n", 2,
+                 "[agent] allow_force: 'maybe' is not yes or no");
 
     char longline[400];
     memset(longline, 'x', sizeof(longline));

@@ -131,8 +131,8 @@ static int parse_agent_id(struct usb_config *u, struct usb_config_lines *lines,
 }
 
 /* Cuts "/TARGET" off an endpoint (a redir-relay target) into target. */
-static int parse_target(struct config_parse *p, const char *key, char *tok,
-                        char *target)
+static int parse_target(const char *key, char *tok, char *target, char *why,
+                        size_t why_len)
 {
     char *slash = strchr(tok, '/');
 
@@ -145,10 +145,10 @@ static int parse_target(struct config_parse *p, const char *key, char *tok,
     if (len == 0 || len >= USB_TARGET_MAX ||
         strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
                   "0123456789._-") != len) {
-        config_error(p,
-                     "[usb] %s: '%s': a relay target is 1 to %d letters, "
-                     "digits, '.', '_' or '-'",
-                     key, t, USB_TARGET_MAX - 1);
+        snprintf(why, why_len,
+                 "[usb] %s: '%s': a relay target is 1 to %d letters, "
+                 "digits, '.', '_' or '-'",
+                 key, t, USB_TARGET_MAX - 1);
         return -1;
     }
     memcpy(target, t, len + 1);
@@ -166,48 +166,59 @@ static char *trim(char *tok)
 }
 
 /* One "HOST:PORT[/TARGET]" of the list. */
-static int parse_slot(struct usb_config *u, struct config_parse *p,
-                      const char *key, char *tok)
+static int parse_slot(struct usb_config *u, const char *key, char *tok,
+                      char *why, size_t why_len)
 {
     struct usb_slot_config *slot = &u->slots[u->nslots];
-    char why[300];
+    char err[300];
 
     if (!*tok) {
-        config_error(p, "[usb] %s: empty entry in the list", key);
+        snprintf(why, why_len, "[usb] %s: empty entry in the list", key);
         return -1;
     }
     if (u->nslots == USB_CONFIG_MAX_SLOTS) {
-        config_error(p, "[usb] %s: more than %d endpoints", key,
-                     USB_CONFIG_MAX_SLOTS);
+        snprintf(why, why_len, "[usb] %s: more than %d endpoints", key,
+                 USB_CONFIG_MAX_SLOTS);
         return -1;
     }
-    if (parse_target(p, key, tok, slot->target) < 0)
+    if (parse_target(key, tok, slot->target, why, why_len) < 0)
         return -1;
-    if (hostport_parse(tok, &slot->addr, why, sizeof(why)) < 0) {
-        config_error(p, "[usb] %s: %s", key, why);
+    if (hostport_parse(tok, &slot->addr, err, sizeof(err)) < 0) {
+        snprintf(why, why_len, "[usb] %s: %s", key, err);
         return -1;
     }
     u->nslots++;
     return 0;
 }
 
-/* Splits a comma-separated endpoint list into slots. */
-static int parse_slots(struct usb_config *u, struct config_parse *p,
-                       const char *key, const char *value)
+int usb_config_parse_slot_list(struct usb_config *u, const char *key,
+                               const char *value, char *why, size_t why_len)
 {
     char buf[SLOT_LIST_MAX];
 
     if (strlen(value) >= sizeof(buf)) {
-        config_error(p, "[usb] %s: list too long", key);
-        return 0;
+        snprintf(why, why_len, "[usb] %s: list too long", key);
+        return -1;
     }
     strcpy(buf, value);
     for (char *tok = buf, *comma; tok; tok = comma ? comma + 1 : NULL) {
         comma = strchr(tok, ',');
         if (comma)
             *comma = '\0';
-        if (parse_slot(u, p, key, trim(tok)) < 0)
-            return 0;
+        if (parse_slot(u, key, trim(tok), why, why_len) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int parse_slots(struct usb_config *u, struct config_parse *p,
+                       const char *key, const char *value)
+{
+    char why[CONFIG_ERR_MAX];
+
+    if (usb_config_parse_slot_list(u, key, value, why, sizeof(why)) < 0) {
+        config_error(p, "%s", why);
+        return 0;
     }
     return 1;
 }

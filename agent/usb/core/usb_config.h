@@ -77,6 +77,11 @@ int usb_config_finish(struct usb_config *u,
                       const struct usb_config_lines *lines,
                       struct config_parse *p);
 
+/* Splits a comma-separated "HOST:PORT[/TARGET]" list into slots added to
+ * u's (key names the list in errors). Returns 0, or -1 with why. */
+int usb_config_parse_slot_list(struct usb_config *u, const char *key,
+                               const char *value, char *why, size_t why_len);
+
 /* True if both send devices to the same places the same way. */
 bool usb_config_same_slots(const struct usb_config *a,
                            const struct usb_config *b);

@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+/* Inside the USB redirector: the device list and the state the redirector's
+ * files share (usb_redirector.c: hotplug, decisions, sessions;
+ * usb_redirector_control.c: detach/attach, events, status, counters). */
+#ifndef REDIR_USB_REDIRECTOR_INT_H
+#define REDIR_USB_REDIRECTOR_INT_H
+
+#include <libusb.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "usb_device.h"
+#include "usb_events.h"
+#include "usb_policy.h"
+#include "usb_redirector.h"
+#include "usb_slots.h"
+
+struct usb_kernel_hotplug;
+
+/* A device libusb reported: its description, decision and session. */
+struct device_node {
+    struct device_node *next;
+    struct usb_device_entry *e;
+    struct usb_session *session; /* NULL while kept local */
+    uint64_t seq;                /* arrival order: who waits longest */
+    bool held_local; /* "detach": local until "attach" or a replug */
+    bool forced;     /* "attach force": redirected against the policy */
+};
+
+/* From libusb (dev set), or from the kernel's uevents when no udev daemon
+ * runs (dev NULL: the device is known by its address and sysfs name). */
+struct hotplug_event {
+    struct hotplug_event *next;
+    libusb_device *dev; /* referenced, or NULL */
+    libusb_hotplug_event event;
+    bool at_start;                /* present when the agent started */
+    uint8_t busnum, devnum;       /* kernel events */
+    char port[USB_PORT_PATH_MAX]; /* kernel events: BUS-PORT */
+};
+
+struct usb_redirector {
+    uv_loop_t *loop;
+    const struct usb_config *cfg;
+    struct usb_policy policy;
+    const struct usb_redirector_ops *ops;
+    void *ctx;
+    libusb_context *usb;
+    struct usb_events events;
+    libusb_hotplug_callback_handle hotplug;
+    bool hotplug_registered;
+    bool enumerating; /* libusb reports the devices present at start */
+    struct usb_kernel_hotplug *kernel_hotplug; /* NULL while udevd runs */
+    struct usb_slots slots;
+    struct device_node *devices; /* every device present, newest first */
+    uint64_t next_seq;
+    unsigned live_sessions;
+    struct hotplug_event *queue_head, *queue_tail;
+    uv_timer_t queue_timer; /* drains hotplug events outside libusb */
+    bool stopping;
+    struct usb_redirector_counters counters;
+};
+
+/* usb_redirector.c: d decided again under the current policy (and its
+ * held_local/forced marks), its session started or ended to match. */
+void usb_redirector_redecide(struct usb_redirector *r, struct device_node *d,
+                             bool even_if_redirecting);
+
+/* usb_redirector_control.c: held_local and forced laid over the policy's
+ * decision (owner: the serial port that uses d, or NULL). */
+void usb_redirector_apply_marks(struct device_node *d, const char *owner);
+
+/* usb_redirector_control.c: tells the agent; fills in d's identity. */
+void usb_redirector_emit(struct usb_redirector *r, const struct device_node *d,
+                         struct usb_event *ev);
+
+#endif

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: MIT */
+/* The relay's Prometheus metrics ([relay] metrics_listen): sessions by
+ * state, handshakes accepted and refused by reason, bytes raw and on the
+ * wire each way, the compression ratio, backpressure pauses, QEMU connect
+ * failures. */
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics_http.h"
+#include "relay.h"
+#include "relay_proto.h"
+#include "relay_pump.h"
+#include "strbuf.h"
+
+static void head(struct strbuf *out, const char *name, const char *type,
+                 const char *help)
+{
+    strbuf_printf(out, "# HELP redir_relay_%s %s\n# TYPE redir_relay_%s %s\n",
+                  name, help, name, type);
+}
+
+static void one(struct strbuf *out, const char *name, const char *type,
+                const char *help, uint64_t v)
+{
+    head(out, name, type, help);
+    strbuf_printf(out, "redir_relay_%s %llu\n", name, (unsigned long long)v);
+}
+
+/* Live sessions by state, and their counters added to the ended ones'. */
+static void render_sessions(struct relay *r, struct relay_stats *t,
+                            struct strbuf *out)
+{
+    static const char *const states[] = {"handshake", "attaching", "pumping"};
+    unsigned n[3] = {0};
+
+    for (struct list_node *i = r->sessions.next; i != &r->sessions;
+         i = i->next) {
+        const struct relay_session *s = relay_session_from_node(i);
+        const char *st = relay_session_state_name(s);
+        for (int k = 0; k < 3; k++)
+            n[k] += strcmp(st, states[k]) == 0;
+        const struct relay_pump_counters *c = relay_session_counters(s);
+        if (!c)
+            continue;
+        t->from_agent += c->from_agent;
+        t->to_chardev += c->to_chardev;
+        t->from_chardev += c->from_chardev;
+        t->to_agent += c->to_agent;
+        t->agent_pauses += c->agent_pauses;
+        t->chardev_pauses += c->chardev_pauses;
+    }
+    head(out, "sessions", "gauge", "Agent connections, by state.");
+    for (int k = 0; k < 3; k++)
+        strbuf_printf(out, "redir_relay_sessions{state=\"%s\"} %u\n", states[k],
+                      n[k]);
+}
+
+static void render_refusals(const struct relay_stats *t, struct strbuf *out)
+{
+    static const char *const reasons[RELAY_STATS_STATUSES] = {
+        [RELAY_REFUSED_AUTH] = "auth",
+        [RELAY_REFUSED_TARGET] = "target",
+        [RELAY_REFUSED_VERSION] = "version",
+        [RELAY_REFUSED_MALFORMED] = "malformed",
+        [RELAY_REFUSED_BUSY] = "busy",
+        [RELAY_REFUSED_UNAVAILABLE] = "unavailable",
+    };
+
+    one(out, "handshakes_accepted_total", "counter",
+        "Agent handshakes accepted (the pump started).", t->accepted);
+    head(out, "handshakes_refused_total", "counter",
+         "Agent handshakes refused, by reason.");
+    for (int k = 0; k < RELAY_STATS_STATUSES; k++)
+        if (reasons[k])
+            strbuf_printf(out,
+                          "redir_relay_handshakes_refused_total{reason=\"%s\"}"
+                          " %llu\n",
+                          reasons[k], (unsigned long long)t->refused[k]);
+}
+
+static void render(void *ctx, struct strbuf *out)
+{
+    struct relay *r = ctx;
+    struct relay_stats t = r->stats;
+
+    render_sessions(r, &t, out);
+    render_refusals(&t, out);
+    head(out, "bytes_total", "counter",
+         "Bytes through the relay: wire (agent side, maybe lz4) and raw "
+         "usbredir (QEMU side), each way.");
+    strbuf_printf(
+        out,
+        "redir_relay_bytes_total{side=\"agent\",direction=\"in\"} "
+        "%llu\n"
+        "redir_relay_bytes_total{side=\"agent\",direction=\"out\"} "
+        "%llu\n"
+        "redir_relay_bytes_total{side=\"qemu\",direction=\"in\"} "
+        "%llu\n"
+        "redir_relay_bytes_total{side=\"qemu\",direction=\"out\"} "
+        "%llu\n",
+        (unsigned long long)t.from_agent, (unsigned long long)t.to_agent,
+        (unsigned long long)t.from_chardev, (unsigned long long)t.to_chardev);
+    uint64_t raw = t.to_chardev + t.from_chardev;
+    uint64_t wire = t.from_agent + t.to_agent;
+    head(out, "compression_ratio", "gauge",
+         "Raw usbredir bytes per wire byte, both ways, since start (1 "
+         "without lz4 or traffic).");
+    strbuf_printf(out, "redir_relay_compression_ratio %.4f\n",
+                  wire ? (double)raw / (double)wire : 1.0);
+    head(out, "backpressure_pauses_total", "counter",
+         "Times reading one side stopped because the other did not drain.");
+    strbuf_printf(out,
+                  "redir_relay_backpressure_pauses_total{paused=\"agent\"} "
+                  "%llu\n"
+                  "redir_relay_backpressure_pauses_total{paused=\"qemu\"} "
+                  "%llu\n",
+                  (unsigned long long)t.agent_pauses,
+                  (unsigned long long)t.chardev_pauses);
+    one(out, "qemu_connect_failures_total", "counter",
+        "Failed connections to QEMU chardevs.", t.qemu_connect_failures);
+}
+
+int relay_metrics_start(struct relay *r)
+{
+    if (!r->cfg->metrics)
+        return 0;
+    r->metrics = metrics_http_start(r->loop, &r->cfg->metrics_addr, render, r);
+    return r->metrics ? 0 : -1;
+}
+
+void relay_metrics_stop(struct relay *r)
+{
+    if (r->metrics)
+        metrics_http_stop(r->metrics);
+    r->metrics = NULL;
+}

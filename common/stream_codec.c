@@ -213,50 +213,66 @@ static void decoder_frame_done(struct codec_decoder *d)
 
 /* Hands decoded bytes (a raw piece, or a whole lz4 block) to the caller. */
 static int decoder_deliver(struct codec_decoder *d, const uint8_t *data,
-                           size_t len,
-                           int (*deliver)(void *, const uint8_t *, size_t),
-                           void *ctx)
+                           size_t len, const struct codec_sink *sink)
 {
     d->bytes_out += len;
-    if (deliver(ctx, data, len) < 0) {
+    if (sink->deliver(sink->ctx, data, len) < 0) {
         d->stopped = true;
         return -1;
     }
     return 0;
 }
 
-/* Decompresses a whole lz4 payload into *out (allocated on first use). */
-static int decode_block(struct codec_decoder *d, const uint8_t *src,
-                        uint8_t **out,
-                        int (*deliver)(void *, const uint8_t *, size_t),
-                        void *ctx)
+/* A decoded block: given away when the sink takes blocks (a forwarder
+ * queues it for its socket as it is), else delivered and freed. One
+ * allocation of the block's own size per frame, nothing kept. */
+static int decoder_hand_block(struct codec_decoder *d, uint8_t *block,
+                              size_t len, const struct codec_sink *sink)
 {
-    if (!*out && !(*out = malloc(CODEC_MAX_CHUNK))) {
+    if (!sink->take) {
+        int rc = decoder_deliver(d, block, len, sink);
+        free(block);
+        return rc;
+    }
+    d->bytes_out += len;
+    if (sink->take(sink->ctx, block, len) < 0) {
+        d->stopped = true;
+        return -1;
+    }
+    return 0;
+}
+
+/* Decompresses a whole lz4 payload and hands the block on. */
+static int decode_block(struct codec_decoder *d, const uint8_t *src,
+                        const struct codec_sink *sink)
+{
+    uint8_t *out = malloc(d->orig_len);
+
+    if (!out) {
         d->error = "out of memory";
         return -1;
     }
-    int n = LZ4_decompress_safe((const char *)src, (char *)*out,
+    int n = LZ4_decompress_safe((const char *)src, (char *)out,
                                 (int)d->payload_len, (int)d->orig_len);
     if (n < 0 || (uint32_t)n != d->orig_len) {
+        free(out);
         d->error = "corrupt lz4 frame";
         return -1;
     }
     decoder_frame_done(d);
-    return decoder_deliver(d, *out, d->orig_len, deliver, ctx);
+    return decoder_hand_block(d, out, d->orig_len, sink);
 }
 
 /* An lz4 payload: straight from the input when it is all there, else
  * gathered in d->frame. Sets *used. */
 static int decode_lz4(struct codec_decoder *d, const uint8_t *data, size_t len,
-                      size_t *used, uint8_t **out,
-                      int (*deliver)(void *, const uint8_t *, size_t),
-                      void *ctx)
+                      size_t *used, const struct codec_sink *sink)
 {
     size_t want = d->payload_len - d->payload_have;
 
     if (!d->frame && len >= want) {
         *used = want;
-        return decode_block(d, data, out, deliver, ctx);
+        return decode_block(d, data, sink);
     }
     if (!d->frame && !(d->frame = malloc(d->payload_len))) {
         d->error = "out of memory";
@@ -267,7 +283,7 @@ static int decode_lz4(struct codec_decoder *d, const uint8_t *data, size_t len,
     d->payload_have += (uint32_t)*used;
     if (d->payload_have < d->payload_len)
         return 0;
-    int rc = decode_block(d, d->frame, out, deliver, ctx);
+    int rc = decode_block(d, d->frame, sink);
     free(d->frame);
     d->frame = NULL;
     return rc;
@@ -275,9 +291,7 @@ static int decode_lz4(struct codec_decoder *d, const uint8_t *data, size_t len,
 
 /* A raw payload goes out as it arrives, nothing is buffered. */
 static int decode_raw(struct codec_decoder *d, const uint8_t *data, size_t len,
-                      size_t *used,
-                      int (*deliver)(void *, const uint8_t *, size_t),
-                      void *ctx)
+                      size_t *used, const struct codec_sink *sink)
 {
     size_t want = d->payload_len - d->payload_have;
 
@@ -285,32 +299,47 @@ static int decode_raw(struct codec_decoder *d, const uint8_t *data, size_t len,
     d->payload_have += (uint32_t)*used;
     if (d->payload_have == d->payload_len)
         decoder_frame_done(d);
-    return decoder_deliver(d, data, *used, deliver, ctx);
+    return decoder_deliver(d, data, *used, sink);
+}
+
+/* Between frames, a full sink stops the feed. */
+static bool decoder_sink_full(const struct codec_decoder *d,
+                              const struct codec_sink *sink)
+{
+    return d->header_have == 0 && sink->full && sink->full(sink->ctx);
+}
+
+int codec_decode_to(struct codec_decoder *d, const uint8_t *data, size_t len,
+                    const struct codec_sink *sink, size_t *used)
+{
+    int rc = 0;
+
+    *used = 0;
+    if (d->error || d->stopped)
+        return -1;
+    while (*used < len && rc == 0 && !decoder_sink_full(d, sink)) {
+        const uint8_t *p = data + *used;
+        size_t left = len - *used, n = 0;
+        if (d->header_have == 0 || d->header_have < decoder_header_len(d)) {
+            n = decode_header(d, p, left);
+            rc = d->error ? -1 : 0;
+        } else if (d->header[0] == CODEC_KIND_RAW) {
+            rc = decode_raw(d, p, left, &n, sink);
+        } else {
+            rc = decode_lz4(d, p, left, &n, sink);
+        }
+        *used += n;
+    }
+    d->bytes_in += *used;
+    return rc;
 }
 
 int codec_decode(struct codec_decoder *d, const uint8_t *data, size_t len,
                  int (*deliver)(void *ctx, const uint8_t *data, size_t len),
                  void *ctx)
 {
-    uint8_t *out = NULL; /* lives for this call only */
-    int rc = 0;
+    const struct codec_sink sink = {deliver, NULL, ctx, NULL};
+    size_t used;
 
-    if (d->error || d->stopped)
-        return -1;
-    d->bytes_in += len;
-    while (len > 0 && rc == 0) {
-        size_t used;
-        if (d->header_have == 0 || d->header_have < decoder_header_len(d)) {
-            used = decode_header(d, data, len);
-            rc = d->error ? -1 : 0;
-        } else if (d->header[0] == CODEC_KIND_RAW) {
-            rc = decode_raw(d, data, len, &used, deliver, ctx);
-        } else {
-            rc = decode_lz4(d, data, len, &used, &out, deliver, ctx);
-        }
-        data += used;
-        len -= used;
-    }
-    free(out);
-    return rc;
+    return codec_decode_to(d, data, len, &sink, &used);
 }

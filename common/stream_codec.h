@@ -86,9 +86,31 @@ void codec_decoder_free(struct codec_decoder *d);
  * (decoding stops there, d->error stays NULL); or -1 with d->error (static
  * text) on a corrupt or oversized frame. After a -1 every call fails.
  * Bounded memory: at most one compressed frame is buffered between calls,
- * and one CODEC_MAX_CHUNK output buffer exists only during a call. */
+ * and one decoded block (at most CODEC_MAX_CHUNK) exists during a call. */
 int codec_decode(struct codec_decoder *d, const uint8_t *data, size_t len,
                  int (*deliver)(void *ctx, const uint8_t *data, size_t len),
                  void *ctx);
+
+/* Where codec_decode_to puts decoded bytes. */
+struct codec_sink {
+    /* Bytes valid during the call only (raw frames, maybe in pieces; lz4
+     * blocks too when take is NULL). < 0: stop, as for codec_decode. */
+    int (*deliver)(void *ctx, const uint8_t *data, size_t len);
+    /* Optional: true when the sink takes no more for now. Looked at before
+     * each frame: decoding stops at a frame boundary, so the sink gets at
+     * most one frame (CODEC_MAX_CHUNK bytes) past the moment it is full. */
+    bool (*full)(void *ctx);
+    void *ctx;
+    /* Optional: a whole decoded lz4 block, malloc'ed; the callee owns it
+     * from the call on, whatever it returns (a forwarder queues it as it
+     * is: no copy). < 0: stop. */
+    int (*take)(void *ctx, uint8_t *block, size_t len);
+};
+
+/* codec_decode into a sink that may fill up: *used says how many of the
+ * len bytes were consumed (len unless sink->full stopped it; the caller
+ * feeds the rest later). Same return value and errors. */
+int codec_decode_to(struct codec_decoder *d, const uint8_t *data, size_t len,
+                    const struct codec_sink *sink, size_t *used);
 
 #endif

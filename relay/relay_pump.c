@@ -17,10 +17,12 @@ struct relay_pump {
     bool lz4;
     bool done;                         /* reported; nothing more happens */
     bool agent_paused, chardev_paused; /* reading stopped: backpressure */
-    struct relay_stash stash;     /* agent bytes the chardev could not take */
-    struct relay_stash_sink sink; /* the chardev, for the stash */
-    struct codec_encoder enc;     /* chardev -> agent */
-    struct codec_decoder dec;     /* agent -> chardev */
+    struct relay_stash stash; /* agent bytes the chardev could not take */
+    struct codec_sink sink;   /* the chardev, for the stash */
+    struct codec_encoder enc; /* chardev -> agent */
+    struct codec_decoder dec; /* agent -> chardev */
+    uint8_t *fill;            /* raw pieces gathered for the chardev */
+    size_t fill_len;
     struct relay_pump_counters n;
     relay_pump_done_fn on_done;
     void *owner;
@@ -76,12 +78,78 @@ static void pump_to_agent(struct relay_pump *p, const uint8_t *data, size_t len)
 
 /* ---- agent -> chardev ---- */
 
+/* Raw pieces toward the chardev are gathered into blocks of FILL_BLOCK
+ * bytes, and written blocks are kept for reuse (at most SPARE_BLOCKS for
+ * the whole process, 1 MiB): a fresh 64 KiB malloc per read moved the
+ * heap's top and faulted its pages in again (relay CPU per GiB of random
+ * data through lz4 went from 1.8 s in 1 KiB copies to 4.5 s in one
+ * malloc'ed copy per read). A session keeps no block between reads. */
+#define FILL_BLOCK CODEC_MAX_CHUNK
+#define SPARE_BLOCKS 16
+/* Smaller pieces (interactive traffic, thousands of sessions at once) are
+ * copied into a buffer of their own size: a 64 KiB block for each would
+ * multiply the memory in flight. */
+#define FILL_MIN (16u * 1024)
+
+static uint8_t *spare_blocks[SPARE_BLOCKS];
+static size_t n_spare_blocks;
+
+static void release_block(void *ctx, void *base, size_t len)
+{
+    (void)ctx;
+    (void)len;
+    if (n_spare_blocks < SPARE_BLOCKS)
+        spare_blocks[n_spare_blocks++] = base;
+    else
+        free(base);
+}
+
+static uint8_t *get_block(void)
+{
+    if (n_spare_blocks > 0)
+        return spare_blocks[--n_spare_blocks];
+    return malloc(FILL_BLOCK);
+}
+
+/* The gathered raw bytes go to the chardev's queue (before a flush). */
+static void pump_queue_fill(struct relay_pump *p)
+{
+    if (!p->fill)
+        return;
+    net_conn_queue(p->chardev, p->fill, p->fill_len, release_block, NULL);
+    p->fill = NULL;
+    p->fill_len = 0;
+}
+
 static int deliver_to_chardev(void *ctx, const uint8_t *data, size_t len)
 {
     struct relay_pump *p = ctx;
 
-    if (!net_conn_queue_copy(p->chardev, data, len))
-        return -1;
+    p->n.to_chardev += len;
+    if (!p->fill && len < FILL_MIN) /* a small read: a copy of its size */
+        return net_conn_queue_copy(p->chardev, data, len) ? 0 : -1;
+    while (len > 0) {
+        if (!p->fill && !(p->fill = get_block()))
+            return -1;
+        size_t n = FILL_BLOCK - p->fill_len;
+        n = n < len ? n : len;
+        memcpy(p->fill + p->fill_len, data, n);
+        p->fill_len += n;
+        data += n;
+        len -= n;
+        if (p->fill_len == FILL_BLOCK)
+            pump_queue_fill(p);
+    }
+    return 0;
+}
+
+/* A decoded lz4 block: queued as it is, freed once written. */
+static int take_to_chardev(void *ctx, uint8_t *block, size_t len)
+{
+    struct relay_pump *p = ctx;
+
+    pump_queue_fill(p); /* bytes stay in order */
+    net_conn_queue(p->chardev, block, len, NULL, NULL);
     p->n.to_chardev += len;
     return 0;
 }
@@ -120,6 +188,7 @@ static void pump_to_chardev(struct relay_pump *p, const uint8_t *data,
             pump_done(p, "out of memory");
             return;
         }
+        pump_queue_fill(p);
         net_conn_flush(p->chardev);
         if (net_conn_congested(p->chardev))
             pump_pause_agent(p);
@@ -131,6 +200,7 @@ static void pump_to_chardev(struct relay_pump *p, const uint8_t *data,
         pump_decode_failed(p);
         return;
     }
+    pump_queue_fill(p);
     net_conn_flush(p->chardev);
     if (rc == RELAY_STASH_KEPT) /* the chardev is behind: read no more */
         pump_pause_agent(p);
@@ -149,6 +219,7 @@ static void on_chardev_drained(void *owner, struct net_conn *c)
         pump_decode_failed(p);
         return;
     }
+    pump_queue_fill(p);
     net_conn_flush(p->chardev);
     if (rc == RELAY_STASH_KEPT)
         return; /* congested again */
@@ -230,7 +301,8 @@ struct relay_pump *relay_pump_start(struct net_conn *agent,
     p->lz4 = lz4;
     p->on_done = done;
     p->owner = owner;
-    p->sink = (struct relay_stash_sink){deliver_to_chardev, chardev_full, p};
+    p->sink = (struct codec_sink){deliver_to_chardev, chardev_full, p,
+                                  take_to_chardev};
     codec_encoder_init(&p->enc);
     codec_decoder_init(&p->dec);
     net_conn_set_owner(agent, &agent_ops, p);
@@ -254,6 +326,7 @@ void relay_pump_free(struct relay_pump *p)
     net_conn_close(p->agent, true);
     net_conn_close(p->chardev, true);
     relay_stash_free(&p->stash);
+    free(p->fill);
     codec_encoder_free(&p->enc);
     codec_decoder_free(&p->dec);
     free(p);

@@ -1,33 +1,29 @@
 /* SPDX-License-Identifier: MIT */
 /* Agent bytes on their way to a chardev that may not take them all: lz4
- * frames decoded in slices while the chardev has room, the rest of the
+ * frames decoded while the chardev has room, the rest of the
  * read kept (one read at most) until the chardev drained. No I/O. */
 #include "relay_stash.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* Decodes until the sink is full; returns the bytes taken, or SIZE_MAX on
- * a corrupt stream. */
+/* Decodes until the sink is full, frame by frame (no slices: a read's
+ * frames are decoded from the read buffer itself and lz4 blocks go to the
+ * sink whole); returns the bytes taken, or SIZE_MAX on a corrupt stream. */
 static size_t decode_some(struct codec_decoder *dec, const uint8_t *data,
-                          size_t len, const struct relay_stash_sink *sink)
+                          size_t len, const struct codec_sink *sink)
 {
-    size_t off = 0;
+    size_t used;
 
-    while (off < len && !sink->full(sink->ctx)) {
-        size_t n =
-            len - off < RELAY_STASH_SLICE ? len - off : RELAY_STASH_SLICE;
-        if (codec_decode(dec, data + off, n, sink->deliver, sink->ctx) < 0)
-            return SIZE_MAX;
-        off += n;
-    }
-    return off;
+    if (codec_decode_to(dec, data, len, sink, &used) < 0)
+        return SIZE_MAX;
+    return used;
 }
 
 enum relay_stash_result relay_stash_feed(struct relay_stash *st,
                                          struct codec_decoder *dec,
                                          const uint8_t *data, size_t len,
-                                         const struct relay_stash_sink *sink)
+                                         const struct codec_sink *sink)
 {
     if (st->data) /* the caller read while it should not have */
         return RELAY_STASH_ERROR;
@@ -47,7 +43,7 @@ enum relay_stash_result relay_stash_feed(struct relay_stash *st,
 
 enum relay_stash_result relay_stash_resume(struct relay_stash *st,
                                            struct codec_decoder *dec,
-                                           const struct relay_stash_sink *sink)
+                                           const struct codec_sink *sink)
 {
     if (!st->data)
         return RELAY_STASH_DONE;

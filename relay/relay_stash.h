@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Agent bytes on their way to a chardev that may not take them all: lz4
- * frames decoded in slices while the chardev has room, the rest of the
+ * frames decoded while the chardev has room, the rest of the
  * read kept (one read at most) until the chardev drained. No I/O. */
 #ifndef REDIR_RELAY_STASH_H
 #define REDIR_RELAY_STASH_H
@@ -11,23 +11,14 @@
 
 #include "stream_codec.h"
 
-/* Agent bytes decoded between two looks at the chardev's queue. An lz4
- * frame that decodes to 64 KiB is at least ~270 bytes, so one slice
- * completes at most 4 frames: the queue overshoots its mark by 256 KiB at
- * most. */
-#define RELAY_STASH_SLICE 1024
-
 struct relay_stash {
     uint8_t *data; /* NULL: empty */
     size_t len, off;
 };
 
-/* Where decoded bytes go, and whether it takes more now. */
-struct relay_stash_sink {
-    int (*deliver)(void *ctx, const uint8_t *data, size_t len);
-    bool (*full)(void *ctx);
-    void *ctx;
-};
+/* The sink (struct codec_sink): the chardev. Its full() is looked at
+ * between frames, so the chardev's queue overshoots its mark by one frame
+ * (64 KiB) at most. */
 
 enum relay_stash_result {
     RELAY_STASH_ERROR = -1, /* a corrupt frame (dec->error), or no memory */
@@ -40,12 +31,12 @@ enum relay_stash_result {
 enum relay_stash_result relay_stash_feed(struct relay_stash *st,
                                          struct codec_decoder *dec,
                                          const uint8_t *data, size_t len,
-                                         const struct relay_stash_sink *sink);
+                                         const struct codec_sink *sink);
 
 /* The sink drained: decodes what was kept, as far as it takes it. */
 enum relay_stash_result relay_stash_resume(struct relay_stash *st,
                                            struct codec_decoder *dec,
-                                           const struct relay_stash_sink *sink);
+                                           const struct codec_sink *sink);
 
 bool relay_stash_empty(const struct relay_stash *st);
 void relay_stash_free(struct relay_stash *st);

@@ -24,6 +24,10 @@ rounds) and against the link rate.
     bench/link/throughput.py [--profiles 100mbit,1gbe,wan,loopback]
                              [--rounds 2] [--fs-mib 64] [--read-mib 32]
                              [--write-mib 16] [--only usbredirect,raw,lz4]
+                             [--workloads files,fs-read,...]
+                             [--base DIR]  # lz4-base: DIR/redir-{agent,relay}
+--only also takes raw-relay (the relay's hop without lz4), tls, and the
+*-base variants (binaries of another build, for before/after in one run).
 Needs root (network namespaces). Uses a release build in build-rel/.
 """
 import argparse
@@ -70,27 +74,43 @@ done
 echo "$fs $rnd"
 """
 
-ONE_ROUND = r"""
+# One round in the guest: a prologue, then the chosen workloads in order.
+ROUND_HEAD = r"""
 fs=@FS@; rnd=@RND@
 mkdir -p /mnt
 mbs() { awk -v b=$1 -v s=$2 'BEGIN { printf "%.3f", (s > 0 ? b / s / 1e6 : 0) }'; }
 sleep 1
+"""
+ROUND_PARTS = {
+    "files": r"""
 for d in $fs $rnd; do echo 240 > /sys/block/$d/device/max_sectors; done
 sync; echo 3 > /proc/sys/vm/drop_caches
 mount -t ext2 -o ro /dev/$fs /mnt || exit 1
 t0=$(now); find /mnt/doc -type f -exec cat {} + > /dev/null || exit 1
 echo "files $(mbs @FILE_BYTES@ $(elapsed $t0))"
 umount /mnt
+""",
+    "fs-read": r"""
 for d in $fs $rnd; do echo 2048 > /sys/block/$d/device/max_sectors; done
 t0=$(now); dd if=/dev/$fs of=/dev/null bs=1M iflag=direct 2>/dev/null || exit 1
 echo "fs-read $(mbs @FS_BYTES@ $(elapsed $t0))"
+""",
+    "rnd-read": r"""
+for d in $fs $rnd; do echo 2048 > /sys/block/$d/device/max_sectors; done
 t0=$(now); dd if=/dev/$rnd of=/dev/null bs=1M count=@READ_MIB@ iflag=direct 2>/dev/null || exit 1
 echo "rnd-read $(mbs @READ_BYTES@ $(elapsed $t0))"
+""",
+    "fs-write": r"""
+for d in $fs $rnd; do echo 2048 > /sys/block/$d/device/max_sectors; done
 t0=$(now); dd if=/data/fsdata.bin of=/dev/$rnd bs=1M seek=@READ_MIB@ oflag=direct conv=fsync 2>/dev/null || exit 1
 echo "fs-write $(mbs @WRITE_BYTES@ $(elapsed $t0))"
+""",
+    "rnd-write": r"""
+for d in $fs $rnd; do echo 2048 > /sys/block/$d/device/max_sectors; done
 t0=$(now); dd if=/data/rnd.bin of=/dev/$rnd bs=1M seek=@READ_MIB@ oflag=direct conv=fsync 2>/dev/null || exit 1
 echo "rnd-write $(mbs @WRITE_BYTES@ $(elapsed $t0))"
-"""
+""",
+}
 
 WORKLOADS = ["files", "fs-read", "rnd-read", "fs-write", "rnd-write"]
 
@@ -160,11 +180,33 @@ def subst(text, values):
     return text
 
 
-def run_variant(td, link, vdi, qports, variant, data, args, label):
+# Redirectors: label -> (agent transport or None for usbredirect, through
+# the relay, TLS on the agent-relay leg, binaries: "new" from build-rel or
+# "base" from --base).
+VARIANTS = {
+    "usbredirect": ("usbredirect", None, False, False, "new"),
+    "raw": ("agent raw", "raw", False, False, "new"),
+    "raw-relay": ("agent raw+relay", "raw", True, False, "new"),
+    "lz4": ("agent lz4+relay", "lz4", True, False, "new"),
+    "lz4-base": ("lz4+relay (base)", "lz4", True, False, "base"),
+    "tls": ("lz4+relay+TLS", "lz4", True, True, "new"),
+    "tls-base": ("lz4+TLS (base)", "lz4", True, True, "base"),
+}
+
+
+def binary(which, args, name):
+    if which == "base":
+        return os.path.join(args.base, name)
+    return os.environ["REDIR_AGENT" if name == "redir-agent" else
+                      "REDIR_RELAY"]
+
+
+def run_variant(td, link, vdi, qports, variant, data, args, label, certs):
     """One round of one redirector in the running VDI guest."""
     import harness
     import relayharness
     fs, file_bytes, rnd_img, fsdata, rnd_blob = data
+    _, transport, via_relay, tls, which = VARIANTS[variant]
     # usbredirect takes one device by VID:PID (its BUS-DEV form picked the
     # same emulated disk twice): one emulated-device process per disk
     fxs = []
@@ -174,6 +216,7 @@ def run_variant(td, link, vdi, qports, variant, data, args, label):
         fxs[-1].add("disk", img)
     fx = fxs[0]
     pids, procs, relay = [], [], None
+    common = "rule = allow class=08 access=rw\nreconnect_max_ms = 300\n"
     if variant == "usbredirect":
         addr = link.expose(qports)
         for i, (f, qp) in enumerate(zip(fxs, qports)):
@@ -186,30 +229,38 @@ def run_variant(td, link, vdi, qports, variant, data, args, label):
                 stderr=subprocess.STDOUT)
             procs.append(p)
             pids.append(p.pid)
-    elif variant == "raw":
+    elif not via_relay:
         addr = link.expose(qports)
         agent = harness.Agent(td, fx, name=f"agent-{label}",
-                              wrapper=link.tc_prefix())
+                              wrapper=link.tc_prefix(),
+                              path=binary(which, args, "redir-agent"))
         agent.start("[usb]\nconnect = " + ", ".join(
-            f"{addr[q][0]}:{addr[q][1]}" for q in qports) +
-            "\nrule = allow class=08 access=rw\nreconnect_max_ms = 300\n")
+            f"{addr[q][0]}:{addr[q][1]}" for q in qports) + "\n" + common)
         procs.append(agent)
         pids.append(agent.pid)
     else:
         relay = relayharness.Relay(td, name=f"relay-{label}",
-                                   path=link.wrapper("hv", os.environ[
-                                       "REDIR_RELAY"], "hv-relay"))
-        relay.start(relay.config({f"t{i}": f"127.0.0.1:{q}"
-                                  for i, q in enumerate(qports)},
-                                 log_level="info"))
+                                   path=link.wrapper(
+                                       "hv", binary(which, args, "redir-relay"),
+                                       f"hv-relay-{which}"))
+        text = relay.config({f"t{i}": f"127.0.0.1:{q}"
+                             for i, q in enumerate(qports)}, log_level="info")
+        keys = ""
+        if tls:
+            text = text.replace("[relay]\n", "[relay]\n" +
+                                certs.tls_keys("relay"), 1)
+            keys = certs.tls_keys("desk-17", peer_name="relay.example")
+        else:
+            keys = f"relay_secret_file = {relay.secret_path}\n"
+        relay.start(text)
         relay.wait_ready()
         host, port = link.expose([relay.port])[relay.port]
         agent = harness.Agent(td, fx, name=f"agent-{label}",
-                              wrapper=link.tc_prefix())
+                              wrapper=link.tc_prefix(),
+                              path=binary(which, args, "redir-agent"))
         agent.start(f"[usb]\nconnect = {host}:{port}/t0, {host}:{port}/t1\n"
-                    f"transport = lz4\nrelay_secret_file = {relay.secret_path}\n"
-                    "agent_id = bench\nrule = allow class=08 access=rw\n"
-                    "reconnect_max_ms = 300\n")
+                    f"transport = {transport}\n{keys}agent_id = bench\n" +
+                    common)
         procs.append(agent)
         pids.append(agent.pid)
     values = {"FS_SECTORS": os.path.getsize(fs) // 512,
@@ -220,8 +271,11 @@ def run_variant(td, link, vdi, qports, variant, data, args, label):
     fsdev, rnddev = vdi.sh(subst(WAIT_DISKS, values), timeout=180).split()
     values.update(FS=fsdev, RND=rnddev)
     cpu0 = sum(cpu_seconds(p) for p in pids)
-    out = vdi.sh(subst(ONE_ROUND, values), timeout=3600)
+    rcpu0 = cpu_seconds(relay.pid) if relay else 0
+    script = ROUND_HEAD + "".join(ROUND_PARTS[w] for w in args.workloads)
+    out = vdi.sh(subst(script, values), timeout=3600)
     cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+    rcpu = cpu_seconds(relay.pid) - rcpu0 if relay else 0
     for p in procs:
         if isinstance(p, subprocess.Popen):
             p.send_signal(signal.SIGTERM)
@@ -240,6 +294,7 @@ def run_variant(td, link, vdi, qports, variant, data, args, label):
         k, v = line.split()
         res[k] = float(v)
     res["cpu"] = cpu
+    res["relay_cpu"] = rcpu
     return res
 
 
@@ -247,28 +302,43 @@ def mean(xs):
     return sum(xs) / len(xs)
 
 
-def report(link, rounds, labels):
-    """rounds: [{label: {workload: MB/s}}]; ratios per round against that
-    round's usbredirect, then min-max over the rounds."""
-    print(f"\n== {link.describe()}; {len(rounds)} rounds, interleaved")
-    print(f"  {'':16}" + "".join(f"{w:>26}" for w in WORKLOADS))
-    print(f"  {'redirector':16}" + "".join(
-        f"{'MB/s  x usbredirect  x link':>26}" for _ in WORKLOADS))
+def ratio_table(rounds, labels, base, workloads, link=None):
+    """Mean ratio against base in the same round, min-max over rounds."""
+    print(f"  {'x ' + base:22}" + "".join(f"{w:>22}" for w in workloads))
     for label in labels:
         cells = ""
-        for w in WORKLOADS:
+        for w in workloads:
+            x = [r[label][w] / r[base][w] for r in rounds]
+            cells += f"{mean(x):.2f} ({min(x):.2f}-{max(x):.2f})".rjust(22)
+        print(f"  {label:22}{cells}")
+
+
+def report(link, rounds, labels, workloads):
+    """rounds: [{label: {workload: MB/s}}]: MB/s, then ratios per round
+    against the first redirector (and agent raw), min-max over rounds."""
+    print(f"\n== {link.describe()}; {len(rounds)} rounds, interleaved")
+    print(f"  {'MB/s mean (min-max)':22}" + "".join(f"{w:>22}"
+                                                    for w in workloads) +
+          "   agent+relay CPU s")
+    for label in labels:
+        cells = ""
+        for w in workloads:
             v = [r[label][w] for r in rounds]
-            x = [r[label][w] / r["usbredirect"][w] for r in rounds]
-            lk = f"{mean(v) / link.link_mb_s:.2f}" if link.link_mb_s else "-"
-            cells += (f"{mean(v):6.2f} {mean(x):4.2f}({min(x):.2f}-"
-                      f"{max(x):.2f}) {lk:>4}").rjust(26)
-        print(f"  {label:16}{cells}")
-    if "agent raw" in labels and "agent lz4+relay" in labels:
-        print("  lz4+relay / agent raw, per round: " + ", ".join(
-            f"{w} " + "/".join(f"{r['agent lz4+relay'][w] / r['agent raw'][w]:.2f}"
-                               for r in rounds) for w in WORKLOADS))
-    print("  (x usbredirect: mean ratio to usbredirect in the same round, "
-          "min-max over rounds)", flush=True)
+            lk = (f" {mean(v) / link.link_mb_s:.2f}L" if link.link_mb_s
+                  else "")
+            cells += f"{mean(v):.2f}({min(v):.2f}-{max(v):.2f}){lk}".rjust(22)
+        cpu = mean([r[label]["cpu"] + r[label]["relay_cpu"] for r in rounds])
+        print(f"  {label:22}{cells}   {cpu:.1f}")
+    print("  (L: fraction of the link rate)")
+    ratio_table(rounds, labels, labels[0], workloads)
+    if "agent raw" in labels and labels[0] != "agent raw":
+        ratio_table(rounds, labels, "agent raw", workloads)
+    for label in labels:
+        print(f"  {label} per round: " + ", ".join(
+            f"{w} " + "/".join(f"{r[label][w]:.2f}" for r in rounds)
+            for w in workloads))
+    print("  (x BASE: mean ratio to BASE in the same round, min-max over "
+          "rounds)", flush=True)
 
 
 def main():
@@ -278,22 +348,33 @@ def main():
     ap.add_argument("--fs-mib", type=int, default=64)
     ap.add_argument("--read-mib", type=int, default=32)
     ap.add_argument("--write-mib", type=int, default=16)
-    ap.add_argument("--only", default="usbredirect,raw,lz4")
+    ap.add_argument("--only", default="usbredirect,raw,lz4",
+                    help="redirectors, in this order (the first is the "
+                    "baseline): " + ",".join(VARIANTS))
+    ap.add_argument("--workloads", default=",".join(WORKLOADS))
+    ap.add_argument("--base", help="directory with the redir-agent and "
+                    "redir-relay of the *-base variants")
     args = ap.parse_args()
+    args.workloads = args.workloads.split(",")
+    only = args.only.split(",")
+    if any(v.endswith("-base") for v in only) and not args.base:
+        ap.error("the *-base variants need --base DIR")
     build()
     import harness
 
     def bench(td):
         from thinclient import VdiGuest
+        certs = None
+        if any(VARIANTS[v][3] for v in only):
+            sys.path.insert(0, os.path.join(ROOT, "tests", "tls"))
+            import tlsharness
+            certs = tlsharness.certs(td)
         data = make_data(td.path, args.fs_mib, args.read_mib, args.write_mib)
         print(f"ext2 image {args.fs_mib} MiB, {data[1] / MIB:.1f} MiB of files "
               f"under /doc read by 'files'; random disk "
               f"{args.read_mib + args.write_mib} MiB; writes {args.write_mib} "
               f"MiB each; {args.rounds} rounds", flush=True)
-        only = args.only.split(",")
-        order = [("usbredirect", "usbredirect"), ("agent raw", "raw"),
-                 ("agent lz4+relay", "lz4")]
-        order = [o for o in order if o[1] in only]
+        labels = [VARIANTS[v][0] for v in only]
         for prof in args.profiles.split(","):
             link = linkprofile.Link(prof)
             try:
@@ -308,19 +389,24 @@ def main():
                 rounds = []
                 for r in range(args.rounds):
                     res = {}
-                    for label, variant in order:
+                    # rotate the order each round: no redirector always
+                    # runs right after the same other one
+                    order = only[r % len(only):] + only[:r % len(only)]
+                    for variant in order:
+                        label = VARIANTS[variant][0]
                         t0 = time.monotonic()
                         res[label] = run_variant(
                             td, link, vdi, qports, variant, data, args,
-                            f"{prof}-{variant}-{r}")
+                            f"{prof}-{variant}-{r}", certs)
                         print(f"  {prof} round {r + 1} {label}: " + ", ".join(
-                            f"{w} {res[label][w]:.2f}" for w in WORKLOADS) +
-                            f" MB/s ({time.monotonic() - t0:.0f} s)",
-                            flush=True)
+                            f"{w} {res[label][w]:.2f}"
+                            for w in args.workloads) +
+                            f" MB/s, CPU agent {res[label]['cpu']:.1f} s "
+                            f"relay {res[label]['relay_cpu']:.1f} s "
+                            f"({time.monotonic() - t0:.0f} s)", flush=True)
                     rounds.append(res)
                 vdi.poweroff()
-                if "usbredirect" in only:
-                    report(link, rounds, [o[0] for o in order])
+                report(link, rounds, labels, args.workloads)
             finally:
                 link.close()
 

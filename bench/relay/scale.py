@@ -131,7 +131,10 @@ def run_once(args, relay_path, shard_exe, work):
     with open(conf, "w") as f:
         f.write(f"[relay]\nlisten = 127.0.0.1:{port}\nsecret_file = {secret}\n"
                 f"log_level = warning\nmax_sessions = {args.sessions + 16}\n"
-                f"session_buffer = {args.session_buffer}\n")
+                f"session_buffer = {args.session_buffer}\n"
+                # every shard dials from 127.0.0.1, up to 64 handshakes
+                # in flight each (relay_scale.c MAX_CONNECTING)
+                f"handshakes_max = 512\nhandshakes_per_source = 512\n")
         for i in range(args.sessions):
             f.write(f"[target.t{i}]\nqemu = unix:{sock_dir}/q{i}\n")
     log = open(os.path.join(work, "relay.log"), "w")

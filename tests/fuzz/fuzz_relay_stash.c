@@ -40,6 +40,14 @@ static int deliver(void *ctx, const uint8_t *d, size_t n)
     return 0;
 }
 
+/* The relay's way: decoded lz4 blocks given away whole. */
+static int take(void *ctx, uint8_t *block, size_t n)
+{
+    int rc = deliver(ctx, block, n);
+    free(block);
+    return rc;
+}
+
 static bool full(void *ctx)
 {
     struct chardev *c = ctx;
@@ -62,8 +70,9 @@ static void emit(void *ctx, uint8_t *frame, size_t n)
     free(frame);
 }
 
-/* Byte 0: how often the chardev is full; byte 1: compress or not; then
- * the payload the agent frames. */
+/* Byte 0: how often the chardev is full; byte 1: compress or not (bit 0),
+ * lz4 blocks given away or delivered in place (bit 1); then the payload
+ * the agent frames. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct codec_encoder enc;
@@ -76,6 +85,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     c.full_per = (unsigned)(data[0] % 8) + 2;
     bool compress = data[1] & 1;
+    struct codec_sink sink = {deliver, full, &c, data[1] & 2 ? take : NULL};
     data += 2;
     size -= 2;
     w.cap = size * 2 + 64;
@@ -90,14 +100,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         size_t n = next(&c.rng) % READ_MAX + 1;
         n = n < w.len - off ? n : w.len - off;
         enum relay_stash_result rc =
-            relay_stash_feed(&st, &dec, w.b + off, n,
-                             &(struct relay_stash_sink){deliver, full, &c});
+            relay_stash_feed(&st, &dec, w.b + off, n, &sink);
         off += n;
         while (rc == RELAY_STASH_KEPT) { /* reading stays off until drained */
             if (st.len - st.off > READ_MAX)
                 abort();
-            rc = relay_stash_resume(
-                &st, &dec, &(struct relay_stash_sink){deliver, full, &c});
+            rc = relay_stash_resume(&st, &dec, &sink);
         }
         if (rc == RELAY_STASH_ERROR)
             abort(); /* our own frames are never corrupt */

@@ -445,11 +445,18 @@ struct addr_entry {
     const struct relay_target_config *t;
 };
 
+/* The line naming where a target's QEMU side is: qemu, or a serial
+ * target's path. */
+static int where_line(const struct relay_target_config *t)
+{
+    return t->kind == TARGET_KIND_SERIAL ? t->path_line : t->chardev_line;
+}
+
 static int compare_addrs(const void *a, const void *b)
 {
     const struct addr_entry *x = a, *y = b;
     int c = strcmp(x->text, y->text);
-    return c ? c : x->t->chardev_line - y->t->chardev_line;
+    return c ? c : where_line(x->t) - where_line(y->t);
 }
 
 /* Two targets on one chardev would steal it from each other. */
@@ -483,12 +490,13 @@ static int check_unique_chardevs(struct parse *p)
     qsort(e, cfg->n_targets, sizeof(*e), compare_addrs);
     for (size_t i = 1; i < cfg->n_targets && rc == 0; i++) {
         if (strcmp(e[i].text, e[i - 1].text) == 0) {
-            p->cp.line = e[i].t->chardev_line;
+            p->cp.line = where_line(e[i].t);
             config_error(&p->cp,
-                         "[target.%s] qemu: %s is also the chardev of "
+                         "[target.%s] %s: %s is also the chardev of "
                          "[target.%s] (line %d)",
-                         e[i].t->name, e[i].text, e[i - 1].t->name,
-                         e[i - 1].t->chardev_line);
+                         e[i].t->name,
+                         e[i].t->kind == TARGET_KIND_SERIAL ? "path" : "qemu",
+                         e[i].text, e[i - 1].t->name, where_line(e[i - 1].t));
             rc = -1;
         }
     }

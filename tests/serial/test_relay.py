@@ -6,8 +6,10 @@ the agent dials it (connect = HOST:PORT/TARGET, the relay's secret) and
 bridges to its port (here a pty whose termios the test reads). The
 "guest" side sets 9600 7E2 then 115200 8N1 with tcsetattr, as QEMU's
 16550 model does: the port follows within a second in speed and stop
-bits. Then 1 MiB each way with every byte value, a new agent connection
-re-applying the guest's last settings, and a wrong secret refused."""
+bits. Then 1 MiB each way with every byte value; QEMU restarting (the
+path reopened) and the relay restarting (a new pty, the agent dialing
+again) with settings and data going on; a new agent connection
+re-applying the guest's last settings; a wrong secret refused."""
 import os
 import select
 import termios
@@ -118,6 +120,33 @@ def test(td):
     assert got_port == to_port, "guest -> port corrupted"
     assert got_guest == to_guest, "port -> guest corrupted"
     print("1 MiB each way intact (0x00 and 0xff included)")
+
+    # QEMU restarts: it closes the pty and opens the path again; the relay
+    # kept the slave open, so the session goes on
+    os.close(guest)
+    guest = os.open(com, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    guest_set(guest, termios.B19200, termios.CS8 | termios.CSTOPB)
+    wait_port(phys, 19200, True)
+    got_guest, got_port = pump_fds(guest, phys.master, b"\x00\xffqemu",
+                                   b"\xff\x00back")
+    assert (got_port, got_guest) == (b"\x00\xffqemu", b"\xff\x00back")
+    print("QEMU restart: settings and data go on")
+
+    # the relay restarts: a new pty at the same path; the agent dials
+    # again (backoff) and a QEMU that opens the path again is bridged
+    relay.stop()
+    os.close(guest)
+    off = len(relay.log_text(0))
+    relay.start(open(relay.config_path).read())
+    relay.wait_log(r"attached to target 'com1'", start_offset=off,
+                   timeout=30)
+    guest = os.open(com, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    guest_set(guest, termios.B57600, termios.CS8)
+    wait_port(phys, 57600, False)
+    got_guest, got_port = pump_fds(guest, phys.master, b"\x00relay\xff",
+                                   b"\xffagain\x00")
+    assert (got_port, got_guest) == (b"\x00relay\xff", b"\xffagain\x00")
+    print("relay restart: the agent is back, settings and data go on")
 
     # the guest picks 9600 2 stop bits, then the agent reconnects (here:
     # restarts): the relay tells the new session the guest's settings

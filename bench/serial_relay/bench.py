@@ -199,11 +199,34 @@ def rtt(vm, port, rounds):
     return statistics.median(out), out[int(len(out) * 0.99) - 1]
 
 
+def construct(cls, wd):
+    """cls(wd), its processes stopped if it fails half-way: a redir-agent
+    left running would keep reopening its /dev/pts/N and read the ptys
+    later runs get under that number."""
+    started = []
+    real_start = globals()["start"]
+
+    def tracked(cmd, log):
+        proc = real_start(cmd, log)
+        started.append(proc)
+        return proc
+    globals()["start"] = tracked
+    try:
+        return cls(wd)
+    except BaseException:
+        for proc in started:
+            proc.terminate()
+            proc.wait()
+        raise
+    finally:
+        globals()["start"] = real_start
+
+
 def run(path, size, rounds):
     with tempfile.TemporaryDirectory(prefix="bench-serial-relay-") as wd:
         res = {}
         for cls in (Direct, ViaRelay):
-            p = cls(wd)
+            p = construct(cls, wd)
             try:
                 r = {"to_port": throughput(p.fd, p.port.master, size),
                      "from_port": throughput(p.port.master, p.fd, size)}

@@ -265,6 +265,46 @@ static int parse_chardev(struct parse *p, struct relay_target_config *t,
     return 1;
 }
 
+/* [target.NAME] kind = chardev | serial, and path (serial only). */
+static int serial_target_key(struct parse *p, struct relay_target_config *t,
+                             const char *name, const char *value)
+{
+    int *line = name[0] == 'k' ? &t->kind_line : &t->path_line;
+
+    if (*line) {
+        config_error(&p->cp, "[target.%s] %s: set twice (first on line %d)",
+                     t->name, name, *line);
+        return 0;
+    }
+    *line = p->cp.line;
+    if (name[0] == 'k') {
+        if (strcmp(value, "chardev") == 0 || strcmp(value, "serial") == 0) {
+            t->kind =
+                value[0] == 's' ? TARGET_KIND_SERIAL : TARGET_KIND_CHARDEV;
+            if (t->kind == TARGET_KIND_SERIAL) /* the pty "dials in" */
+                t->mode = TARGET_LISTEN;
+            return 1;
+        }
+        config_error(&p->cp, "[target.%s] kind: '%s' is not chardev or serial",
+                     t->name, value);
+        return 0;
+    }
+    if (value[0] != '/' || strlen(value) >= ENDPOINT_STR_MAX - 8) {
+        config_error(&p->cp,
+                     "[target.%s] path: '%s' is not an absolute path (of at "
+                     "most %d characters)",
+                     t->name, value, ENDPOINT_STR_MAX - 9);
+        return 0;
+    }
+    free(t->pty_path);
+    t->pty_path = strdup(value);
+    if (!t->pty_path) {
+        config_error(&p->cp, "out of memory");
+        return 0;
+    }
+    return 1;
+}
+
 static int handle_target_key(struct parse *p, const char *name,
                              const char *value)
 {
@@ -296,6 +336,8 @@ static int handle_target_key(struct parse *p, const char *name,
         t->chardev_line = p->cp.line;
         return parse_chardev(p, t, value);
     }
+    if (strcmp(name, "kind") == 0 || strcmp(name, "path") == 0)
+        return serial_target_key(p, t, name, value);
     if (strcmp(name, "mode") == 0) {
         if (p->mode_line) {
             config_error(&p->cp,
@@ -303,7 +345,7 @@ static int handle_target_key(struct parse *p, const char *name,
                          t->name, p->mode_line);
             return 0;
         }
-        p->mode_line = p->cp.line;
+        p->mode_line = t->mode_line = p->cp.line;
         if (strcmp(value, "connect") == 0 || strcmp(value, "listen") == 0) {
             t->mode = value[0] == 'c' ? TARGET_CONNECT : TARGET_LISTEN;
             return 1;
@@ -417,11 +459,18 @@ struct addr_entry {
     const struct relay_target_config *t;
 };
 
+/* The line naming where a target's QEMU side is: qemu, or a serial
+ * target's path. */
+static int where_line(const struct relay_target_config *t)
+{
+    return t->kind == TARGET_KIND_SERIAL ? t->path_line : t->chardev_line;
+}
+
 static int compare_addrs(const void *a, const void *b)
 {
     const struct addr_entry *x = a, *y = b;
     int c = strcmp(x->text, y->text);
-    return c ? c : x->t->chardev_line - y->t->chardev_line;
+    return c ? c : where_line(x->t) - where_line(y->t);
 }
 
 /* Two targets on one chardev would steal it from each other. */
@@ -439,6 +488,10 @@ static int check_unique_chardevs(struct parse *p)
     hostport_str(&cfg->listen, relay_addr, sizeof(relay_addr));
     for (size_t i = 0; i < cfg->n_targets; i++) {
         e[i].t = &cfg->targets[i];
+        if (e[i].t->kind == TARGET_KIND_SERIAL) { /* a path, not a chardev */
+            snprintf(e[i].text, sizeof(e[i].text), "pty %s", e[i].t->pty_path);
+            continue;
+        }
         endpoint_str(&e[i].t->chardev, e[i].text, sizeof(e[i].text));
         if (e[i].t->mode == TARGET_LISTEN &&
             strcmp(e[i].text, relay_addr) == 0) {
@@ -451,12 +504,13 @@ static int check_unique_chardevs(struct parse *p)
     qsort(e, cfg->n_targets, sizeof(*e), compare_addrs);
     for (size_t i = 1; i < cfg->n_targets && rc == 0; i++) {
         if (strcmp(e[i].text, e[i - 1].text) == 0) {
-            p->cp.line = e[i].t->chardev_line;
+            p->cp.line = where_line(e[i].t);
             config_error(&p->cp,
-                         "[target.%s] qemu: %s is also the chardev of "
+                         "[target.%s] %s: %s is also the chardev of "
                          "[target.%s] (line %d)",
-                         e[i].t->name, e[i].text, e[i - 1].t->name,
-                         e[i - 1].t->chardev_line);
+                         e[i].t->name,
+                         e[i].t->kind == TARGET_KIND_SERIAL ? "path" : "qemu",
+                         e[i].text, e[i - 1].t->name, where_line(e[i - 1].t));
             rc = -1;
         }
     }
@@ -464,11 +518,51 @@ static int check_unique_chardevs(struct parse *p)
     return rc;
 }
 
+/* kind = serial: the relay makes the tty, so no chardev, mode or TLS leg. */
+static int check_serial_target(struct parse *p,
+                               const struct relay_target_config *t)
+{
+    int bad = t->chardev_line ? t->chardev_line
+              : t->mode_line  ? t->mode_line
+              : t->tls.line   ? t->tls.line
+                              : 0;
+
+    if (bad) {
+        config_error_at(&p->cp, bad,
+                        "[target.%s]: qemu, mode and tls are for kind = "
+                        "chardev; a serial target is a pty at its path",
+                        t->name);
+        return -1;
+    }
+    if (!t->path_line) {
+        config_error_at(&p->cp, t->line,
+                        "[target.%s]: kind = serial needs path = /PATH (where "
+                        "QEMU's -chardev serial,path= opens the pty)",
+                        t->name);
+        return -1;
+    }
+    if (t->agents && !p->cfg->tls.enabled) {
+        config_error_at(&p->cp, t->line,
+                        "[target.%s] agents: needs tls = yes in [relay] (only "
+                        "a certificate proves which agent is calling)",
+                        t->name);
+        return -1;
+    }
+    return 0;
+}
+
 static int check_target(struct parse *p, const struct relay_target_config *t)
 {
     char section[RELAY_TARGET_MAX + 16];
 
     snprintf(section, sizeof(section), "target.%s", t->name);
+    if (t->kind == TARGET_KIND_SERIAL)
+        return check_serial_target(p, t);
+    if (t->path_line) {
+        config_error_at(&p->cp, t->path_line,
+                        "[target.%s] path: only for kind = serial", t->name);
+        return -1;
+    }
     if (!t->chardev_line) {
         config_error_at(&p->cp, t->line,
                         "[target.%s]: qemu = HOST:PORT | unix:/PATH is "
@@ -594,6 +688,7 @@ void relay_config_free(struct relay_config *cfg)
     tls_config_free(&cfg->tls);
     for (size_t i = 0; i < cfg->n_targets; i++) {
         free(cfg->targets[i].agents);
+        free(cfg->targets[i].pty_path);
         tls_config_free(&cfg->targets[i].tls);
     }
     free(cfg->targets);

@@ -25,8 +25,17 @@ enum target_mode {
     TARGET_LISTEN,  /* QEMU's chardev (reconnect=N) dials the relay */
 };
 
+enum target_kind {
+    TARGET_KIND_CHARDEV, /* a QEMU socket chardev (usb-redir, or any bytes) */
+    TARGET_KIND_SERIAL,  /* a pty the relay creates for -chardev serial */
+};
+
 struct relay_target_config {
     char name[RELAY_TARGET_MAX + 1];
+    enum target_kind kind;
+    /* kind = serial: where the pty's slave is linked for QEMU to open */
+    char *pty_path;
+    int kind_line, path_line, mode_line; /* 0 if not set */
     struct endpoint chardev; /* the qemu key: TCP or a unix socket */
     enum target_mode mode;
     /* agents: which agents may use it, globs of certificate names (TLS);

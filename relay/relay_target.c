@@ -11,6 +11,7 @@
 #include "log.h"
 #include "net_listener.h"
 #include "net_tls.h"
+#include "serial_target.h"
 
 #define LISTEN_BACKLOG 4 /* one QEMU per chardev, plus its retries */
 
@@ -27,6 +28,7 @@ struct relay_target {
     size_t pending_len;
     void *holder;  /* the session holding the target */
     bool attached; /* listen mode: the holder has QEMU's connection */
+    struct serial_target *serial; /* kind = serial: the pty */
     relay_chardev_ready_fn ready_fn;
 };
 
@@ -145,6 +147,8 @@ void relay_target_offer_pending(struct relay_target *t)
     uint8_t *data = t->pending_data;
     size_t len = t->pending_len;
 
+    if (!c && t->holder && t->serial && !t->attached) /* the pty "dials in" */
+        c = serial_target_attach(t->serial);
     if (!c || !t->holder)
         return;
     t->pending = NULL;
@@ -229,6 +233,12 @@ struct relay_target *relay_target_open(uv_loop_t *loop,
     t->cfg = cfg;
     t->loop = loop;
     endpoint_str(&cfg->chardev, t->addr_name, sizeof(t->addr_name));
+    if (cfg->kind == TARGET_KIND_SERIAL) {
+        snprintf(t->addr_name, sizeof(t->addr_name), "pty %s", cfg->pty_path);
+        t->serial = serial_target_open(loop, cfg);
+        t->ready = t->serial != NULL;
+        return t;
+    }
     if (cfg->tls.enabled && target_tls(t) < 0)
         return t; /* not ready */
     if (cfg->mode == TARGET_LISTEN)
@@ -241,6 +251,8 @@ struct relay_target *relay_target_open(uv_loop_t *loop,
 void relay_target_close(struct relay_target *t)
 {
     target_drop_pending(t);
+    if (t->serial)
+        serial_target_close(t->serial);
     if (t->listener)
         net_listener_close(t->listener);
     net_tls_ctx_unref(t->tls);
@@ -250,6 +262,11 @@ void relay_target_close(struct relay_target *t)
 bool relay_target_same(const struct relay_target *t,
                        const struct relay_target_config *cfg)
 {
+    if (t->cfg->kind != cfg->kind)
+        return false;
+    if (cfg->kind == TARGET_KIND_SERIAL)
+        return strcmp(t->cfg->name, cfg->name) == 0 &&
+               strcmp(t->cfg->pty_path, cfg->pty_path) == 0;
     return strcmp(t->cfg->name, cfg->name) == 0 && t->cfg->mode == cfg->mode &&
            endpoint_equal(&t->cfg->chardev, &cfg->chardev) &&
            tls_config_equal(&t->cfg->tls, &cfg->tls);

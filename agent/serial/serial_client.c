@@ -61,6 +61,7 @@ static void client_release(struct serial_client *c)
 {
     if (--c->handles > 0)
         return;
+    serial_client__relay_free(c);
     void (*on_freed)(void *) = c->silent ? NULL : c->p.ops->on_freed;
     void *port = c->p.port;
     free(c);
@@ -181,6 +182,10 @@ static void on_connected(void *owner, struct net_conn *conn, int status)
                                                      : uv_strerror(status));
         return;
     }
+    if (c->p.cfg->target[0]) { /* the relay's handshake first */
+        serial_client__relay_start(c);
+        return;
+    }
     c->phase = CLIENT_OPEN;
     c->p.ops->on_dialed(c->p.port, c, NULL);
 }
@@ -190,6 +195,14 @@ static void on_gone(void *owner, struct net_conn *conn, int status)
     struct serial_client *c = owner;
     (void)conn;
 
+    if (c->relay_hs && c->phase == CLIENT_DIALING) {
+        serial_client__relay_free(c);
+        c->p.ops->on_dialed(c->p.port, c,
+                            status == UV_EOF
+                                ? "the relay closed during the handshake"
+                                : uv_strerror(status));
+        return;
+    }
     if (!serial_client__open(c))
         return;
     if (status == UV_EOF) {
@@ -329,6 +342,7 @@ void serial_client_start(struct serial_client *c)
         client_start_telnet(c);
     serial_client__update_read(c);
     serial_client__flush(c);
+    serial_client__resume_input(c);
 }
 
 void serial_client_device_changed(struct serial_client *c)

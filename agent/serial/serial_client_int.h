@@ -56,6 +56,8 @@ struct serial_client {
 
     bool telnet_on;
     struct serial_telnet telnet;
+    /* connect = HOST:PORT/TARGET: the relay handshake, until it is done */
+    struct relay_client *relay_hs;
     uint8_t to_tty_mem[BUF_SIZE];
     uint8_t to_net_mem[BUF_SIZE];
 };
@@ -85,5 +87,14 @@ bool serial_client__queue_ctl(struct serial_client *c, const uint8_t *bytes,
 void serial_client__on_alloc(void *owner, struct net_conn *conn, uv_buf_t *out);
 void serial_client__on_data(void *owner, struct net_conn *conn,
                             const uint8_t *data, size_t n);
+/* What arrived with the relay's answer: decoded once the port took us. */
+void serial_client__resume_input(struct serial_client *c);
+
+/* serial_client_relay.c */
+/* Connected to a relay: sends the AUTH once its hello is in. */
+void serial_client__relay_start(struct serial_client *c);
+/* n handshake bytes landed at to_tty's tail. */
+void serial_client__relay_data(struct serial_client *c, size_t n);
+void serial_client__relay_free(struct serial_client *c);
 
 #endif

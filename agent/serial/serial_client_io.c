@@ -113,6 +113,25 @@ static void pump_input(struct serial_client *c)
     } while (c->undecoded != c->undecoded_end && !c->writing);
 }
 
+/* The relay's first bytes, which came with its answer
+ * (serial_client__relay_data): decoded once the port took the client. */
+void serial_client__resume_input(struct serial_client *c)
+{
+    if (!serial_client__open(c) || c->undecoded == c->undecoded_end)
+        return;
+    if (!c->telnet_on) {
+        c->to_tty.tail = c->undecoded_end;
+        c->undecoded = c->undecoded_end = c->to_tty.tail;
+    } else {
+        pump_input(c);
+        if (!serial_client__open(c))
+            return;
+    }
+    c->p.ops->to_device(c->p.port);
+    if (serial_client__open(c))
+        serial_client__update_read(c);
+}
+
 void serial_client__on_alloc(void *owner, struct net_conn *conn, uv_buf_t *out)
 {
     struct serial_client *c = owner;
@@ -142,6 +161,10 @@ void serial_client__on_data(void *owner, struct net_conn *conn,
     (void)conn;
     (void)data; /* it landed at to_tty's tail (serial_client__on_alloc) */
 
+    if (c->relay_hs) {
+        serial_client__relay_data(c, n);
+        return;
+    }
     if (!serial_client__open(c))
         return;
     c->bytes_in += n;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "net_tcp.h"
 
@@ -202,6 +203,24 @@ struct net_conn *net_conn_accept(uv_stream_t *listener)
         snprintf(c->name, sizeof(c->name), "unix peer");
     else
         net_tcp_peer_name(&c->u.tcp, c->name, sizeof(c->name));
+    return c;
+}
+
+struct net_conn *net_conn_adopt(uv_loop_t *loop, int fd, const char *name)
+{
+    struct net_conn *c = net__new(loop);
+
+    if (!c)
+        return NULL;
+    if (net__init_stream(c, loop, true) < 0 ||
+        uv_pipe_open(&c->u.pipe, fd) < 0) {
+        close(fd);
+        c->phase = PHASE_CLOSING;
+        net__close_handles(c);
+        return NULL;
+    }
+    c->phase = PHASE_OPEN;
+    snprintf(c->name, sizeof(c->name), "%s", name);
     return c;
 }
 

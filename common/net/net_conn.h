@@ -70,6 +70,11 @@ struct net_conn *net_conn_connect_addr(uv_loop_t *loop,
  * failure. No owner yet: set one before reading. */
 struct net_conn *net_conn_accept(uv_stream_t *listener);
 
+/* Takes a connected unix stream socket (one end of a socketpair: a peer
+ * inside this process); name is for logs. NULL on failure (fd is then
+ * closed). No owner yet. */
+struct net_conn *net_conn_adopt(uv_loop_t *loop, int fd, const char *name);
+
 void net_conn_set_owner(struct net_conn *c, const struct net_conn_ops *ops,
                         void *owner);
 

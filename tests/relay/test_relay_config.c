@@ -62,6 +62,25 @@ static void expect_error(const char *text, int line, const char *what)
 static void test_errors(void)
 {
     expect_error(RELAY, 1, "no [target.NAME] section");
+    /* serial targets */
+    expect_error(RELAY "[target.a]\nkind = tty\n", 5,
+                 "kind: 'tty' is not chardev or serial");
+    expect_error(RELAY "[target.a]\nkind = serial\n", 4,
+                 "kind = serial needs path");
+    expect_error(RELAY "[target.a]\nkind = serial\npath = rel\n", 6,
+                 "path: 'rel' is not an absolute path");
+    expect_error(RELAY "[target.a]\nkind = serial\npath = /p\nqemu = h:1\n", 7,
+                 "qemu, mode and tls are for kind = chardev");
+    expect_error(RELAY "[target.a]\nkind = serial\nmode = listen\npath = /p\n",
+                 6, "qemu, mode and tls are for kind = chardev");
+    expect_error(RELAY "[target.a]\nqemu = h:1\npath = /p\n", 6,
+                 "path: only for kind = serial");
+    expect_error(RELAY "[target.a]\nkind = serial\npath = /p\n"
+                       "[target.b]\nkind = serial\npath = /p\n",
+                 9,
+                 "[target.b] path: pty /p is also the chardev of [target.a]");
+    expect_error(RELAY "[target.a]\nkind = serial\nkind = serial\n", 6,
+                 "kind: set twice");
     expect_error("[relay]\nsecret_file = @S@\n[target.a]\nqemu = h:1\n", 1,
                  "[relay] listen = HOST:PORT is missing");
     expect_error("[relay]\nlisten = 0.0.0.0:7300\n[target.a]\nqemu = h:1\n", 1,

@@ -56,6 +56,21 @@ static void test_key_errors(void)
                  "[serial.a] device: set twice (first on line 2)");
     expect_error(DEV "listen = 127.0.0.1\n", 3,
                  "[serial.a] listen: '127.0.0.1': expected HOST:PORT");
+    /* connect through a relay */
+    expect_error(DEV "connect = 10.0.0.1:7300/bad name\n", 3,
+                 "connect: relay target 'bad name' is not");
+    expect_error(DEV "connect = 10.0.0.1:7300/vm1\n", 3,
+                 "needs relay_secret_file = /PATH or tls = yes");
+    expect_error(DEV "connect = 10.0.0.1:7300/vm1\nrelay_secret_file = /s\n"
+                     "mode = raw\n",
+                 5, "mode: a relay target speaks rfc2217");
+    expect_error(DEV_LISTEN "relay_secret_file = /s\n", 4,
+                 "relay_secret_file: only with connect = HOST:PORT/TARGET");
+    expect_error(DEV "connect = h:1/vm\nrelay_secret_file = rel\n", 4,
+                 "relay_secret_file: 'rel' is not an absolute path");
+    expect_error(DEV "connect = h:1/vm\nrelay_secret_file = /s\n"
+                     "agent_id = a b\n",
+                 5, "agent_id: 'a b' has characters other than visible");
     expect_error(DEV "connect = 10.0.0.1:0\n", 3,
                  "[serial.a] connect: '10.0.0.1:0': port must be a number");
     expect_error(DEV_LISTEN "connect = 10.0.0.1:7000\n", 4,

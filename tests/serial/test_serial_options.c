@@ -308,10 +308,47 @@ static void test_answer(void)
           "no room: 0");
 }
 
+/* What the relay reads back from a pty's termios is what was set: every
+ * speed, size, parity, stop and flow combination survives the round trip
+ * (1.5 stop bits is CSTOPB with 5 data bits). */
+static void test_from_termios(void)
+{
+    static const uint32_t bauds[] = {50, 9600, 115200, 250000, 4000000};
+    static const enum serial_flow flows[] = {
+        SERIAL_FLOW_NONE, SERIAL_FLOW_XONXOFF, SERIAL_FLOW_RTSCTS};
+
+    for (size_t b = 0; b < sizeof(bauds) / sizeof(bauds[0]); b++)
+        for (uint8_t bits = 5; bits <= 8; bits++)
+            for (int par = SERIAL_PARITY_NONE; par <= SERIAL_PARITY_SPACE;
+                 par++)
+                for (int stop = 0; stop < 2; stop++)
+                    for (size_t f = 0; f < 3; f++) {
+                        struct serial_line l = {
+                            .baud = bauds[b],
+                            .data_bits = bits,
+                            .parity = (enum serial_parity)par,
+                            .stop = stop == 0   ? SERIAL_STOP_1
+                                    : bits == 5 ? SERIAL_STOP_1_5
+                                                : SERIAL_STOP_2,
+                            .flow_out = flows[f],
+                            .flow_in = flows[f],
+                        };
+                        struct termios2 t;
+                        struct serial_line back;
+                        memset(&t, 0, sizeof(t));
+                        serial_line_to_termios2(&l, &t);
+                        serial_line_from_termios2(&t, &back);
+                        CHECK(serial_line_equal(&l, &back),
+                              "round trip of %u %u par %d stop %d flow %zu",
+                              l.baud, bits, par, stop, f);
+                    }
+}
+
 int main(void)
 {
     test_line_parse();
     test_termios();
+    test_from_termios();
     test_parse();
     test_line_requests();
     test_control();

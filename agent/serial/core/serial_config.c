@@ -33,6 +33,8 @@ enum serial_key_index {
     KEY_RECONNECT_MIN,
     KEY_RECONNECT_MAX,
     KEY_ALLOW,
+    KEY_RELAY_SECRET_FILE,
+    KEY_AGENT_ID,
     KEY_COUNT
 };
 
@@ -81,6 +83,64 @@ static int key_device(struct serial_port_config *p, const char *key,
     return 0;
 }
 
+/* A relay target name: what redir-relay accepts ([A-Za-z0-9._-]). */
+static int parse_target(struct serial_port_config *p, const char *key,
+                        const char *name, struct config_parse *cp)
+{
+    size_t n = strlen(name);
+
+    if (n == 0 || n > RELAY_TARGET_MAX ||
+        strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+                     "0123456789._-") != n) {
+        fail(cp, p, key,
+             "relay target '%s' is not 1 to %d characters of A-Z a-z 0-9 . _ -",
+             name, RELAY_TARGET_MAX);
+        return -1;
+    }
+    memcpy(p->target, name, n + 1);
+    return 0;
+}
+
+static int key_string(char **out, struct serial_port_config *p, const char *key,
+                      const char *value, struct config_parse *cp)
+{
+    *out = strdup(value);
+    if (!*out) {
+        fail(cp, p, key, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int key_relay_secret_file(struct serial_port_config *p, const char *key,
+                                 const char *value, struct config_parse *cp)
+{
+    if (value[0] != '/') {
+        fail(cp, p, key, "'%s' is not an absolute path", value);
+        return -1;
+    }
+    return key_string(&p->relay_secret_file, p, key, value, cp);
+}
+
+static int key_agent_id(struct serial_port_config *p, const char *key,
+                        const char *value, struct config_parse *cp)
+{
+    size_t n = strlen(value);
+
+    for (size_t i = 0; i < n; i++) {
+        if (value[i] <= ' ' || value[i] > '~') {
+            fail(cp, p, key, "'%s' has characters other than visible ASCII",
+                 value);
+            return -1;
+        }
+    }
+    if (n == 0 || n > RELAY_ID_MAX) {
+        fail(cp, p, key, "1 to %d characters", RELAY_ID_MAX);
+        return -1;
+    }
+    return key_string(&p->agent_id, p, key, value, cp);
+}
+
 static int key_address(struct serial_port_config *p, const char *key,
                        const char *value, struct config_parse *cp)
 {
@@ -96,6 +156,14 @@ static int key_address(struct serial_port_config *p, const char *key,
              "line %d)",
              other_line);
         return -1;
+    }
+    const char *slash = peer == SERIAL_PEER_CONNECT ? strchr(value, '/') : 0;
+    char hp[HOSTPORT_HOST_MAX + 16];
+    if (slash) { /* HOST:PORT/TARGET: a redir-relay serial target */
+        if (parse_target(p, key, slash + 1, cp) < 0)
+            return -1;
+        snprintf(hp, sizeof(hp), "%.*s", (int)(slash - value), value);
+        value = hp;
     }
     if (hostport_parse(value, &p->addr, reason, sizeof(reason)) < 0) {
         fail(cp, p, key, "%s", reason);
@@ -239,6 +307,8 @@ static const struct serial_key serial_keys[KEY_COUNT] = {
     [KEY_RECONNECT_MIN] = {"reconnect_min_ms", key_reconnect},
     [KEY_RECONNECT_MAX] = {"reconnect_max_ms", key_reconnect},
     [KEY_ALLOW] = {"allow", key_allow},
+    [KEY_RELAY_SECRET_FILE] = {"relay_secret_file", key_relay_secret_file},
+    [KEY_AGENT_ID] = {"agent_id", key_agent_id},
 };
 
 const char *serial_mode_name(enum serial_mode mode)
@@ -437,6 +507,49 @@ static int finish_security(struct serial_port_config *p,
     return -1;
 }
 
+/* connect = HOST:PORT/TARGET: the relay's serial target speaks RFC 2217
+ * to us, and we must prove who we are (a secret, or TLS certificates). */
+static int finish_relay(struct serial_port_config *p, struct config_parse *cp)
+{
+    static const int relay_only[] = {KEY_RELAY_SECRET_FILE, KEY_AGENT_ID};
+
+    if (!p->target[0]) {
+        for (size_t i = 0; i < 2; i++) {
+            if (p->key_line[relay_only[i]]) {
+                cp->line = p->key_line[relay_only[i]];
+                fail(cp, p, serial_keys[relay_only[i]].name,
+                     "only with connect = HOST:PORT/TARGET (a relay)");
+                return -1;
+            }
+        }
+        return 0;
+    }
+    if (p->kind == SERIAL_KIND_PRINTER) {
+        cp->line = p->key_line[KEY_CONNECT];
+        fail(cp, p, "connect",
+             "%s is a printer: relay targets are ttys (printers reach a "
+             "relay only as plain TCP for now)",
+             p->device);
+        return -1;
+    }
+    if (p->key_line[KEY_MODE] && p->mode != SERIAL_MODE_RFC2217) {
+        cp->line = p->key_line[KEY_MODE];
+        fail(cp, p, "mode",
+             "a relay target speaks rfc2217 (the guest's line settings "
+             "come that way); leave mode out or set rfc2217");
+        return -1;
+    }
+    p->mode = SERIAL_MODE_RFC2217;
+    if (!p->relay_secret_file && !p->tls.enabled) {
+        cp->line = p->key_line[KEY_CONNECT];
+        fail(cp, p, "connect",
+             "a relay needs relay_secret_file = /PATH or tls = yes with "
+             "certificates");
+        return -1;
+    }
+    return 0;
+}
+
 static int finish_port(struct serial_port_config *p, struct config_parse *cp)
 {
     cp->line = p->line;
@@ -461,6 +574,8 @@ static int finish_port(struct serial_port_config *p, struct config_parse *cp)
         p->kind =
             is_printer_name(p->device) ? SERIAL_KIND_PRINTER : SERIAL_KIND_TTY;
     if (p->kind == SERIAL_KIND_PRINTER && finish_printer(p, cp) < 0)
+        return -1;
+    if (finish_relay(p, cp) < 0)
         return -1;
     return finish_security(p, cp);
 }
@@ -512,6 +627,8 @@ void serial_config_free(struct serial_config *sc)
     for (size_t i = 0; i < sc->n_ports; i++) {
         free(sc->ports[i].name);
         free(sc->ports[i].device);
+        free(sc->ports[i].relay_secret_file);
+        free(sc->ports[i].agent_id);
         tls_config_free(&sc->ports[i].tls);
     }
     free(sc->ports);
@@ -540,5 +657,8 @@ bool serial_port_config_equal(const struct serial_port_config *a,
            a->allow_any == b->allow_any && a->allow.n == b->allow.n &&
            memcmp(a->allow.nets, b->allow.nets,
                   a->allow.n * sizeof(a->allow.nets[0])) == 0 &&
-           tls_config_equal(&a->tls, &b->tls);
+           tls_config_equal(&a->tls, &b->tls) &&
+           strcmp(a->target, b->target) == 0 &&
+           str_equal(a->relay_secret_file, b->relay_secret_file) &&
+           str_equal(a->agent_id, b->agent_id);
 }

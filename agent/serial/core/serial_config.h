@@ -10,6 +10,7 @@
 
 #include "cidr.h"
 #include "hostport.h"
+#include "relay_proto.h"
 #include "serial_line.h"
 #include "tls_config.h"
 
@@ -51,7 +52,12 @@ struct serial_port_config {
     enum serial_kind kind;
     enum serial_mode mode;
     enum serial_peer peer;
-    struct hostport addr;        /* listen or connect address */
+    struct hostport addr; /* listen or connect address */
+    /* connect = HOST:PORT/TARGET: a redir-relay serial target ("" if the
+     * peer is a plain TCP RFC 2217 / telnet client) */
+    char target[RELAY_TARGET_MAX + 1];
+    char *relay_secret_file;     /* proves us to the relay (NULL with TLS) */
+    char *agent_id;              /* how the relay knows us; default hostname */
     struct serial_line settings; /* line until a client changes it */
     bool replace_client;         /* a new client replaces the current one */
     bool allow_any;              /* listen: every address may connect */

@@ -68,4 +68,8 @@ const char *serial_line_str(const struct serial_line *l, char *buf, size_t len);
 struct termios2;
 void serial_line_to_termios2(const struct serial_line *l, struct termios2 *t);
 
+/* What t says of the line: its output speed (c_ospeed, which the kernel
+ * fills for Bnnn speeds too), framing and flow control. */
+void serial_line_from_termios2(const struct termios2 *t, struct serial_line *l);
+
 #endif

@@ -221,3 +221,27 @@ void serial_line_to_termios2(const struct serial_line *l, struct termios2 *t)
     t->c_cc[VMIN] = 1;
     t->c_cc[VTIME] = 0;
 }
+
+void serial_line_from_termios2(const struct termios2 *t, struct serial_line *l)
+{
+    static const uint8_t sizes[] = {5, 6, 7, 8}; /* CS5..CS8 >> 4 */
+    tcflag_t c = t->c_cflag;
+
+    l->baud = t->c_ospeed;
+    l->data_bits = sizes[(c & CSIZE) >> 4];
+    if (!(c & PARENB))
+        l->parity = SERIAL_PARITY_NONE;
+    else if (c & CMSPAR)
+        l->parity = c & PARODD ? SERIAL_PARITY_MARK : SERIAL_PARITY_SPACE;
+    else
+        l->parity = c & PARODD ? SERIAL_PARITY_ODD : SERIAL_PARITY_EVEN;
+    l->stop = !(c & CSTOPB)       ? SERIAL_STOP_1
+              : l->data_bits == 5 ? SERIAL_STOP_1_5
+                                  : SERIAL_STOP_2;
+    l->flow_out = c & CRTSCTS         ? SERIAL_FLOW_RTSCTS
+                  : t->c_iflag & IXON ? SERIAL_FLOW_XONXOFF
+                                      : SERIAL_FLOW_NONE;
+    l->flow_in = c & CRTSCTS          ? SERIAL_FLOW_RTSCTS
+                 : t->c_iflag & IXOFF ? SERIAL_FLOW_XONXOFF
+                                      : SERIAL_FLOW_NONE;
+}

@@ -40,7 +40,7 @@ def test(td):
     agent = tc.start_agent(
         f"[agent]\nlog_level = debug\n[usb]\nconnect = 10.0.2.2:{port}\n"
         f"[serial.lp]\ndevice = /dev/usb/lp0\nkind = printer\n"
-        f"listen = 0.0.0.0:{LP_PORT}\n")
+        f"listen = 0.0.0.0:{LP_PORT}\nallow = 10.0.2.2/32\n")
     m = agent.wait_log(r'1209:7e47 "Rig Printer" at \S+: (stays local|redirect).*')
     assert "used by the serial bridge [serial.lp]" in m.group(0), m.group(0)
     time.sleep(2)              # a redirect would need the peer's hello

@@ -103,10 +103,10 @@ def test(td):
     peer.start()
     agent = tc.start_agent(
         f"[agent]\nlog_level = debug\n[usb]\nconnect = 10.0.2.2:{port}\n"
-        f"[serial.acm]\ndevice = /dev/ttyACM0\nlisten = 0.0.0.0:{ACM_PORT}\n"
+        f"[serial.acm]\ndevice = /dev/ttyACM0\nlisten = 0.0.0.0:{ACM_PORT}\nallow = 10.0.2.2/32\n"
         f"mode = rfc2217\non_device_loss = keep\n"
         f"[serial.lp]\ndevice = /dev/usb/lp0\nkind = printer\n"
-        f"listen = 0.0.0.0:{LP_PORT}\n")
+        f"listen = 0.0.0.0:{LP_PORT}\nallow = 10.0.2.2/32\n")
     agent.wait_log(r"\[serial.acm\] .*opened")
     agent.wait_log(r'1209:7ac0 "Rig ACM Serial" at \S+: stays local '
                    r'\(used by the serial bridge \[serial.acm\]\)')

@@ -541,13 +541,6 @@ static int check_serial_target(struct parse *p,
                         t->name);
         return -1;
     }
-    if (t->agents && !p->cfg->tls.enabled) {
-        config_error_at(&p->cp, t->line,
-                        "[target.%s] agents: needs tls = yes in [relay] (only "
-                        "a certificate proves which agent is calling)",
-                        t->name);
-        return -1;
-    }
     return 0;
 }
 
@@ -556,6 +549,14 @@ static int check_target(struct parse *p, const struct relay_target_config *t)
     char section[RELAY_TARGET_MAX + 16];
 
     snprintf(section, sizeof(section), "target.%s", t->name);
+    /* Either kind: an agents glob matches certificate names only. */
+    if (t->agents && !p->cfg->tls.enabled) {
+        config_error_at(&p->cp, t->line,
+                        "[target.%s] agents: needs tls = yes in [relay] (only "
+                        "a certificate proves which agent is calling)",
+                        t->name);
+        return -1;
+    }
     if (t->kind == TARGET_KIND_SERIAL)
         return check_serial_target(p, t);
     if (t->path_line) {
@@ -567,13 +568,6 @@ static int check_target(struct parse *p, const struct relay_target_config *t)
         config_error_at(&p->cp, t->line,
                         "[target.%s]: qemu = HOST:PORT | unix:/PATH is "
                         "missing",
-                        t->name);
-        return -1;
-    }
-    if (t->agents && !p->cfg->tls.enabled) {
-        config_error_at(&p->cp, t->line,
-                        "[target.%s] agents: needs tls = yes in [relay] (only "
-                        "a certificate proves which agent is calling)",
                         t->name);
         return -1;
     }

@@ -113,6 +113,18 @@ static void pump_input(struct serial_client *c)
     } while (c->undecoded != c->undecoded_end && !c->writing);
 }
 
+/* Called after new input (on_data) and on resume: lets the port take what
+ * is queued for the tty, then re-decides whether to read the network. A
+ * telnet command may have closed the client on the way. */
+static void hand_to_device(struct serial_client *c)
+{
+    if (!serial_client__open(c))
+        return;
+    c->p.ops->to_device(c->p.port);
+    if (serial_client__open(c))
+        serial_client__update_read(c);
+}
+
 /* The relay's first bytes, which came with its answer
  * (serial_client__relay_data): decoded once the port took the client. */
 void serial_client__resume_input(struct serial_client *c)
@@ -124,12 +136,8 @@ void serial_client__resume_input(struct serial_client *c)
         c->undecoded = c->undecoded_end = c->to_tty.tail;
     } else {
         pump_input(c);
-        if (!serial_client__open(c))
-            return;
     }
-    c->p.ops->to_device(c->p.port);
-    if (serial_client__open(c))
-        serial_client__update_read(c);
+    hand_to_device(c);
 }
 
 void serial_client__on_alloc(void *owner, struct net_conn *conn, uv_buf_t *out)
@@ -174,12 +182,8 @@ void serial_client__on_data(void *owner, struct net_conn *conn,
     } else {
         c->undecoded_end = c->undecoded + n;
         pump_input(c);
-        if (!serial_client__open(c))
-            return;
     }
-    c->p.ops->to_device(c->p.port);
-    if (serial_client__open(c))
-        serial_client__update_read(c);
+    hand_to_device(c);
 }
 
 static void on_write_done(struct serial_client *c)

@@ -10,6 +10,14 @@ from masked_disk import harness
 
 SCRIPT = r"""
 dev=$(wait_disk 60) || fail "no USB disk appeared within 60 s"
+# sd re-reads the write-protect flag on every open of a removable disk
+# (sd_open -> sd_revalidate_disk clears the read-only bit, then sets it from
+# MODE SENSE), so a read racing the partition scan's open can see 0 for the
+# length of one MODE SENSE round trip: poll until the flag settles.
+_t=50
+while [ "$(cat /sys/block/$dev/ro)" != 1 ] && [ $_t -gt 0 ]; do
+    usleep 100000; _t=$((_t - 1))
+done
 result ro "$(cat /sys/block/$dev/ro)"
 result wp_msgs "$(dmesg | grep -c 'Write Protect is on')"
 t0=$(now)

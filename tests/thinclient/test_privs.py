@@ -207,6 +207,10 @@ def test(td):
     tc.wait_drivers(disk, {"1.0": "usb-storage"})
     harness.wait_for(lambda: local_ok(tc, disk), 10, "/dev/sdX")
     port, node = node_of(tc, disk)
+    # devtmpfs makes the node, but udevd (just started, replaying the
+    # coldplug events) may still be re-creating it: under a loaded CI host
+    # a stat right here once found nothing.
+    harness.wait_for(lambda: tc.run(f"test -c {node}")[0] == 0, 15, node)
     img_sha = tc.sh("sha256sum /tmp/disk.img | cut -d' ' -f1").strip()
 
     # 0. without the rule

@@ -13,6 +13,7 @@ bool log_limit_check(struct log_limit *ll, const char *reason, uint64_t now_ms,
     bool changed = strncmp(ll->reason, reason, sizeof(ll->reason) - 1) != 0;
 
     *repeats = 0;
+    ll->last_ms = now_ms;
     if (!changed && ll->logged_ms &&
         now_ms - ll->logged_ms < LOG_LIMIT_INTERVAL_MS) {
         ll->repeats++;
@@ -43,5 +44,19 @@ const char *log_limit_summary(const struct log_limit *ll, unsigned repeats,
     snprintf(buf, len, "failed %u more time%s in %llu s: ", repeats,
              repeats == 1 ? "" : "s",
              (unsigned long long)((ll->span_ms + 500) / 1000));
+    return buf;
+}
+
+const char *log_limit_closing(const struct log_limit *ll, const char *reason,
+                              char *buf, size_t len)
+{
+    if (ll->repeats == 0 ||
+        strncmp(ll->reason, reason, sizeof(ll->reason) - 1) == 0)
+        return NULL;
+    uint64_t span =
+        ll->last_ms > ll->logged_ms ? ll->last_ms - ll->logged_ms : 0;
+    snprintf(buf, len, "%u more time%s in %llu s: %s", ll->repeats,
+             ll->repeats == 1 ? "" : "s",
+             (unsigned long long)((span + 500) / 1000), ll->reason);
     return buf;
 }

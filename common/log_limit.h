@@ -17,6 +17,7 @@ struct log_limit {
     uint64_t logged_ms;                /* when */
     unsigned repeats;                  /* not logged since */
     uint64_t span_ms; /* from the line before the last one to it */
+    uint64_t last_ms; /* the reason's last occurrence, logged or not */
 };
 
 /* True if reason is to be logged now; then *repeats is how many were held
@@ -32,6 +33,15 @@ const char *log_limit_suffix(unsigned repeats, char *buf, size_t len);
  * " (what the repeats were, and over how long), or "" for none. */
 #define LOG_LIMIT_SUMMARY_MAX 64
 const char *log_limit_summary(const struct log_limit *ll, unsigned repeats,
+                              char *buf, size_t len);
+
+/* Before the line for a reason that replaces the last one: what the last
+ * one did since its line, "3 more times in 2 s: REASON" (the caller says
+ * what failed), so a change does not swallow the old reason's repeats.
+ * NULL when reason is the same, or nothing was held back. Call it before
+ * log_limit_check. */
+#define LOG_LIMIT_CLOSING_MAX (LOG_LIMIT_REASON_MAX + 48)
+const char *log_limit_closing(const struct log_limit *ll, const char *reason,
                               char *buf, size_t len);
 
 #endif

@@ -49,10 +49,13 @@ static void relay_refuse_busy(struct relay *r, struct net_conn *c,
 {
     uint8_t msg[RELAY_MSG_MAX];
     size_t len = relay_refusal_message(msg, RELAY_REFUSED_BUSY, text);
-    char more[LOG_LIMIT_SUFFIX_MAX];
+    char more[LOG_LIMIT_SUFFIX_MAX], closing[LOG_LIMIT_CLOSING_MAX];
     unsigned repeats;
 
     net_conn_queue_copy(c, msg, len);
+    r->stats.refused[RELAY_REFUSED_BUSY]++;
+    if (log_limit_closing(&r->busy, text, closing, sizeof(closing)))
+        log_notice("agents refused as busy %s", closing);
     if (log_limit_check(&r->busy, text, uv_now(r->loop), &repeats))
         log_warn("agent %s refused: busy: %s%s", net_conn_name(c), text,
                  log_limit_suffix(repeats, more, sizeof(more)));

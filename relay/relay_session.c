@@ -138,22 +138,49 @@ static void relay_session_send_handshake(struct relay_session *s)
     net_conn_flush(s->agent);
 }
 
+/* Whether to log a refusal or failed handshake for reason (the relay's
+ * limiter: each reason when it first occurs and when it changes, repeats
+ * counted); a change first says what the previous reason did since its
+ * line, so no repeat goes unmentioned. */
+static bool relay_session_log_ok(struct relay_session *s, const char *reason,
+                                 unsigned *repeats)
+{
+    char closing[LOG_LIMIT_CLOSING_MAX];
+
+    if (log_limit_closing(s->p.refusals, reason, closing, sizeof(closing)))
+        log_notice("handshakes refused %s", closing);
+    return log_limit_check(s->p.refusals, reason, uv_now(s->p.loop), repeats);
+}
+
+/* The peer's host (its address without the port), into buf. */
+static const char *relay_session_host(const struct relay_session *s, char *buf,
+                                      size_t len)
+{
+    const char *port = strrchr(s->peer, ':');
+    snprintf(buf, len, "%.*s",
+             port ? (int)(port - s->peer) : (int)strlen(s->peer), s->peer);
+    return buf;
+}
+
 /* Tells the agent no (the RESULT is already queued in s->hs), logs it,
- * ends the session. */
+ * counts it, ends the session. */
 static void relay_session_send_refusal(struct relay_session *s)
 {
     char who[RELAY_ID_MAX + NET_CONN_NAME_MAX + 8];
     char kind[RELAY_TARGET_MAX + NET_CONN_NAME_MAX + 64];
+    char host[NET_CONN_NAME_MAX];
     char more[LOG_LIMIT_SUFFIX_MAX];
     unsigned repeats = 0;
 
+    if (s->hs->status >= 0 && s->hs->status < RELAY_STATS_STATUSES)
+        s->p.stats->refused[s->hs->status]++;
     /* One line per kind of refusal, target and source host, then a count
      * a minute: a flood of bad handshakes is not a flood of log lines. */
-    const char *port = strrchr(s->peer, ':');
-    snprintf(kind, sizeof(kind), "%s/%s/%.*s", relay_status_name(s->hs->status),
-             s->hs->target, port ? (int)(port - s->peer) : (int)strlen(s->peer),
-             s->peer);
-    if (log_limit_check(s->p.refusals, kind, uv_now(s->p.loop), &repeats))
+    snprintf(kind, sizeof(kind), "%s from %s%s%s",
+             relay_status_name(s->hs->status),
+             relay_session_host(s, host, sizeof(host)),
+             s->hs->target[0] ? " for target " : "", s->hs->target);
+    if (relay_session_log_ok(s, kind, &repeats))
         log_notice("agent %s refused%s%s: %s: %s%s",
                    relay_session_who(s, who, sizeof(who)),
                    s->hs->target[0] ? " for target " : "", s->hs->target,
@@ -177,8 +204,6 @@ static void relay_session_refuse(struct relay_session *s, int status,
     vsnprintf(s->hs->error, sizeof(s->hs->error), fmt, ap);
     va_end(ap);
     s->hs->status = status;
-    if (status >= 0 && status < RELAY_STATS_STATUSES)
-        s->p.stats->refused[status]++;
     relay_server_result(s->hs, status, s->hs->error);
     relay_session_send_refusal(s);
 }
@@ -430,10 +455,12 @@ static void on_agent_gone(void *owner, struct net_conn *c, int status)
     const char *what = status == UV_EOF ? "closed" : uv_strerror(status);
     (void)c;
 
-    char more[LOG_LIMIT_SUFFIX_MAX];
+    char more[LOG_LIMIT_SUFFIX_MAX], host[NET_CONN_NAME_MAX];
+    char kind[NET_CONN_NAME_MAX + 64];
     unsigned repeats = 0;
-    if (log_limit_check(s->p.refusals, "gone in handshake", uv_now(s->p.loop),
-                        &repeats))
+    snprintf(kind, sizeof(kind), "connection %s during the handshake from %s",
+             what, relay_session_host(s, host, sizeof(host)));
+    if (relay_session_log_ok(s, kind, &repeats))
         log_notice("agent %s: connection %s during the handshake after %llu "
                    "bytes%s%s",
                    relay_session_who(s, who, sizeof(who)), what,

@@ -112,9 +112,35 @@ static void test_log_limit(void)
     CHECK(strcmp(log_limit_summary(&ll, 0, buf, sizeof(buf)), "") == 0, "none");
 }
 
+/* A change of reason says what the old one did since its line. */
+static void test_log_limit_closing(void)
+{
+    struct log_limit ll = {0};
+    unsigned rep;
+    char buf[LOG_LIMIT_CLOSING_MAX];
+
+    log_limit_check(&ll, "bad secret", 1000, &rep);
+    CHECK(!log_limit_closing(&ll, "garbage", buf, sizeof(buf)),
+          "nothing held back yet");
+    for (int i = 0; i < 3; i++)
+        log_limit_check(&ll, "bad secret", 1500 + 1000 * i, &rep);
+    CHECK(!log_limit_closing(&ll, "bad secret", buf, sizeof(buf)), "same");
+    const char *c = log_limit_closing(&ll, "garbage", buf, sizeof(buf));
+    CHECK(c && strcmp(c, "3 more times in 3 s: bad secret") == 0, "%s",
+          c ? c : "NULL");
+    CHECK(log_limit_check(&ll, "garbage", 4000, &rep) && rep == 0, "new");
+    CHECK(!log_limit_closing(&ll, "bad secret", buf, sizeof(buf)),
+          "the new reason held nothing back");
+    log_limit_check(&ll, "garbage", 4100, &rep);
+    c = log_limit_closing(&ll, "busy", buf, sizeof(buf));
+    CHECK(c && strcmp(c, "1 more time in 0 s: garbage") == 0, "%s",
+          c ? c : "NULL");
+}
+
 int main(void)
 {
     test_log_limit();
+    test_log_limit_closing();
     test_hostport();
     test_backoff();
     test_hello();

@@ -107,8 +107,19 @@ static int want_arg(const struct control_request *req, bool want,
 static int parse_target(struct tokens *t, struct control_request *req,
                         char *why, size_t why_len)
 {
-    const char *w = t->n > 1 ? t->v[1] : "";
     size_t first = 2;
+
+    /* The CLI appends its flags after the words ("target --json --clear"
+     * from `target --clear --json`): --clear and --reset count anywhere. */
+    for (size_t i = 2; i < t->n; i++)
+        if (strcmp(t->v[i], "--clear") == 0 ||
+            strcmp(t->v[i], "--reset") == 0) {
+            char *flag = t->v[i];
+            memmove(&t->v[2], &t->v[1], (i - 1) * sizeof(t->v[0]));
+            t->v[1] = flag;
+            break;
+        }
+    const char *w = t->n > 1 ? t->v[1] : "";
 
     if (strcmp(w, "set") == 0)
         req->cmd = CONTROL_TARGET_SET;

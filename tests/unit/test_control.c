@@ -46,6 +46,12 @@ static void test_parse_good(void)
           "clear: %s", why);
     CHECK(parse("target clear") == 0 && req.cmd == CONTROL_TARGET_CLEAR,
           "clear: %s", why);
+    CHECK(parse("target --json --clear") == 0 &&
+              req.cmd == CONTROL_TARGET_CLEAR && req.json,
+          "clear after json (as the CLI sends it): %s", why);
+    CHECK(parse("target --json --reset") == 0 &&
+              req.cmd == CONTROL_TARGET_RESET && req.json,
+          "reset after json: %s", why);
     CHECK(parse("target reset --json") == 0 &&
               req.cmd == CONTROL_TARGET_RESET && req.json,
           "reset: %s", why);
@@ -71,6 +77,7 @@ static void test_parse_bad(void)
     expect_bad("status --verbose", "unknown option '--verbose'");
     expect_bad("target set", "usage: target HOST:PORT");
     expect_bad("target --clear 1.2.3.4:5", "usage: target [LIST");
+    expect_bad("target 1.2.3.4:5 --clear", "usage: target [LIST");
     expect_bad("detach", "usage: detach");
     expect_bad("detach --force 1-1", "force goes with attach");
     expect_bad("detach sda", "neither a port");

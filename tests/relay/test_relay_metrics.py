@@ -2,10 +2,12 @@
 # SPDX-License-Identifier: MIT
 """The relay's Prometheus endpoint ([relay] metrics_listen) under a real
 Prometheus server: with one agent session pumping 1 MiB each way and
-handshakes refused for a wrong secret, an unknown target, garbage and a
-held target, `promtool check metrics` accepts the page, and Prometheus,
-started by the test and scraping every second, reports up == 1 and the
-series with the values the test caused. Other paths are 404."""
+handshakes refused for a wrong secret, an unknown target, garbage, a held
+target and a target whose QEMU is down, `promtool check metrics` accepts
+the page, and Prometheus, started by the test and scraping every second,
+reports up == 1 and the series with the values the test caused (the
+QEMU that is not there counted as a connect failure). Other paths are
+404."""
 import json
 import os
 import shutil
@@ -115,7 +117,8 @@ def test(td):
     qemu = relayharness.FakeQemu()
     relay = relayharness.Relay(td)
     mport = harness.free_port()
-    relay.start(relay.config({"vm1": qemu.address},
+    down = f"127.0.0.1:{harness.free_port()}"  # nothing listens there
+    relay.start(relay.config({"vm1": qemu.address, "vm2": down},
                              relay_extra=f"metrics_listen = 127.0.0.1:{mport}\n"))
     relay.wait_ready()
     relay.wait_log(rf"metrics: Prometheus endpoint on "
@@ -131,6 +134,8 @@ def test(td):
     assert garbage(relay) == 4
     status, text = refuse(relay, "desk-4", "vm1")
     assert status == 5 and "in use by agent 'desk-1'" in text, (status, text)
+    status, text = refuse(relay, "desk-5", "vm2")
+    assert status == 6 and down in text, (status, text)
 
     def settled():
         s = samples(scrape(mport)[1])
@@ -155,7 +160,7 @@ def test(td):
                    (("state", "pumping"),): 1}, "one session pumping")
         refused = prom.query("redir_relay_handshakes_refused_total")
         want = {"auth": 1, "target": 1, "malformed": 1, "busy": 1,
-                "version": 0, "unavailable": 0}
+                "version": 0, "unavailable": 1}
         assert refused == {(("reason", k),): v for k, v in want.items()}, \
             refused
         assert prom.query("redir_relay_handshakes_accepted_total") == \
@@ -166,7 +171,7 @@ def test(td):
                        for d in ("in", "out")}, got
         assert prom.query("redir_relay_compression_ratio") == {(): 1}
         assert prom.query("redir_relay_qemu_connect_failures_total") == \
-            {(): 0}
+            {(): 1}
         print(f"Prometheus scraped the relay: refused {refused}")
     finally:
         prom.stop()

@@ -6,13 +6,15 @@ handshakes refused for a wrong secret, an unknown target, garbage, a held
 target and a target whose QEMU is down, `promtool check metrics` accepts
 the page, and Prometheus, started by the test and scraping every second,
 reports up == 1 and the series with the values the test caused (the
-QEMU that is not there counted as a connect failure). Other paths are
+QEMU that is not there counted as a connect failure); a QEMU that stops
+reading shows as backpressure pauses on the agent side. Other paths are
 404."""
 import json
 import os
 import shutil
 import socket
 import subprocess
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -59,6 +61,18 @@ def garbage(relay):
     return relayproto.parse_result(body)[0]
 
 
+class StalledQemu:
+    """A fake QEMU that reads nothing until go is set, then everything."""
+
+    def __init__(self):
+        self.go = threading.Event()
+
+    def __call__(self, conn, received):
+        self.go.wait(60)
+        while conn.recv(1 << 18):
+            pass
+
+
 class Prometheus:
     """A real Prometheus server scraping the relay every second."""
 
@@ -90,11 +104,14 @@ class Prometheus:
                 float(r["value"][1]) for r in res}
 
     def wait(self, expr, want, what):
-        """Waits until the query gives want ({labels: value})."""
+        """Waits until the query gives want ({labels: value}, or a
+        predicate of it)."""
         last = [None]
 
         def check():
             last[0] = self.query(expr)
+            if callable(want):
+                return last[0] and want(last[0]) or None
             return last[0] == want or None
         try:
             return harness.wait_for(check, 60, f"Prometheus: {what}", 0.5)
@@ -118,7 +135,10 @@ def test(td):
     relay = relayharness.Relay(td)
     mport = harness.free_port()
     down = f"127.0.0.1:{harness.free_port()}"  # nothing listens there
-    relay.start(relay.config({"vm1": qemu.address, "vm2": down},
+    stalled = StalledQemu()
+    slow = relayharness.FakeQemu(handler=stalled)
+    relay.start(relay.config({"vm1": qemu.address, "vm2": down,
+                              "slow": slow.address},
                              relay_extra=f"metrics_listen = 127.0.0.1:{mport}\n"))
     relay.wait_ready()
     relay.wait_log(rf"metrics: Prometheus endpoint on "
@@ -173,6 +193,26 @@ def test(td):
         assert prom.query("redir_relay_qemu_connect_failures_total") == \
             {(): 1}
         print(f"Prometheus scraped the relay: refused {refused}")
+
+        # a QEMU that stops reading: the relay stops reading its agent
+        key = (("paused", "agent"),)
+        before = samples(scrape(mport)[1])[
+            'redir_relay_backpressure_pauses_total{paused="agent"}']
+        agent2 = relayproto.connect_agent(relay.port, relay.secret, "desk-9",
+                                          "slow")
+        sender = threading.Thread(target=agent2.sendall,
+                                  args=(bytes(16 * MIB),), daemon=True)
+        sender.start()
+        agent2.settimeout(60)
+        prom.wait('redir_relay_backpressure_pauses_total{paused="agent"}',
+                  lambda got: got[key] > before,
+                  "a backpressure pause")
+        stalled.go.set()
+        sender.join(30)
+        assert not sender.is_alive(), "the relay did not read again"
+        agent2.close()
+        print(f"backpressure pauses (agent side): {before:g} before the "
+              f"stalled QEMU, {prom.query('redir_relay_backpressure_pauses_total')}")
     finally:
         prom.stop()
     agent.close()

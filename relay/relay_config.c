@@ -517,7 +517,7 @@ static int check_unique_chardevs(struct parse *p)
     for (size_t i = 0; i < cfg->n_targets; i++) {
         e[i].t = &cfg->targets[i];
         if (e[i].t->kind == TARGET_KIND_SERIAL) { /* a path, not a chardev */
-            snprintf(e[i].text, sizeof(e[i].text), "pty %s", e[i].t->pty_path);
+            snprintf(e[i].text, sizeof(e[i].text), "tty %s", e[i].t->pty_path);
             continue;
         }
         endpoint_str(&e[i].t->chardev, e[i].text, sizeof(e[i].text));
@@ -565,7 +565,7 @@ static int check_serial_target(struct parse *p,
     if (!t->path_line) {
         config_error_at(&p->cp, t->line,
                         "[target.%s]: kind = serial needs path = /PATH (where "
-                        "QEMU's -chardev serial,path= opens the pty)",
+                        "QEMU's -chardev serial,path= opens the tty)",
                         t->name);
         return -1;
     }

@@ -10,16 +10,26 @@
  *   cuse_guest steps PATH LOG STEP...   STEP: 9600-7E2 | 115200-8N1 |
  *                                        modem-off | modem-on | break
  *   cuse_guest pump PATH SENDFILE RECVFILE NBYTES TIMEOUT_S
+ *   cuse_guest qemu LOG STEP... -- QEMU ARGS...
+ *        QEMU itself: its 16550 (isa-serial at 0x3f8) on -chardev
+ *        serial,path=..., the guest's register writes made through
+ *        qtest (no guest OS): the same STEPs, plus send256 (0..255
+ *        through THR) and recv256 (256 bytes through LSR/RBR, which
+ *        must be 255..0)
  *   cuse_guest gen FILE NBYTES SEED      (every byte value, runs of 0x00
  *                                         and 0xff, then pseudo-random)
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
 #include <termios.h>
 #include <time.h>
 #include <unistd.h>
@@ -259,6 +269,171 @@ static int pump(char **argv)
     return sent == n && got == n ? 0 : 1;
 }
 
+/* ---- QEMU's 16550 through qtest ---- */
+
+#define QTEST_SOCK "/tmp/cuse-qtest.sock"
+#define UART 0x3f8 /* COM1: THR/RBR, DLL, DLM, LCR = +3, MCR = +4, LSR = +5 */
+
+static FILE *qt;
+
+/* One qtest command; returns its "OK [value]" answer's value. */
+static unsigned long qtest(const char *fmt, unsigned port, unsigned val)
+{
+    char line[LINE_MAX_LEN];
+
+    fprintf(qt, fmt, port, val);
+    fputc('\n', qt);
+    fflush(qt);
+    while (fgets(line, sizeof(line), qt))
+        if (strncmp(line, "IRQ", 3) != 0) {
+            if (strncmp(line, "OK", 2) != 0) {
+                printf("FAIL qtest: %s", line);
+                exit(1);
+            }
+            return strtoul(line + 2, NULL, 0);
+        }
+    die("qtest");
+    return 0;
+}
+
+static void outb(unsigned port, unsigned val)
+{
+    qtest("outb 0x%x 0x%x", port, val);
+}
+
+/* The guest's UART driver: divisor latch, then the line control. */
+static void uart_line(unsigned divisor, unsigned lcr)
+{
+    outb(UART + 3, 0x80);
+    outb(UART, divisor & 0xff);
+    outb(UART + 1, divisor >> 8);
+    outb(UART + 3, lcr);
+}
+
+static int uart_recv256(void)
+{
+    double t0 = now_ms();
+    int got = 0;
+
+    while (got < 256 && now_ms() - t0 < WAIT_MS) {
+        if (!(qtest("inb 0x%x%.0u", UART + 5, 0) & 1)) { /* LSR: DR */
+            usleep(1000);
+            continue;
+        }
+        unsigned v = (unsigned)qtest("inb 0x%x%.0u", UART, 0);
+        if (v != (unsigned)(255 - got)) {
+            printf("FAIL recv256: byte %d is 0x%02x\n", got, v);
+            return 1;
+        }
+        got++;
+    }
+    printf("%s recv256 %d bytes in %.0f ms\n", got == 256 ? "OK" : "FAIL", got,
+           now_ms() - t0);
+    return got == 256 ? 0 : 1;
+}
+
+static int qemu_step(const char *log, long *offset, const char *name)
+{
+    const unsigned frame = CSIZE | PARENB | PARODD | CSTOPB;
+    struct want w2 = {0}, w1 = {0};
+    double t0 = now_ms();
+
+    if (strcmp(name, "9600-7E2") == 0) {
+        uart_line(12, 0x1e); /* 7 bits, 2 stop, parity, even */
+        w1 = (struct want){"TCSETS2", frame, CS7 | PARENB | CSTOPB, 9600, 0};
+    } else if (strcmp(name, "115200-8N1") == 0) {
+        uart_line(1, 0x03);
+        w1 = (struct want){"TCSETS2", frame, CS8, 115200, 0};
+    } else if (strcmp(name, "modem-off") == 0) {
+        outb(UART + 4, 0x00); /* MCR */
+        w2 = (struct want){"TIOCMBIC 0x4", 0, 0, 0, 0};
+        w1 = (struct want){"TIOCMBIC 0x2", 0, 0, 0, &w2};
+    } else if (strcmp(name, "modem-on") == 0) {
+        outb(UART + 4, 0x03); /* DTR | RTS */
+        w2 = (struct want){"TIOCMBIS 0x4", 0, 0, 0, 0};
+        w1 = (struct want){"TIOCMBIS 0x2", 0, 0, 0, &w2};
+    } else if (strcmp(name, "break") == 0) { /* LCR bit 6, 8N1 */
+        outb(UART + 3, 0x43);
+        outb(UART + 3, 0x03);
+        w1 = (struct want){"TIOCSBRK", 0, 0, 0, 0};
+    } else if (strcmp(name, "send256") == 0) {
+        for (unsigned i = 0; i < 256; i++)
+            outb(UART, i);
+        printf("OK send256\n");
+        return 0;
+    } else if (strcmp(name, "recv256") == 0) {
+        return uart_recv256();
+    } else {
+        printf("FAIL unknown step %s\n", name);
+        return 1;
+    }
+    double ms = wait_log(log, offset, &w1, t0);
+    if (ms < 0) {
+        printf("FAIL %s: not seen at the agent's port within %d ms\n", name,
+               WAIT_MS);
+        return 1;
+    }
+    printf("OK %s %.1f ms\n", name, ms);
+    return 0;
+}
+
+/* Starts QEMU (argv after "--", plus -qtest) and waits for its qtest
+ * connection. Returns its pid. */
+static pid_t qemu_start(char **argv)
+{
+    struct sockaddr_un a = {.sun_family = AF_UNIX};
+    int argc = 0, srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    snprintf(a.sun_path, sizeof(a.sun_path), "%s", QTEST_SOCK);
+    unlink(QTEST_SOCK);
+    if (srv < 0 || bind(srv, (struct sockaddr *)&a, sizeof(a)) < 0 ||
+        listen(srv, 1) < 0)
+        die("qtest socket");
+    while (argv[argc])
+        argc++;
+    char **args = calloc((size_t)argc + 5, sizeof(*args));
+    memcpy(args, argv, (size_t)argc * sizeof(*args));
+    args[argc] = "-qtest";
+    args[argc + 1] = "unix:" QTEST_SOCK;
+    args[argc + 2] = "-qtest-log";
+    args[argc + 3] = "/dev/null";
+    pid_t pid = fork();
+    if (pid == 0) {
+        execvp(args[0], args);
+        _exit(127);
+    }
+    free(args);
+    struct pollfd p = {srv, POLLIN, 0};
+    if (pid < 0 || poll(&p, 1, 60000) != 1)
+        die("QEMU did not connect to qtest");
+    int c = accept(srv, NULL, NULL);
+    close(srv);
+    if (c < 0 || !(qt = fdopen(c, "r+")))
+        die("accept");
+    return pid;
+}
+
+static int qemu(int argc, char **argv)
+{
+    int dash = 3;
+    long offset;
+
+    while (dash < argc && strcmp(argv[dash], "--") != 0)
+        dash++;
+    if (dash >= argc - 1)
+        return 2;
+    double t0 = now_ms();
+    offset = log_size(argv[2]);
+    pid_t pid = qemu_start(argv + dash + 1);
+    printf("OK qemu up in %.0f ms\n", now_ms() - t0);
+    int rc = 0;
+    for (int i = 3; i < dash && !rc; i++)
+        rc = qemu_step(argv[2], &offset, argv[i]);
+    kill(pid, SIGTERM);
+    waitpid(pid, NULL, 0);
+    return rc;
+}
+
 /* Test data: 0..255, 4 KiB of 0xff (each one doubled by telnet
  * escaping) and of 0x00, then an LCG's bytes. */
 static int gen(char **argv)
@@ -295,6 +470,8 @@ int main(int argc, char **argv)
         return steps(argc, argv);
     if (argc == 7 && strcmp(argv[1], "pump") == 0)
         return pump(argv);
+    if (argc >= 5 && strcmp(argv[1], "qemu") == 0)
+        return qemu(argc, argv);
     if (argc == 5 && strcmp(argv[1], "gen") == 0)
         return gen(argv);
     fprintf(stderr, "usage: see the first comment of cuse_guest.c\n");

@@ -167,7 +167,9 @@ static size_t take_input(struct serial_tty *t, fuse_req_t req, size_t size)
     return n;
 }
 
-static void serve_reads(struct serial_tty *t)
+/* Answers held reads. Tells the target there is room again unless it is
+ * the target writing (ev->writable would re-enter its flush). */
+static void serve_reads(struct serial_tty *t, bool tell)
 {
     bool took = false;
 
@@ -177,7 +179,7 @@ static void serve_reads(struct serial_tty *t)
         unhold(&t->reads, h);
         took = true;
     }
-    if (took)
+    if (took && tell)
         t->ev->writable(t->owner);
 }
 
@@ -199,7 +201,7 @@ static void cuse_read(fuse_req_t req, size_t size, off_t off,
     }
 }
 
-static size_t tty_write(struct serial_tty *t, const uint8_t *p, size_t n)
+static size_t store_input(struct serial_tty *t, const uint8_t *p, size_t n)
 {
     if (INPUT_MAX - t->tail < n && t->head) {
         memmove(t->in, t->in + t->head, t->tail - t->head);
@@ -210,11 +212,24 @@ static size_t tty_write(struct serial_tty *t, const uint8_t *p, size_t n)
         n = INPUT_MAX - t->tail;
     memcpy(t->in + t->tail, p, n);
     t->tail += n;
-    if (n) {
-        serve_reads(t);
-        notify_pollers(t);
-    }
     return n;
+}
+
+/* From the target: stores what fits and answers held reads, again while
+ * they make room (the target is not told of room it is filling now). */
+static size_t tty_write(struct serial_tty *t, const uint8_t *p, size_t n)
+{
+    size_t done = 0, step;
+
+    while (done < n && (step = store_input(t, p + done, n - done))) {
+        done += step;
+        if (!t->reads)
+            break;
+        serve_reads(t, false);
+    }
+    if (done)
+        notify_pollers(t);
+    return done;
 }
 
 /* ---- the guest writes: toward the agent's port ---- */

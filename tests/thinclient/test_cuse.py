@@ -39,6 +39,7 @@ from thinclient import ThinClient, acm_gadget, harness, program_files  # noqa: E
 
 PORT = 7100
 SIZE = 1 << 20
+BLK = 256 << 10           # blocking I/O: more than the tty's 64 KiB buffer
 FOLLOW_MS = 1000.0          # the issue's goal: settings follow within 1 s
 GUEST = "/usr/bin/cuse_guest"
 RECORDER = "/usr/lib/redir-test/libserial_ioctl_recorder.so"
@@ -126,6 +127,32 @@ def data_both_ways(tc, acm, tag):
           "cmp /tmp/to-guest.got /tmp/to-guest && rm -f /tmp/gs.ready")
     m = re.search(r"in (\d+) ms", text)
     return int(m.group(1))
+
+
+def blocking_io(tc, acm):
+    """Blocking reads and writes (no O_NONBLOCK: the relay holds the FUSE
+    request until bytes or room come), and a blocked read a signal ends."""
+    gs = acm.nodes["gs0"]
+    tc.sh("rm -f /tmp/blk.in /tmp/blk.out\n"
+          f"bg /tmp/blk.log sh -c 'head -c {BLK} /run/com1 > /tmp/blk.in' "
+          ">/dev/null\nsleep 0.5\n"
+          f"sh -c 'exec 4<>{gs}; stty raw -echo <&4; "
+          f"head -c {BLK} /tmp/to-guest >&4'\n"
+          f"wait_until 10 eval '[ \"$(stat -c %s /tmp/blk.in)\" -ge {BLK} ]'\n"
+          f"head -c {BLK} /tmp/to-guest | cmp - /tmp/blk.in || "
+          "{ od -An -tx1 -j 4080 /tmp/blk.in; stat -c %s /tmp/blk.in; false; }")
+    tc.sh(f"bg /tmp/blkw.log sh -c 'exec 4<>{gs}; stty raw -echo <&4; "
+          f"touch /tmp/blkw.ready; head -c {BLK} <&4 > /tmp/blk.out' "
+          f">/dev/null\nwait_until 5 test -e /tmp/blkw.ready\n"
+          f"head -c {BLK} /tmp/from-port-want > /run/com1\n"
+          f"wait_until 10 eval '[ \"$(stat -c %s /tmp/blk.out)\" -ge {BLK} ]'\n"
+          f"head -c {BLK} /tmp/from-port-want | cmp - /tmp/blk.out\n"
+          "rm -f /tmp/blkw.ready")
+    # nothing to read: cat blocks in the relay until SIGTERM interrupts it
+    out = tc.sh("timeout -s TERM 1 cat /run/com1 > /dev/null; echo rc=$?")
+    assert "rc=143" in out, out
+    print("blocking read and write: 256 KiB each, byte-exact; an interrupted "
+          "read returns")
 
 
 QEMU_STEPS = ("modem-off", "modem-on", "break", "9600-7E2", "115200-8N1",
@@ -216,6 +243,7 @@ def test(td):
 
     # 2. 1 MiB each way at once, 8-bit clean
     ms = data_both_ways(tc, acm, "data")
+    blocking_io(tc, acm)
     lat.update({"9600-7E2 again": steps(tc, "9600-7E2")["9600-7E2"]})
 
     # 3. the agent restarted: the guest's last settings come from the relay

@@ -16,6 +16,9 @@
  *        qtest (no guest OS): the same STEPs, plus send256 (0..255
  *        through THR) and recv256 (256 bytes through LSR/RBR, which
  *        must be 255..0)
+ *   cuse_guest hostile PATH   ioctls a buggy or hostile program may send:
+ *        unknown ones, bad pointers, a NULL argument; each must fail
+ *        with its errno, the tty must still work after
  *   cuse_guest gen FILE NBYTES SEED      (every byte value, runs of 0x00
  *                                         and 0xff, then pseudo-random)
  */
@@ -434,6 +437,48 @@ static int qemu(int argc, char **argv)
     return rc;
 }
 
+/* ---- bad ioctls ---- */
+
+static int expect_fail(int fd, const char *what, unsigned long cmd, void *arg,
+                       int want)
+{
+    errno = 0;
+    int rc = ioctl(fd, cmd, arg);
+    if (rc == -1 && errno == want) {
+        printf("OK %s: %s\n", what, strerror(errno));
+        return 0;
+    }
+    printf("FAIL %s: rc %d, %s (want %s)\n", what, rc, strerror(errno),
+           strerror(want));
+    return 1;
+}
+
+static int hostile(const char *path)
+{
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_NOCTTY);
+    char c = 'x';
+    int bad = 0;
+    struct termios t;
+
+    if (fd < 0)
+        die("open");
+    bad |= expect_fail(fd, "TIOCSTI (unknown)", TIOCSTI, &c, ENOTTY);
+    bad |= expect_fail(fd, "TIOCSCTTY (unknown)", TIOCSCTTY, NULL, ENOTTY);
+    bad |= expect_fail(fd, "_IOR 4000 bytes (unknown)",
+                       _IOR('x', 1, char[4000]), &c, ENOTTY);
+    bad |= expect_fail(fd, "0xdeadbeef", 0xdeadbeef, NULL, ENOTTY);
+    bad |= expect_fail(fd, "TCGETS to NULL", TCGETS, NULL, EFAULT);
+    bad |= expect_fail(fd, "TCSETS from a bad pointer", TCSETS, (void *)16,
+                       EFAULT);
+    bad |= expect_fail(fd, "TIOCMSET from NULL", TIOCMSET, NULL, EFAULT);
+    bad |= expect_fail(fd, "TCFLSH 9", TCFLSH, (void *)9, EINVAL);
+    if (tcgetattr(fd, &t) < 0 || cfgetospeed(&t) == 0)
+        die("tcgetattr after");
+    printf("%s hostile: the tty still answers\n", bad ? "FAIL" : "OK");
+    close(fd);
+    return bad;
+}
+
 /* Test data: 0..255, 4 KiB of 0xff (each one doubled by telnet
  * escaping) and of 0x00, then an LCG's bytes. */
 static int gen(char **argv)
@@ -470,6 +515,8 @@ int main(int argc, char **argv)
         return steps(argc, argv);
     if (argc == 7 && strcmp(argv[1], "pump") == 0)
         return pump(argv);
+    if (argc == 3 && strcmp(argv[1], "hostile") == 0)
+        return hostile(argv[2]);
     if (argc >= 5 && strcmp(argv[1], "qemu") == 0)
         return qemu(argc, argv);
     if (argc == 5 && strcmp(argv[1], "gen") == 0)

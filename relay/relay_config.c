@@ -562,6 +562,14 @@ static int check_serial_target(struct parse *p,
                         t->name);
         return -1;
     }
+    if (t->name[0] == '.') {
+        config_error_at(&p->cp, t->line,
+                        "[target.%s]: a serial target's name names its "
+                        "device (/dev/redir-relay/NAME): it must not start "
+                        "with '.'",
+                        t->name);
+        return -1;
+    }
     if (!t->path_line) {
         config_error_at(&p->cp, t->line,
                         "[target.%s]: kind = serial needs path = /PATH (where "

@@ -29,8 +29,10 @@
 #define HELD_MAX 16
 /* Requests handled per wakeup before other handles get the loop. */
 #define REQUESTS_PER_WAKEUP 64
-/* The device's name under /dev (DEVNAME= for the kernel). */
-#define DEVNAME_MAX 96
+/* The device's name under /dev (DEVNAME= for the kernel): the directory
+ * and a target's name. */
+#define DEVNAME_DIR "redir-relay"
+#define DEVNAME_MAX (sizeof(DEVNAME_DIR) + SERIAL_TTY_NAME_MAX)
 
 struct held { /* a blocking read or write waiting for data or room */
     struct serial_tty *tty;
@@ -49,8 +51,8 @@ struct serial_tty {
     uv_loop_t *loop;
     const struct serial_tty_events *ev;
     void *owner;
-    char name[64];
-    char path[4096];
+    char name[SERIAL_TTY_NAME_MAX];
+    char path[SERIAL_TTY_PATH_MAX];
     char devname[DEVNAME_MAX];
     struct fuse_session *se;
     struct fuse_buf fbuf;
@@ -567,8 +569,14 @@ static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
                                    const struct serial_tty_events *ev,
                                    void *owner)
 {
-    struct serial_tty *t = calloc(1, sizeof(*t));
+    struct serial_tty *t;
 
+    /* the name becomes a path under /dev: "." and ".." would climb */
+    if (target[0] == '.' || strchr(target, '/')) {
+        log_err("target %s: a CUSE tty's name must not start with '.'", target);
+        return NULL;
+    }
+    t = calloc(1, sizeof(*t));
     if (!t || !(t->tty = cuse_tty_new())) {
         log_err("target %s: out of memory", target);
         free(t);
@@ -579,7 +587,7 @@ static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
     t->owner = owner;
     snprintf(t->name, sizeof(t->name), "%s", target);
     snprintf(t->path, sizeof(t->path), "%s", path);
-    snprintf(t->devname, sizeof(t->devname), "redir-relay/%s", target);
+    snprintf(t->devname, sizeof(t->devname), DEVNAME_DIR "/%s", target);
     uv_timer_init(loop, &t->brk_timer);
     t->brk_timer.data = t;
     t->poll.data = t;

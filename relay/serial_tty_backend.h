@@ -10,8 +10,14 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "relay_proto.h"
 #include "rfc2217.h"
 #include "serial_line.h"
+
+/* The path QEMU opens (a symbolic link to the tty), as PATH_MAX. */
+#define SERIAL_TTY_PATH_MAX 4096
+/* A target's name, for logs and the CUSE device's name. */
+#define SERIAL_TTY_NAME_MAX (RELAY_TARGET_MAX + 1)
 
 struct serial_tty;
 

@@ -21,8 +21,8 @@ struct serial_tty {
     uv_loop_t *loop;
     const struct serial_tty_events *ev;
     void *owner;
-    char name[64];
-    char path[4096];
+    char name[SERIAL_TTY_NAME_MAX];
+    char path[SERIAL_TTY_PATH_MAX];
     int master, slave; /* slave kept open: QEMU closing it is no hang-up */
     uv_poll_t poll;
     int poll_events;

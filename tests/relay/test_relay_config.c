@@ -86,6 +86,8 @@ static void test_errors(void)
     expect_error(RELAY "[target.a]\nkind = serial\npath = /p\ntty = cuse\n"
                        "tty = pty\n",
                  8, "tty: set twice (first on line 7)");
+    expect_error(RELAY "[target...]\nkind = serial\npath = /p\n", 4,
+                 "[target...]: a serial target's name names its device");
     expect_error(RELAY "[target.a]\nqemu = h:1\ntty = cuse\n", 6,
                  "[target.a] tty: only for kind = serial");
     expect_error("[relay]\nsecret_file = @S@\n[target.a]\nqemu = h:1\n", 1,

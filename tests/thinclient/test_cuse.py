@@ -207,6 +207,9 @@ def test(td):
                        0o755)
     tc = ThinClient(td, modules=("cuse",), files=files, memory=1024).start()
     assert "cuse" in tc.sh("cat /proc/modules"), "cuse.ko not loaded"
+    # the rig's /init mounts no devpts; tty = pty (phase 4b) needs one
+    tc.sh("mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts "
+          "/dev/pts && ln -sf pts/ptmx /dev/ptmx")
     tc.sh("test -c /dev/cuse && head -c 24 /dev/urandom | od -An -tx1 | "
           "tr -d ' \\n' > /tmp/relay.secret && chmod 600 /tmp/relay.secret\n"
           f"cat > /tmp/relay.ini <<'EOF'\n{RELAY_INI}EOF\n"
@@ -272,6 +275,19 @@ def test(td):
     assert "connected" in agent.log_text(agent_off) or \
         "attached" in agent.log_text(agent_off), agent.log_text(agent_off)
 
+    # 4b. SIGHUP with tty = pty, then cuse again: the target is re-made
+    # (the CUSE device goes and comes back under the same name)
+    for kind, node in (("pty", "/dev/pts/"), ("cuse", "/dev/redir-relay/com1")):
+        off = relay.log_offset()
+        tc.sh(f"sed -i 's/^tty = .*/tty = {kind}/' /tmp/relay.ini && "
+              f"kill -HUP {relay.pid}")
+        relay.wait_log(r"linked at /run/com1", start_offset=off)
+        link = tc.sh("readlink /run/com1").strip()
+        assert link.startswith(node), (kind, link)
+        relay.wait_log(r"attached to target 'com1'", start_offset=off,
+                       timeout=30)
+    lat3 = steps(tc, "9600-7E2", "modem-off", "modem-on")
+
     # 5. QEMU itself on the CUSE tty: its 16550's registers written through
     # qtest (no guest OS: a nested TCG guest would take minutes to boot)
     qlat = qemu_steps(tc, acm)
@@ -286,7 +302,9 @@ def test(td):
     print("latency (ms, the agent's port shows it): " +
           ", ".join(f"{k} {v:.0f}" for k, v in lat.items()) +
           "; after relay restart: " +
-          ", ".join(f"{k} {v:.0f}" for k, v in lat2.items()))
+          ", ".join(f"{k} {v:.0f}" for k, v in lat2.items()) +
+          "; after SIGHUP pty -> cuse: " +
+          ", ".join(f"{k} {v:.0f}" for k, v in lat3.items()))
     print("QEMU 16550 -> agent's port (ms): " +
           ", ".join(f"{k} {v:.0f}" for k, v in qlat.items()) +
           "; QEMU restarted: " +

@@ -63,6 +63,7 @@ struct serial_tty {
     struct held *reads, *writes;
     unsigned held;
     bool linked;
+    bool full; /* the guest was told there is no room (poll, EAGAIN) */
     uint8_t in[INPUT_MAX];
     size_t head, tail; /* [head, tail): for the guest's reads */
 };
@@ -76,8 +77,11 @@ static struct serial_tty *req_tty(fuse_req_t req)
 
 static unsigned revents(struct serial_tty *t)
 {
+    bool room = t->ev->room(t->owner) != 0;
+
+    t->full = !room; /* a poller waits for room: wake it when it comes */
     return (t->tail > t->head ? POLLIN | POLLRDNORM : 0) |
-           (t->ev->room(t->owner) ? POLLOUT | POLLWRNORM : 0);
+           (room ? POLLOUT | POLLWRNORM : 0);
 }
 
 static void notify_pollers(struct serial_tty *t)
@@ -240,8 +244,10 @@ static size_t give_output(struct serial_tty *t, const uint8_t *p, size_t n)
 {
     size_t room = t->ev->room(t->owner);
 
-    if (n > room)
+    if (n > room) {
         n = room;
+        t->full = true;
+    }
     if (n)
         t->ev->data(t->owner, p, n);
     return n;
@@ -279,8 +285,10 @@ static void cuse_write(fuse_req_t req, const char *buf, size_t size, off_t off,
 static void tty_resume(struct serial_tty *t)
 {
     serve_writes(t);
-    if (!t->writes && t->ev->room(t->owner))
+    if (t->full && !t->writes && t->ev->room(t->owner)) {
+        t->full = false;
         notify_pollers(t);
+    }
 }
 
 /* ---- open and release ---- */

@@ -601,8 +601,11 @@ static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
     t->poll.data = t;
     int rc = session_open(t);
     if (rc < 0) {
-        log_err("target %s: cannot create the CUSE tty %s: %s", target,
-                t->devname, strerror(rc < -4095 ? EINVAL : -rc));
+        log_err("target %s: cannot create the CUSE tty /dev/%s through %s: "
+                "%s%s",
+                target, t->devname, CUSE_DEVICE,
+                strerror(rc < -4095 ? EINVAL : -rc),
+                rc == -ENOENT ? " (cuse.ko not loaded?)" : "");
         tty_close(t);
         return NULL;
     }

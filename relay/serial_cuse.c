@@ -532,12 +532,18 @@ static int session_open(struct serial_tty *t)
     return uv_poll_start(&t->poll, UV_READABLE, on_session);
 }
 
-static void tty_free(struct serial_tty *t)
+/* Answers what waits (the device is going) and forgets the openers'
+ * poll handles: nothing of libfuse's is left when the session goes. */
+static void drop_requests(struct serial_tty *t)
 {
-    while (t->reads)
+    while (t->reads) {
+        fuse_reply_err(t->reads->req, ENODEV);
         unhold(&t->reads, t->reads);
-    while (t->writes)
+    }
+    while (t->writes) {
+        fuse_reply_err(t->writes->req, ENODEV);
         unhold(&t->writes, t->writes);
+    }
     while (t->openers) {
         struct opener *o = t->openers;
         t->openers = o->next;
@@ -545,8 +551,10 @@ static void tty_free(struct serial_tty *t)
             fuse_pollhandle_destroy(o->ph);
         free(o);
     }
-    if (t->se)
-        fuse_session_destroy(t->se); /* closes the /dev/cuse fd */
+}
+
+static void tty_free(struct serial_tty *t)
+{
     free(t->fbuf.mem);
     cuse_tty_free(t->tty);
     free(t);
@@ -561,14 +569,24 @@ static void on_poll_closed(uv_handle_t *h)
     uv_close((uv_handle_t *)&t->brk_timer, on_timer_closed);
 }
 
+/* The device goes at once (a reload may create one of the same name right
+ * after): uv_close takes the fd out of the loop before the session
+ * closes it, then only the handles' memory waits for their callbacks. */
 static void tty_close(struct serial_tty *t)
 {
+    bool polled = t->poll.loop != NULL;
+
     uv_timer_stop(&t->brk_timer); /* the target is gone: no more events */
     if (t->linked)
         unlink(t->path);
-    if (uv_is_active((uv_handle_t *)&t->poll) || t->poll.loop)
+    if (polled)
         uv_close((uv_handle_t *)&t->poll, on_poll_closed);
-    else
+    if (t->se) {
+        drop_requests(t);
+        fuse_session_destroy(t->se); /* closes /dev/cuse: the device goes */
+        t->se = NULL;
+    }
+    if (!polled)
         on_poll_closed((uv_handle_t *)&t->poll);
 }
 

@@ -277,13 +277,18 @@ def test(td):
 
     # 4b. SIGHUP with tty = pty, then cuse again: the target is re-made
     # (the CUSE device goes and comes back under the same name)
-    for kind, node in (("pty", "/dev/pts/"), ("cuse", "/dev/redir-relay/com1")):
+    # then a new path with tty = cuse twice: the old device must be gone
+    # before the new one of the same name registers
+    for kind, path, node in (("pty", "/run/com1", "/dev/pts/"),
+                             ("cuse", "/run/com1", "/dev/redir-relay/com1"),
+                             ("cuse", "/run/com1b", "/dev/redir-relay/com1"),
+                             ("cuse", "/run/com1", "/dev/redir-relay/com1")):
         off = relay.log_offset()
-        tc.sh(f"sed -i 's/^tty = .*/tty = {kind}/' /tmp/relay.ini && "
-              f"kill -HUP {relay.pid}")
-        relay.wait_log(r"linked at /run/com1", start_offset=off)
-        link = tc.sh("readlink /run/com1").strip()
-        assert link.startswith(node), (kind, link)
+        tc.sh(f"sed -i 's/^tty = .*/tty = {kind}/; s|^path = .*|path = {path}|'"
+              f" /tmp/relay.ini && kill -HUP {relay.pid}")
+        relay.wait_log(f"linked at {path}", start_offset=off)
+        link = tc.sh(f"readlink {path}").strip()
+        assert link.startswith(node), (kind, path, link)
         relay.wait_log(r"attached to target 'com1'", start_offset=off,
                        timeout=30)
     lat3 = steps(tc, "9600-7E2", "modem-off", "modem-on")

@@ -72,9 +72,9 @@ def host_program(env, name):
     return path
 
 
-def steps(tc, *names):
+def steps(tc, *names, path="/run/com1"):
     """Runs cuse_guest's steps; returns {step: latency ms}."""
-    rc, out = tc.ctl.run_bytes(f"{GUEST} steps /run/com1 {IOCTL_LOG} "
+    rc, out = tc.ctl.run_bytes(f"{GUEST} steps {path} {IOCTL_LOG} "
                                + " ".join(names), timeout=60)
     text = out.decode()
     print(text, end="")
@@ -188,6 +188,33 @@ def qemu_steps(tc, acm):
     return lat
 
 
+def unprivileged_relay(tc, relay):
+    """Restarts the relay as user redir-relay (uid 102) with no capability;
+    /dev/cuse is root:redir-relay 0660. Returns the new relay."""
+    relay.stop()
+    tc.sh("echo 'redir-relay:x:102:102:relay:/nonexistent:/usr/sbin/nologin'"
+          " >> /etc/passwd && echo 'redir-relay:x:102:' >> /etc/group\n"
+          "chgrp redir-relay /dev/cuse && chmod 660 /dev/cuse\n"
+          "mkdir -p /run/redir-relay && chown redir-relay /run/redir-relay\n"
+          "cp -p /tmp/relay.secret /tmp/relay-user.secret && "
+          "chown redir-relay /tmp/relay-user.secret\n"
+          "sed -i 's|^path = .*|path = /run/redir-relay/com1|; "
+          "s|^secret_file = .*|secret_file = /tmp/relay-user.secret|' "
+          "/tmp/relay.ini")
+    relay = tc.start_agent(None, name="relay-user", argv=[
+        'su -s /bin/sh redir-relay -c "exec /usr/sbin/redir-relay -f -c '
+        '/tmp/relay.ini"'])
+    relay.wait_log(r"target com1: serial tty /dev/redir-relay/com1 \(CUSE")
+    relay.wait_log(r"attached to target 'com1'", timeout=30)
+    status = tc.sh(f"cat /proc/{relay.pid}/status")
+    assert re.search(r"(?m)^Uid:\s+102\s+102\s+102\s+102$", status), status
+    for cap in ("CapEff", "CapPrm"):
+        assert re.search(rf"(?m)^{cap}:\s+0+$", status), status
+    link = tc.sh("readlink /run/redir-relay/com1").strip()
+    assert link == "/dev/redir-relay/com1", link
+    return relay
+
+
 def test(td):
     t_start = time.monotonic()
     qemu = shutil.which(os.environ.get("REDIR_QEMU", "qemu-system-x86_64"))
@@ -299,6 +326,12 @@ def test(td):
     # QEMU restarted: the same again on a fresh QEMU
     qlat2 = qemu_steps(tc, acm)
 
+    # 6. the relay unprivileged: its own user, no capability, /dev/cuse
+    # given to its group (what a udev rule would do)
+    relay = unprivileged_relay(tc, relay)
+    lat4 = steps(tc, "9600-7E2", "modem-off", "modem-on", "115200-8N1",
+                 path="/run/redir-relay/com1")
+
     agent.stop()
     relay.stop()
     for proc in (agent, relay):
@@ -309,7 +342,9 @@ def test(td):
           "; after relay restart: " +
           ", ".join(f"{k} {v:.0f}" for k, v in lat2.items()) +
           "; after SIGHUP pty -> cuse: " +
-          ", ".join(f"{k} {v:.0f}" for k, v in lat3.items()))
+          ", ".join(f"{k} {v:.0f}" for k, v in lat3.items()) +
+          "; relay unprivileged: " +
+          ", ".join(f"{k} {v:.0f}" for k, v in lat4.items()))
     print("QEMU 16550 -> agent's port (ms): " +
           ", ".join(f"{k} {v:.0f}" for k, v in qlat.items()) +
           "; QEMU restarted: " +

@@ -62,6 +62,7 @@ control_socket = /run/agent.sock
 device = /dev/ttyACM0
 connect = 127.0.0.1:{PORT}/com1
 relay_secret_file = /tmp/relay.secret
+on_device_loss = keep
 """
 
 
@@ -289,6 +290,20 @@ def test(td):
                      5, "ttyACM0 back at 9600 7E2 from the relay")
     tail = tc.sh(f"tail -c +{int(off) + 1} {IOCTL_LOG}")
     assert re.search(r"TCSETS2 cflag=0\d*\s", tail), tail
+
+    # 3b. the adapter unplugged and back: ttyACM0 reopened at 9600 7E2, the
+    # relay session untouched, data both ways again
+    off, roff = agent.log_offset(), relay.log_offset()
+    tc.unplug(acm)
+    agent.wait_log(r"\[serial.com1\] .*vanished", start_offset=off)
+    tc.plug(acm)
+    tc.wait_drivers(acm, {"1.0": "cdc_acm", "1.1": "cdc_acm"})
+    agent.wait_log(r"\[serial.com1\] .*opened", start_offset=off)
+    s = stty(tc)
+    assert "speed 9600 baud" in s and re.search(r"(?<!-)\bparenb", s) and \
+        "cs7" in s and re.search(r"(?<!-)\bcstopb", s), s
+    data_both_ways(tc, acm, "after replug")
+    assert "left target" not in relay.log_text(roff), relay.log_text(roff)
 
     # 4. the relay restarted: a new device at the same path, the agent
     # dials again, the guest reopens it and sets its line; data again

@@ -13,7 +13,7 @@ CROSS_ARCHES="arm64 armhf"
 # pkgconf:ARCH is the cross pkg-config (TRIPLET-pkg-config) debhelper and
 # the toolchain files use.
 CROSS_DEV="pkgconf libusb-1.0-0-dev libusbredirhost-dev libusbredirparser-dev
-libuv1-dev liblz4-dev libinih-dev libsodium-dev libssl-dev"
+libuv1-dev liblz4-dev libinih-dev libsodium-dev libssl-dev libfuse3-dev"
 
 SUDO=
 [ "$(id -u)" -eq 0 ] || SUDO=sudo

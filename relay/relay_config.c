@@ -305,6 +305,32 @@ static int serial_target_key(struct parse *p, struct relay_target_config *t,
     return 1;
 }
 
+/* [target.NAME] tty = auto | cuse | pty (serial only). */
+static int serial_tty_key(struct parse *p, struct relay_target_config *t,
+                          const char *value)
+{
+    static const char *const names[] = {
+        [RELAY_SERIAL_TTY_AUTO] = "auto",
+        [RELAY_SERIAL_TTY_CUSE] = "cuse",
+        [RELAY_SERIAL_TTY_PTY] = "pty",
+    };
+
+    if (t->tty_line) {
+        config_error(&p->cp, "[target.%s] tty: set twice (first on line %d)",
+                     t->name, t->tty_line);
+        return 0;
+    }
+    t->tty_line = p->cp.line;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(value, names[i]) == 0) {
+            t->serial_tty = (enum relay_serial_tty)i;
+            return 1;
+        }
+    config_error(&p->cp, "[target.%s] tty: '%s' is not auto, cuse or pty",
+                 t->name, value);
+    return 0;
+}
+
 static int handle_target_key(struct parse *p, const char *name,
                              const char *value)
 {
@@ -338,6 +364,8 @@ static int handle_target_key(struct parse *p, const char *name,
     }
     if (strcmp(name, "kind") == 0 || strcmp(name, "path") == 0)
         return serial_target_key(p, t, name, value);
+    if (strcmp(name, "tty") == 0)
+        return serial_tty_key(p, t, value);
     if (strcmp(name, "mode") == 0) {
         if (p->mode_line) {
             config_error(&p->cp,
@@ -489,7 +517,7 @@ static int check_unique_chardevs(struct parse *p)
     for (size_t i = 0; i < cfg->n_targets; i++) {
         e[i].t = &cfg->targets[i];
         if (e[i].t->kind == TARGET_KIND_SERIAL) { /* a path, not a chardev */
-            snprintf(e[i].text, sizeof(e[i].text), "pty %s", e[i].t->pty_path);
+            snprintf(e[i].text, sizeof(e[i].text), "tty %s", e[i].t->pty_path);
             continue;
         }
         endpoint_str(&e[i].t->chardev, e[i].text, sizeof(e[i].text));
@@ -530,14 +558,22 @@ static int check_serial_target(struct parse *p,
     if (bad) {
         config_error_at(&p->cp, bad,
                         "[target.%s]: qemu, mode and tls are for kind = "
-                        "chardev; a serial target is a pty at its path",
+                        "chardev; a serial target is a tty at its path",
+                        t->name);
+        return -1;
+    }
+    if (t->name[0] == '.') {
+        config_error_at(&p->cp, t->line,
+                        "[target.%s]: a serial target's name names its "
+                        "device (/dev/redir-relay/NAME): it must not start "
+                        "with '.'",
                         t->name);
         return -1;
     }
     if (!t->path_line) {
         config_error_at(&p->cp, t->line,
                         "[target.%s]: kind = serial needs path = /PATH (where "
-                        "QEMU's -chardev serial,path= opens the pty)",
+                        "QEMU's -chardev serial,path= opens the tty)",
                         t->name);
         return -1;
     }
@@ -559,9 +595,10 @@ static int check_target(struct parse *p, const struct relay_target_config *t)
     }
     if (t->kind == TARGET_KIND_SERIAL)
         return check_serial_target(p, t);
-    if (t->path_line) {
-        config_error_at(&p->cp, t->path_line,
-                        "[target.%s] path: only for kind = serial", t->name);
+    if (t->path_line || t->tty_line) {
+        config_error_at(&p->cp, t->path_line ? t->path_line : t->tty_line,
+                        "[target.%s] %s: only for kind = serial", t->name,
+                        t->path_line ? "path" : "tty");
         return -1;
     }
     if (!t->chardev_line) {

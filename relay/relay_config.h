@@ -30,12 +30,20 @@ enum target_kind {
     TARGET_KIND_SERIAL,  /* a pty the relay creates for -chardev serial */
 };
 
+/* kind = serial: the tty QEMU opens (tty = auto | cuse | pty). */
+enum relay_serial_tty {
+    RELAY_SERIAL_TTY_AUTO, /* CUSE where /dev/cuse opens, else a pty */
+    RELAY_SERIAL_TTY_CUSE, /* every setting, modem line and BREAK */
+    RELAY_SERIAL_TTY_PTY,  /* speed, stop bits and flow control only */
+};
+
 struct relay_target_config {
     char name[RELAY_TARGET_MAX + 1];
     enum target_kind kind;
     /* kind = serial: where the pty's slave is linked for QEMU to open */
     char *pty_path;
-    int kind_line, path_line, mode_line; /* 0 if not set */
+    enum relay_serial_tty serial_tty;
+    int kind_line, path_line, mode_line, tty_line; /* 0 if not set */
     struct endpoint chardev; /* the qemu key: TCP or a unix socket */
     enum target_mode mode;
     /* agents: which agents may use it, globs of certificate names (TLS);

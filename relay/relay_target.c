@@ -234,7 +234,7 @@ struct relay_target *relay_target_open(uv_loop_t *loop,
     t->loop = loop;
     endpoint_str(&cfg->chardev, t->addr_name, sizeof(t->addr_name));
     if (cfg->kind == TARGET_KIND_SERIAL) {
-        snprintf(t->addr_name, sizeof(t->addr_name), "pty %s", cfg->pty_path);
+        snprintf(t->addr_name, sizeof(t->addr_name), "tty %s", cfg->pty_path);
         t->serial = serial_target_open(loop, cfg);
         t->ready = t->serial != NULL;
         return t;
@@ -266,7 +266,8 @@ bool relay_target_same(const struct relay_target *t,
         return false;
     if (cfg->kind == TARGET_KIND_SERIAL)
         return strcmp(t->cfg->name, cfg->name) == 0 &&
-               strcmp(t->cfg->pty_path, cfg->pty_path) == 0;
+               strcmp(t->cfg->pty_path, cfg->pty_path) == 0 &&
+               t->cfg->serial_tty == cfg->serial_tty;
     return strcmp(t->cfg->name, cfg->name) == 0 && t->cfg->mode == cfg->mode &&
            endpoint_equal(&t->cfg->chardev, &cfg->chardev) &&
            tls_config_equal(&t->cfg->tls, &cfg->tls);

@@ -1,15 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* A serial target's tty: a pty whose slave QEMU opens with -chardev
- * serial,path=..., the guest's line settings read from it as QEMU applies
- * them, and an RFC 2217 client toward the agent that carries both. */
+/* A serial target: the tty QEMU opens with -chardev serial,path=... (a
+ * CUSE device or a pty, see serial_tty_backend.h), and an RFC 2217 client
+ * toward the agent that carries the guest's data, line settings, modem lines
+ * and BREAK over the session. */
 #include "serial_target.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,17 +16,16 @@
 #include "net_conn.h"
 #include "rfc2217.h"
 #include "serial_line.h"
-#include "serial_pty.h"
+#include "serial_tty_backend.h"
 #include "telnet.h"
 
-/* One read of the guest's output (plus the packet-mode status byte); its
- * telnet escaping may double it in place. */
-#define PTY_READ_MAX 16384
+/* The guest's output is escaped in chunks of this much (IACs doubled). */
+#define ESCAPE_CHUNK 16384
 /* Toward the agent: the guest is not read while this much is unsent (a
  * slow link holds the guest's UART, as a real line would). */
 #define TO_AGENT_MAX (256 * 1024)
 /* Toward the guest: one read of the agent's connection must always fit. */
-#define TO_PTY_SIZE (2 * NET_CONN_READ_BUF)
+#define TO_TTY_SIZE (2 * NET_CONN_READ_BUF)
 /* An RFC 2217 request: IAC SB 44 cmd value(<= 4, IACs doubled) IAC SE. */
 #define REQUEST_MAX 16
 
@@ -35,19 +33,17 @@ struct serial_target {
     uv_loop_t *loop;
     char name[RELAY_TARGET_MAX + 1]; /* a reload may free the config */
     char path[ENDPOINT_STR_MAX];
-    int master, slave; /* slave kept open: QEMU closing it is no hang-up */
-    uv_poll_t poll;
-    int poll_events;
+    const struct serial_tty_backend *be;
+    struct serial_tty *tty;
     struct net_conn *conn; /* our end of the session's chardev, or NULL */
     struct telnet_decoder dec;
     struct telnet_options opts;
     struct serial_line line;       /* what the agent was last told */
     bool told;                     /* line is valid for this session */
-    bool unseen_logged;            /* "a pty hides data bits and parity" */
     uint8_t modemstate, linestate; /* the agent's port, last reported */
-    uint8_t to_pty[TO_PTY_SIZE];
+    uint8_t to_tty[TO_TTY_SIZE];
     size_t head, tail; /* [head, tail): for the guest, not written yet */
-    uint8_t rbuf[2 * PTY_READ_MAX + 1];
+    uint8_t escaped[2 * ESCAPE_CHUNK];
 };
 
 static void target_update(struct serial_target *st);
@@ -72,35 +68,48 @@ static void send_request(struct serial_target *st, uint8_t cmd,
         net_conn_queue_copy(st->conn, out, n);
 }
 
-static void send_flow(struct serial_target *st)
+static void send_control(struct serial_target *st,
+                         enum rfc2217_control_target what,
+                         const struct serial_control *ctl)
 {
-    struct serial_control ctl = {0};
-    uint8_t v = rfc2217_control_value(RFC2217_CTL_FLOW_OUT, &st->line, &ctl);
+    uint8_t v = rfc2217_control_value(what, &st->line, ctl);
 
-    send_request(st, RFC2217_SET_CONTROL, &v, 1);
-    v = rfc2217_control_value(RFC2217_CTL_FLOW_IN, &st->line, &ctl);
     send_request(st, RFC2217_SET_CONTROL, &v, 1);
 }
 
-/* The guest's settings as the pty shows them: its speed, stop bits and
- * flow control. A pty forces CS8 and clears PARENB, so data bits and
- * parity are never asked of the agent: its port keeps its own. */
-static void send_line(struct serial_target *st, const struct serial_line *now)
+static void send_flow(struct serial_target *st)
+{
+    struct serial_control ctl = {0};
+
+    send_control(st, RFC2217_CTL_FLOW_OUT, &ctl);
+    send_control(st, RFC2217_CTL_FLOW_IN, &ctl);
+}
+
+static void send_value(struct serial_target *st, uint8_t cmd,
+                       const struct serial_line *now)
 {
     uint8_t v[4];
+    size_t n = rfc2217_line_value(cmd, now, v);
+
+    send_request(st, cmd, v, n);
+}
+
+/* The guest's settings, as far as the tty shows them: a pty hides data
+ * bits and parity (the agent's port then keeps its own). */
+static void send_line(struct serial_target *st, const struct serial_line *now)
+{
     char text[SERIAL_LINE_TEXT_MAX];
     bool all = !st->told;
+    bool framing = st->be->sees & SERIAL_TTY_SEES_FRAMING;
 
-    if (!st->conn)
-        return;
-    if (all || now->baud != st->line.baud) {
-        size_t n = rfc2217_line_value(RFC2217_SET_BAUDRATE, now, v);
-        send_request(st, RFC2217_SET_BAUDRATE, v, n);
-    }
-    if (all || now->stop != st->line.stop) {
-        size_t n = rfc2217_line_value(RFC2217_SET_STOPSIZE, now, v);
-        send_request(st, RFC2217_SET_STOPSIZE, v, n);
-    }
+    if (all || now->baud != st->line.baud)
+        send_value(st, RFC2217_SET_BAUDRATE, now);
+    if (framing && (all || now->data_bits != st->line.data_bits))
+        send_value(st, RFC2217_SET_DATASIZE, now);
+    if (framing && (all || now->parity != st->line.parity))
+        send_value(st, RFC2217_SET_PARITY, now);
+    if (all || now->stop != st->line.stop)
+        send_value(st, RFC2217_SET_STOPSIZE, now);
     bool flow = all || now->flow_in != st->line.flow_in ||
                 now->flow_out != st->line.flow_out;
     st->line = *now;
@@ -108,69 +117,120 @@ static void send_line(struct serial_target *st, const struct serial_line *now)
     if (flow)
         send_flow(st);
     net_conn_flush(st->conn);
-    log_info("target %s: the guest set %s (speed, stop bits and flow "
-             "control go to the agent)",
-             st->name, serial_line_str(now, text, sizeof(text)));
+    log_info("target %s: the guest set %s (%s go to the agent)", st->name,
+             serial_line_str(now, text, sizeof(text)),
+             framing ? "all of it" : "speed, stop bits and flow control");
 }
 
-/* TIOCPKT_IOCTL: QEMU (the guest's UART model) called tcsetattr. */
-static void guest_changed_line(struct serial_target *st)
+static bool line_changed(const struct serial_target *st,
+                         const struct serial_line *now)
 {
-    struct serial_line now;
-
-    if (serial_pty_line(st->master, &now) < 0)
-        return;
-    if (!st->unseen_logged) {
-        log_notice("target %s: %s is a pty: the guest's speed, stop bits "
-                   "and flow control reach the agent; its data bits, "
-                   "parity, modem lines (DTR/RTS) and BREAK do not (the pty "
-                   "driver forces 8 bits without parity and has no modem "
-                   "lines): the agent's port keeps its configured framing",
-                   st->name, st->path);
-        st->unseen_logged = true;
-    }
-    if (st->told && now.baud == st->line.baud && now.stop == st->line.stop &&
-        now.flow_in == st->line.flow_in && now.flow_out == st->line.flow_out)
-        return;
-    send_line(st, &now);
+    if (!st->told)
+        return true;
+    if (st->be->sees & SERIAL_TTY_SEES_FRAMING)
+        return !serial_line_equal(now, &st->line);
+    return now->baud != st->line.baud || now->stop != st->line.stop ||
+           now->flow_in != st->line.flow_in ||
+           now->flow_out != st->line.flow_out;
 }
 
-/* ---- the guest's output ---- */
+/* ---- what the guest did (the tty's events) ---- */
 
-static void pty_read(struct serial_target *st)
+static void on_guest_line(void *owner, const struct serial_line *now)
 {
-    ssize_t n = read(st->master, st->rbuf, PTY_READ_MAX + 1);
+    struct serial_target *st = owner;
 
-    if (n <= 0) {
-        if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EIO)
-            log_warn("target %s: reading the pty: %s", st->name,
-                     strerror(errno));
+    if (st->conn && line_changed(st, now))
+        send_line(st, now);
+}
+
+static void on_guest_control(void *owner, enum rfc2217_control_target what,
+                             bool on)
+{
+    struct serial_target *st = owner;
+    struct serial_control ctl = {.dtr = on, .rts = on, .brk = on};
+
+    log_info("target %s: the guest set %s %s", st->name,
+             what == RFC2217_CTL_DTR   ? "DTR"
+             : what == RFC2217_CTL_RTS ? "RTS"
+                                       : "BREAK",
+             on ? "on" : "off");
+    if (!st->conn)
         return;
-    }
-    if (st->rbuf[0] != TIOCPKT_DATA) { /* a status byte alone */
-        if (st->rbuf[0] & TIOCPKT_IOCTL)
-            guest_changed_line(st);
-        return;
-    }
-    if (!st->conn || n == 1)
-        return; /* no agent: what the guest says now is stale later */
-    size_t len = telnet_escape_inplace(st->rbuf + 1, (size_t)n - 1);
-    net_conn_queue_copy(st->conn, st->rbuf + 1, len);
+    send_control(st, what, &ctl);
     net_conn_flush(st->conn);
 }
 
-/* ---- the agent's data and answers ---- */
+static void on_guest_purge(void *owner, uint8_t what)
+{
+    struct serial_target *st = owner;
 
-static void pty_write(struct serial_target *st)
+    if (what & RFC2217_PURGE_RX) /* unread bytes from the agent's port */
+        st->head = st->tail = 0;
+    if (!st->conn)
+        return;
+    send_request(st, RFC2217_PURGE_DATA, &what, 1);
+    net_conn_flush(st->conn);
+}
+
+/* With no agent the guest's output is dropped (stale later), so all of
+ * it is taken; else only while the session is not backed up. */
+static size_t on_guest_room(void *owner)
+{
+    struct serial_target *st = owner;
+    size_t queued;
+
+    if (!st->conn)
+        return SIZE_MAX;
+    queued = net_conn_queued(st->conn);
+    return queued >= TO_AGENT_MAX ? 0 : TO_AGENT_MAX - queued;
+}
+
+static void on_guest_data(void *owner, const uint8_t *p, size_t n)
+{
+    struct serial_target *st = owner;
+
+    if (!st->conn)
+        return;
+    while (n) {
+        size_t chunk = n < ESCAPE_CHUNK ? n : ESCAPE_CHUNK;
+        memcpy(st->escaped, p, chunk);
+        size_t len = telnet_escape_inplace(st->escaped, chunk);
+        net_conn_queue_copy(st->conn, st->escaped, len);
+        p += chunk;
+        n -= chunk;
+    }
+    net_conn_flush(st->conn);
+}
+
+static void tty_flush(struct serial_target *st)
 {
     if (st->head == st->tail)
         return;
-    ssize_t n = write(st->master, st->to_pty + st->head, st->tail - st->head);
-    if (n > 0)
-        st->head += (size_t)n;
+    st->head +=
+        st->be->write(st->tty, st->to_tty + st->head, st->tail - st->head);
     if (st->head == st->tail)
         st->head = st->tail = 0;
 }
+
+static void on_guest_writable(void *owner)
+{
+    struct serial_target *st = owner;
+
+    tty_flush(st);
+    target_update(st);
+}
+
+static const struct serial_tty_events tty_events = {
+    .line = on_guest_line,
+    .control = on_guest_control,
+    .purge = on_guest_purge,
+    .room = on_guest_room,
+    .data = on_guest_data,
+    .writable = on_guest_writable,
+};
+
+/* ---- the agent's data and answers ---- */
 
 /* The agent's RFC 2217 answers and notifications: its port's state. */
 static void agent_subneg(struct serial_target *st, const struct telnet_event *e)
@@ -180,6 +240,7 @@ static void agent_subneg(struct serial_target *st, const struct telnet_event *e)
     if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_MODEMSTATE) &&
         e->data[1] != st->modemstate) {
         st->modemstate = e->data[1];
+        st->be->inputs(st->tty, st->modemstate);
         log_debug("target %s: the agent's port: modem state 0x%02x", st->name,
                   st->modemstate);
     } else if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_LINESTATE) &&
@@ -208,8 +269,8 @@ static void on_agent_data(void *owner, struct net_conn *c, const uint8_t *data,
     struct serial_target *st = owner;
     (void)c;
 
-    if (TO_PTY_SIZE - st->tail < len) { /* update_read keeps room for one */
-        memmove(st->to_pty, st->to_pty + st->head, st->tail - st->head);
+    if (TO_TTY_SIZE - st->tail < len) { /* update_read keeps room for one */
+        memmove(st->to_tty, st->to_tty + st->head, st->tail - st->head);
         st->tail -= st->head;
         st->head = 0;
     }
@@ -217,7 +278,7 @@ static void on_agent_data(void *owner, struct net_conn *c, const uint8_t *data,
         struct telnet_event e;
         size_t out;
         size_t used =
-            telnet_decode(&st->dec, data, len, st->to_pty + st->tail, &out, &e);
+            telnet_decode(&st->dec, data, len, st->to_tty + st->tail, &out, &e);
         st->tail += out;
         data += used;
         len -= used;
@@ -225,7 +286,7 @@ static void on_agent_data(void *owner, struct net_conn *c, const uint8_t *data,
             agent_event(st, &e);
     }
     net_conn_flush(st->conn);
-    pty_write(st);
+    tty_flush(st);
     target_update(st);
 }
 
@@ -260,39 +321,14 @@ static const struct net_conn_ops agent_side_ops = {
     .on_drained = on_agent_drained,
 };
 
-/* ---- watching the pty ---- */
-
-static void on_poll(uv_poll_t *h, int status, int events)
-{
-    struct serial_target *st = h->data;
-
-    if (status < 0) {
-        log_warn("target %s: the pty: %s", st->name, uv_strerror(status));
-        return;
-    }
-    if (events & UV_WRITABLE)
-        pty_write(st);
-    if (events & UV_READABLE)
-        pty_read(st);
-    target_update(st);
-}
-
-/* Reads the guest unless the agent's side is backed up (a status byte
- * waits in the pty meanwhile: nothing is lost); writes while data waits;
- * reads the agent while the guest's side has room for a whole read. */
+/* The tty may hand out the guest's output again (room grew); the agent's
+ * side is read while the guest's side has room for a whole read. */
 static void target_update(struct serial_target *st)
 {
-    bool backed_up = st->conn && net_conn_queued(st->conn) >= TO_AGENT_MAX;
-    int events = (backed_up ? 0 : UV_READABLE) |
-                 (st->head != st->tail ? UV_WRITABLE : 0);
-
-    if (events != st->poll_events) {
-        uv_poll_start(&st->poll, events, on_poll);
-        st->poll_events = events;
-    }
+    st->be->resume(st->tty);
     if (!st->conn)
         return;
-    if (TO_PTY_SIZE - (st->tail - st->head) >= NET_CONN_READ_BUF)
+    if (TO_TTY_SIZE - (st->tail - st->head) >= NET_CONN_READ_BUF)
         net_conn_read_start(st->conn);
     else
         net_conn_read_stop(st->conn);
@@ -300,10 +336,49 @@ static void target_update(struct serial_target *st)
 
 /* ---- sessions ---- */
 
+/* The guest's whole state for a new session: its line settings and, when
+ * the tty shows them, DTR and RTS (a new agent connection or a replugged
+ * port starts from them). */
+static void send_state(struct serial_target *st)
+{
+    struct serial_line now;
+    int outputs = st->be->outputs(st->tty);
+
+    st->told = false;
+    st->be->line(st->tty, &now);
+    send_line(st, &now);
+    if (outputs < 0)
+        return;
+    struct serial_control ctl = {.dtr = outputs & SERIAL_TTY_DTR,
+                                 .rts = outputs & SERIAL_TTY_RTS};
+    send_control(st, RFC2217_CTL_DTR, &ctl);
+    send_control(st, RFC2217_CTL_RTS, &ctl);
+}
+
+static void offer_options(struct serial_target *st)
+{
+    uint8_t out[3];
+
+    telnet_decoder_init(&st->dec);
+    st->opts = (struct telnet_options){
+        .us_allowed = TELNET_OPTION_BIT(TELNET_OPT_BINARY) |
+                      TELNET_OPTION_BIT(TELNET_OPT_SGA) |
+                      TELNET_OPTION_BIT(TELNET_OPT_COM_PORT),
+        .him_allowed = TELNET_OPTION_BIT(TELNET_OPT_BINARY) |
+                       TELNET_OPTION_BIT(TELNET_OPT_SGA),
+    };
+    /* the agent's serial bridge is the access server, we its client */
+    if (telnet_offer(&st->opts, TELNET_WILL, TELNET_OPT_COM_PORT, out))
+        net_conn_queue_copy(st->conn, out, 3);
+    if (telnet_offer(&st->opts, TELNET_WILL, TELNET_OPT_BINARY, out))
+        net_conn_queue_copy(st->conn, out, 3);
+    if (telnet_offer(&st->opts, TELNET_DO, TELNET_OPT_BINARY, out))
+        net_conn_queue_copy(st->conn, out, 3);
+}
+
 struct net_conn *serial_target_attach(struct serial_target *st)
 {
     int sv[2];
-    uint8_t out[3];
 
     detach(st); /* a session that ended without our noticing yet */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -320,60 +395,33 @@ struct net_conn *serial_target_attach(struct serial_target *st)
     }
     net_conn_set_owner(st->conn, &agent_side_ops, st);
     net_conn_set_water(st->conn, TO_AGENT_MAX, TO_AGENT_MAX / 2);
-    telnet_decoder_init(&st->dec);
-    st->opts = (struct telnet_options){
-        .us_allowed = TELNET_OPTION_BIT(TELNET_OPT_BINARY) |
-                      TELNET_OPTION_BIT(TELNET_OPT_SGA) |
-                      TELNET_OPTION_BIT(TELNET_OPT_COM_PORT),
-        .him_allowed = TELNET_OPTION_BIT(TELNET_OPT_BINARY) |
-                       TELNET_OPTION_BIT(TELNET_OPT_SGA),
-    };
-    /* the agent's serial bridge is the access server, we its client */
-    if (telnet_offer(&st->opts, TELNET_WILL, TELNET_OPT_COM_PORT, out))
-        net_conn_queue_copy(st->conn, out, 3);
-    if (telnet_offer(&st->opts, TELNET_WILL, TELNET_OPT_BINARY, out))
-        net_conn_queue_copy(st->conn, out, 3);
-    if (telnet_offer(&st->opts, TELNET_DO, TELNET_OPT_BINARY, out))
-        net_conn_queue_copy(st->conn, out, 3);
-    /* the last settings the guest chose, again: a new agent connection
-     * or a replugged port starts from them */
-    st->told = false;
-    guest_changed_line(st);
+    offer_options(st);
+    send_state(st);
     net_conn_flush(st->conn);
     target_update(st);
     return theirs;
 }
 
-/* ---- the pty ---- */
+/* ---- the tty ---- */
 
-/* path -> the slave, replaced atomically (QEMU may be opening it). */
-static int pty_link(struct serial_target *st, const char *slave_name)
+/* tty = auto: CUSE where /dev/cuse opens, else a pty (said once). */
+static const struct serial_tty_backend *choose(enum relay_serial_tty tty)
 {
-    char tmp[sizeof(st->path) + 8];
+    static bool said;
 
-    snprintf(tmp, sizeof(tmp), "%s.new", st->path);
-    unlink(tmp);
-    if (symlink(slave_name, tmp) < 0 || rename(tmp, st->path) < 0) {
-        int err = errno;
-        unlink(tmp);
-        return -err;
-    }
-    return 0;
-}
-
-static int pty_open(struct serial_target *st)
-{
-    char name[64];
-    int rc = serial_pty_open(&st->master, &st->slave, name, sizeof(name));
-
-    if (rc == 0)
-        rc = pty_link(st, name);
-    if (rc == 0)
-        rc = uv_poll_init(st->loop, &st->poll, st->master);
-    if (rc < 0)
-        return rc;
-    log_info("target %s: serial pty %s linked at %s", st->name, name, st->path);
-    return 0;
+    if (tty == RELAY_SERIAL_TTY_CUSE)
+        return &serial_tty_cuse;
+    if (tty == RELAY_SERIAL_TTY_PTY)
+        return &serial_tty_pty;
+    if (serial_cuse_available())
+        return &serial_tty_cuse;
+    if (!said)
+        log_notice("serial targets: /dev/cuse does not open (%s): their "
+                   "ttys are ptys, which cannot show the guest's data bits, "
+                   "parity, modem lines or BREAK (load cuse.ko for those)",
+                   strerror(errno));
+    said = true;
+    return &serial_tty_pty;
 }
 
 struct serial_target *serial_target_open(uv_loop_t *loop,
@@ -387,36 +435,19 @@ struct serial_target *serial_target_open(uv_loop_t *loop,
     }
     st->loop = loop;
     snprintf(st->name, sizeof(st->name), "%s", cfg->name);
-    st->master = st->slave = -1;
     snprintf(st->path, sizeof(st->path), "%s", cfg->pty_path);
-    int rc = pty_open(st);
-    if (rc < 0) {
-        log_err("target %s: cannot create the pty at %s: %s", cfg->name,
-                st->path, strerror(-rc));
-        if (st->master >= 0)
-            close(st->master);
-        if (st->slave >= 0)
-            close(st->slave);
+    st->be = choose(cfg->serial_tty);
+    st->tty = st->be->open(loop, st->name, st->path, &tty_events, st);
+    if (!st->tty) {
         free(st);
         return NULL;
     }
-    st->poll.data = st;
-    target_update(st);
     return st;
-}
-
-static void on_poll_closed(uv_handle_t *h)
-{
-    struct serial_target *st = h->data;
-
-    close(st->master);
-    close(st->slave);
-    free(st);
 }
 
 void serial_target_close(struct serial_target *st)
 {
     detach(st);
-    unlink(st->path);
-    uv_close((uv_handle_t *)&st->poll, on_poll_closed);
+    st->be->close(st->tty);
+    free(st);
 }

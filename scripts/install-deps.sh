@@ -13,7 +13,7 @@ set -eu
 # (umockdev, glib), QEMU with SeaBIOS, Python for scripts/demo.py.
 PACKAGES="build-essential cmake pkg-config
 libusb-1.0-0-dev libusbredirhost-dev libusbredirparser-dev libuv1-dev
-liblz4-dev libinih-dev libsodium-dev libssl-dev
+liblz4-dev libinih-dev libsodium-dev libssl-dev libfuse3-dev
 umockdev libumockdev-dev libglib2.0-dev
 qemu-system-x86 seabios python3 $*"
 

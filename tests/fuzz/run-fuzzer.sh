@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: MIT
 # Builds one libFuzzer target with clang (ASan + UBSan) against every pure
 # source (common/, the agent's core/ folders and config parser, the relay's
-# stash; none needs an event loop or libusb) and runs it for a bounded time from its seed corpus:
+# stash and CUSE tty; none needs an event loop or libusb) and runs it for a bounded time from its seed corpus:
 #   run-fuzzer.sh TARGET.c SECONDS OUTDIR [CORPUS_DIR]
 set -eu
 target=$1 seconds=$2 out=$3
@@ -13,7 +13,7 @@ mkdir -p "$out/corpus-$name"
 # shellcheck disable=SC2046
 pure="$src/common $src/agent/usb/core $src/agent/serial/core"
 includes="-I$out/generated -I$src/agent -I$src/relay"
-sources="$src/agent/config.c $src/relay/relay_stash.c"
+sources="$src/agent/config.c $src/relay/relay_stash.c $src/relay/cuse_tty.c"
 for dir in $pure; do
     includes="$includes -I$dir"
     sources="$sources $(echo "$dir"/*.c)"

@@ -78,9 +78,18 @@ static void test_errors(void)
     expect_error(RELAY "[target.a]\nkind = serial\npath = /p\n"
                        "[target.b]\nkind = serial\npath = /p\n",
                  9,
-                 "[target.b] path: pty /p is also the chardev of [target.a]");
+                 "[target.b] path: tty /p is also the chardev of [target.a]");
     expect_error(RELAY "[target.a]\nkind = serial\nkind = serial\n", 6,
                  "kind: set twice");
+    expect_error(RELAY "[target.a]\nkind = serial\npath = /p\ntty = usb\n", 7,
+                 "[target.a] tty: 'usb' is not auto, cuse or pty");
+    expect_error(RELAY "[target.a]\nkind = serial\npath = /p\ntty = cuse\n"
+                       "tty = pty\n",
+                 8, "tty: set twice (first on line 7)");
+    expect_error(RELAY "[target...]\nkind = serial\npath = /p\n", 4,
+                 "[target...]: a serial target's name names its device");
+    expect_error(RELAY "[target.a]\nqemu = h:1\ntty = cuse\n", 6,
+                 "[target.a] tty: only for kind = serial");
     expect_error("[relay]\nsecret_file = @S@\n[target.a]\nqemu = h:1\n", 1,
                  "[relay] listen = HOST:PORT is missing");
     expect_error("[relay]\nlisten = 0.0.0.0:7300\n[target.a]\nqemu = h:1\n", 1,
@@ -207,13 +216,24 @@ static void test_good(void)
                   "log_level = debug\nmax_sessions = 10\n"
                   "session_buffer = 2M\n"
                   "[target.zz]\nqemu = unix:/run/q.sock\nmode = listen\n"
-                  "[target.aa]\nqemu = 10.0.0.1:4000\n",
+                  "[target.aa]\nqemu = 10.0.0.1:4000\n"
+                  "[target.s1]\nkind = serial\npath = /run/s1\n"
+                  "[target.s2]\nkind = serial\npath = /run/s2\ntty = cuse\n"
+                  "[target.s3]\nkind = serial\npath = /run/s3\ntty = pty\n",
                   &cfg, err);
     CHECK(rc == 0, "good config: %s", err);
     CHECK(cfg.max_sessions == 10 && cfg.session_buffer == 2 * 1024 * 1024,
           "limits %u %u", cfg.max_sessions, cfg.session_buffer);
-    CHECK(cfg.n_targets == 2 && strcmp(cfg.targets[0].name, "aa") == 0,
+    CHECK(cfg.n_targets == 5 && strcmp(cfg.targets[0].name, "aa") == 0,
           "targets not sorted");
+    const struct relay_target_config *s1 = relay_config_target(&cfg, "s1"),
+                                     *s2 = relay_config_target(&cfg, "s2"),
+                                     *s3 = relay_config_target(&cfg, "s3");
+    CHECK(s1 && s2 && s3 && s1->serial_tty == RELAY_SERIAL_TTY_AUTO &&
+              s2->serial_tty == RELAY_SERIAL_TTY_CUSE &&
+              s3->serial_tty == RELAY_SERIAL_TTY_PTY &&
+              strcmp(s2->pty_path, "/run/s2") == 0,
+          "serial targets' tty");
     const struct relay_target_config *t = relay_config_target(&cfg, "zz");
     CHECK(t && t->mode == TARGET_LISTEN && t->chardev.is_unix &&
               strcmp(t->chardev.path, "/run/q.sock") == 0,

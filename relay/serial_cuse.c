@@ -1,0 +1,676 @@
+/* SPDX-License-Identifier: MIT */
+/* A serial target's tty as a CUSE character device the relay serves on
+ * its one libuv loop: QEMU's tcsetattr, TIOCMSET and TCSBRK arrive here as
+ * they are (every setting, modem line and BREAK), the guest's bytes both
+ * ways through bounded buffers, poll() through FUSE poll notifications. */
+#define FUSE_USE_VERSION 35
+
+#include <cuse_lowlevel.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fuse_lowlevel.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cuse_tty.h"
+#include "log.h"
+#include "serial_tty_backend.h"
+
+#define CUSE_DEVICE "/dev/cuse"
+/* Toward the guest: what waits for its reads. Like a UART driver's
+ * receive buffer; the agent's connection is not read while it is full. */
+#define INPUT_MAX (64 * 1024)
+/* Reads and writes a caller may block in at once (each one an open
+ * FUSE request); more fail with EAGAIN rather than pile up. */
+#define HELD_MAX 16
+/* Requests handled per wakeup before other handles get the loop. */
+#define REQUESTS_PER_WAKEUP 64
+/* The device's name under /dev (DEVNAME= for the kernel): the directory
+ * and a target's name. */
+#define DEVNAME_DIR "redir-relay"
+#define DEVNAME_MAX (sizeof(DEVNAME_DIR) + SERIAL_TTY_NAME_MAX)
+
+struct held { /* a blocking read or write waiting for data or room */
+    struct serial_tty *tty;
+    fuse_req_t req;
+    size_t size, done;
+    uint8_t *data; /* a write's bytes (copied: the request buffer is reused) */
+    struct held *next;
+};
+
+struct opener { /* one open file: its poll handle */
+    struct fuse_pollhandle *ph;
+    struct opener *next;
+};
+
+struct serial_tty {
+    uv_loop_t *loop;
+    const struct serial_tty_events *ev;
+    void *owner;
+    char name[SERIAL_TTY_NAME_MAX];
+    char path[SERIAL_TTY_PATH_MAX];
+    char devname[DEVNAME_MAX];
+    struct fuse_session *se;
+    struct fuse_buf fbuf;
+    uv_poll_t poll;
+    uv_timer_t brk_timer;
+    struct cuse_tty *tty;
+    struct opener *openers;
+    struct held *reads, *writes;
+    unsigned held;
+    bool linked;
+    bool full; /* the guest was told there is no room (poll, EAGAIN) */
+    uint8_t in[INPUT_MAX];
+    size_t head, tail; /* [head, tail): for the guest's reads */
+};
+
+static struct serial_tty *req_tty(fuse_req_t req)
+{
+    return fuse_req_userdata(req);
+}
+
+/* ---- poll ---- */
+
+static unsigned revents(struct serial_tty *t)
+{
+    bool room = t->ev->room(t->owner) != 0;
+
+    t->full = !room; /* a poller waits for room: wake it when it comes */
+    return (t->tail > t->head ? POLLIN | POLLRDNORM : 0) |
+           (room ? POLLOUT | POLLWRNORM : 0);
+}
+
+static void notify_pollers(struct serial_tty *t)
+{
+    for (struct opener *o = t->openers; o; o = o->next)
+        if (o->ph)
+            fuse_lowlevel_notify_poll(o->ph);
+}
+
+static void cuse_poll(fuse_req_t req, struct fuse_file_info *fi,
+                      struct fuse_pollhandle *ph)
+{
+    struct serial_tty *t = req_tty(req);
+    struct opener *o = (struct opener *)(uintptr_t)fi->fh;
+
+    if (ph) {
+        if (o->ph)
+            fuse_pollhandle_destroy(o->ph);
+        o->ph = ph;
+    }
+    fuse_reply_poll(req, revents(t));
+}
+
+/* ---- held requests ---- */
+
+static void unhold(struct held **list, struct held *h)
+{
+    for (struct held **p = list; *p; p = &(*p)->next)
+        if (*p == h) {
+            *p = h->next;
+            break;
+        }
+    h->tty->held--;
+    free(h->data);
+    free(h);
+}
+
+static void on_interrupt(fuse_req_t req, void *data)
+{
+    struct held *h = data;
+    struct serial_tty *t = h->tty;
+    (void)req;
+
+    /* a signal: a write returns what it got through, else EINTR */
+    if (h->data && h->done)
+        fuse_reply_write(h->req, h->done);
+    else
+        fuse_reply_err(h->req, EINTR);
+    unhold(h->data ? &t->writes : &t->reads, h);
+}
+
+/* Queues req until data or room comes; a write's first done bytes were
+ * taken already. The request may be answered (interrupted) at once. */
+static void hold(struct serial_tty *t, struct held **list, fuse_req_t req,
+                 size_t size, const char *data, size_t done)
+{
+    struct held *h = NULL;
+
+    if (t->held < HELD_MAX && (h = calloc(1, sizeof(*h))) &&
+        (!data || (h->data = malloc(size)))) {
+        h->tty = t;
+        h->req = req;
+        h->size = size;
+        h->done = done;
+        if (data)
+            memcpy(h->data, data, size);
+        struct held **end = list;
+        while (*end)
+            end = &(*end)->next;
+        *end = h;
+        t->held++;
+        fuse_req_interrupt_func(req, on_interrupt, h);
+        return;
+    }
+    free(h);
+    fuse_reply_err(req, EAGAIN);
+}
+
+/* ---- the guest reads: what the agent's port sent ---- */
+
+static size_t take_input(struct serial_tty *t, fuse_req_t req, size_t size)
+{
+    size_t n = t->tail - t->head < size ? t->tail - t->head : size;
+
+    fuse_reply_buf(req, (const char *)t->in + t->head, n);
+    t->head += n;
+    if (t->head == t->tail)
+        t->head = t->tail = 0;
+    return n;
+}
+
+/* Answers held reads. Tells the target there is room again unless it is
+ * the target writing (ev->writable would re-enter its flush). */
+static void serve_reads(struct serial_tty *t, bool tell)
+{
+    bool took = false;
+
+    while (t->reads && t->tail > t->head) {
+        struct held *h = t->reads;
+        take_input(t, h->req, h->size);
+        unhold(&t->reads, h);
+        took = true;
+    }
+    if (took && tell)
+        t->ev->writable(t->owner);
+}
+
+static void cuse_read(fuse_req_t req, size_t size, off_t off,
+                      struct fuse_file_info *fi)
+{
+    struct serial_tty *t = req_tty(req);
+    (void)off;
+
+    if (size == 0) {
+        fuse_reply_buf(req, NULL, 0);
+    } else if (t->tail > t->head && !t->reads) {
+        take_input(t, req, size);
+        t->ev->writable(t->owner);
+    } else if (fi->flags & O_NONBLOCK) {
+        fuse_reply_err(req, EAGAIN);
+    } else {
+        hold(t, &t->reads, req, size, NULL, 0);
+    }
+}
+
+static size_t store_input(struct serial_tty *t, const uint8_t *p, size_t n)
+{
+    if (INPUT_MAX - t->tail < n && t->head) {
+        memmove(t->in, t->in + t->head, t->tail - t->head);
+        t->tail -= t->head;
+        t->head = 0;
+    }
+    if (n > INPUT_MAX - t->tail)
+        n = INPUT_MAX - t->tail;
+    memcpy(t->in + t->tail, p, n);
+    t->tail += n;
+    return n;
+}
+
+/* From the target: stores what fits and answers held reads, again while
+ * they make room (the target is not told of room it is filling now). */
+static size_t tty_write(struct serial_tty *t, const uint8_t *p, size_t n)
+{
+    size_t done = 0, step;
+
+    while (done < n && (step = store_input(t, p + done, n - done))) {
+        done += step;
+        if (!t->reads)
+            break;
+        serve_reads(t, false);
+    }
+    if (done)
+        notify_pollers(t);
+    return done;
+}
+
+/* ---- the guest writes: toward the agent's port ---- */
+
+static size_t give_output(struct serial_tty *t, const uint8_t *p, size_t n)
+{
+    size_t room = t->ev->room(t->owner);
+
+    if (n > room) {
+        n = room;
+        t->full = true;
+    }
+    if (n)
+        t->ev->data(t->owner, p, n);
+    return n;
+}
+
+static void serve_writes(struct serial_tty *t)
+{
+    while (t->writes) {
+        struct held *h = t->writes;
+        h->done += give_output(t, h->data + h->done, h->size - h->done);
+        if (h->done < h->size)
+            return;
+        fuse_reply_write(h->req, h->size);
+        unhold(&t->writes, h);
+    }
+}
+
+static void cuse_write(fuse_req_t req, const char *buf, size_t size, off_t off,
+                       struct fuse_file_info *fi)
+{
+    struct serial_tty *t = req_tty(req);
+    size_t n = 0;
+    (void)off;
+
+    if (!t->writes)
+        n = give_output(t, (const uint8_t *)buf, size);
+    if (n == size || (n && (fi->flags & O_NONBLOCK)))
+        fuse_reply_write(req, n);
+    else if (fi->flags & O_NONBLOCK)
+        fuse_reply_err(req, EAGAIN);
+    else /* it replies once the rest went too */
+        hold(t, &t->writes, req, size, buf, n);
+}
+
+static void tty_resume(struct serial_tty *t)
+{
+    serve_writes(t);
+    if (t->full && !t->writes && t->ev->room(t->owner)) {
+        t->full = false;
+        notify_pollers(t);
+    }
+}
+
+/* ---- open and release ---- */
+
+static void forward_outputs(struct serial_tty *t, int before)
+{
+    int now = cuse_tty_modem(t->tty);
+
+    if ((before ^ now) & CUSE_TTY_DTR)
+        t->ev->control(t->owner, RFC2217_CTL_DTR, now & CUSE_TTY_DTR);
+    if ((before ^ now) & CUSE_TTY_RTS)
+        t->ev->control(t->owner, RFC2217_CTL_RTS, now & CUSE_TTY_RTS);
+}
+
+static void cuse_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+    struct serial_tty *t = req_tty(req);
+    struct opener *o = calloc(1, sizeof(*o));
+    int before = cuse_tty_modem(t->tty);
+    int pid = (int)fuse_req_ctx(req)->pid; /* req is gone after the reply */
+
+    if (!o) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    o->next = t->openers;
+    t->openers = o;
+    fi->fh = (uint64_t)(uintptr_t)o;
+    fi->direct_io = 1;
+    fi->nonseekable = 1;
+    fuse_reply_open(req, fi);
+    if (cuse_tty_opened(t->tty))
+        forward_outputs(t, before);
+    log_debug("target %s: %s opened (pid %d)", t->name, t->path, pid);
+}
+
+static void cuse_release(fuse_req_t req, struct fuse_file_info *fi)
+{
+    struct serial_tty *t = req_tty(req);
+    struct opener *o = (struct opener *)(uintptr_t)fi->fh;
+    int before = cuse_tty_modem(t->tty);
+
+    for (struct opener **p = &t->openers; *p; p = &(*p)->next)
+        if (*p == o) {
+            *p = o->next;
+            break;
+        }
+    if (o->ph)
+        fuse_pollhandle_destroy(o->ph);
+    free(o);
+    fuse_reply_err(req, 0);
+    if (cuse_tty_closed(t->tty)) /* HUPCL: the last close drops DTR/RTS */
+        forward_outputs(t, before);
+    log_debug("target %s: %s closed", t->name, t->path);
+}
+
+/* ---- ioctls ---- */
+
+static void on_break_end(uv_timer_t *timer)
+{
+    struct serial_tty *t = timer->data;
+
+    t->ev->control(t->owner, RFC2217_CTL_BREAK, false);
+}
+
+static void apply(struct serial_tty *t, const struct cuse_tty_result *r,
+                  int modem_before)
+{
+    struct serial_line l;
+
+    if (r->changed & CUSE_TTY_CHANGED_LINE) {
+        cuse_tty_line(t->tty, &l);
+        t->ev->line(t->owner, &l);
+    }
+    if (r->changed & CUSE_TTY_CHANGED_MODEM)
+        forward_outputs(t, modem_before);
+    if (r->changed & (CUSE_TTY_BREAK_ON | CUSE_TTY_BREAK_TIMED)) {
+        uv_timer_stop(&t->brk_timer);
+        t->ev->control(t->owner, RFC2217_CTL_BREAK, true);
+    }
+    if (r->changed & CUSE_TTY_BREAK_TIMED)
+        uv_timer_start(&t->brk_timer, on_break_end, r->break_ms, 0);
+    if (r->changed & CUSE_TTY_BREAK_OFF) {
+        uv_timer_stop(&t->brk_timer);
+        t->ev->control(t->owner, RFC2217_CTL_BREAK, false);
+    }
+    if (r->changed & CUSE_TTY_FLUSH_IN)
+        t->head = t->tail = 0;
+    if (r->changed & (CUSE_TTY_FLUSH_IN | CUSE_TTY_FLUSH_OUT))
+        t->ev->purge(
+            t->owner,
+            (r->changed & CUSE_TTY_FLUSH_IN ? RFC2217_PURGE_RX : 0) |
+                (r->changed & CUSE_TTY_FLUSH_OUT ? RFC2217_PURGE_TX : 0));
+    if (r->changed & CUSE_TTY_FLUSH_IN)
+        t->ev->writable(t->owner);
+}
+
+/* tty ioctls are not _IOC-encoded: the kernel cannot know their argument
+ * sizes, so the first call (unrestricted) asks for a retry naming them. */
+static void cuse_ioctl(fuse_req_t req, int cmd, void *arg,
+                       struct fuse_file_info *fi, unsigned flags,
+                       const void *in, size_t in_len, size_t out_cap)
+{
+    struct serial_tty *t = req_tty(req);
+    struct cuse_tty_call c = {
+        .cmd = (unsigned)cmd,
+        .arg = (uintptr_t)arg,
+        .in = in,
+        .in_len = in_len,
+        .out_cap = out_cap,
+        .input_queue = t->tail - t->head,
+    };
+    struct cuse_tty_result r;
+    int before = cuse_tty_modem(t->tty);
+    (void)fi;
+
+    cuse_tty_ioctl(t->tty, &c, &r);
+    if (r.verdict == CUSE_TTY_ERROR) {
+        fuse_reply_err(req, r.error);
+    } else if (r.verdict == CUSE_TTY_RETRY) {
+        struct iovec iov = {.iov_base = arg,
+                            .iov_len = r.in_len ? r.in_len : r.out_len};
+        if (!(flags & FUSE_IOCTL_UNRESTRICTED))
+            fuse_reply_err(req, ENOTTY);
+        else
+            fuse_reply_ioctl_retry(req, r.in_len ? &iov : NULL,
+                                   r.in_len ? 1 : 0, r.out_len ? &iov : NULL,
+                                   r.out_len ? 1 : 0);
+    } else {
+        fuse_reply_ioctl(req, r.ret, r.out_len ? r.out : NULL, r.out_len);
+        apply(t, &r, before);
+    }
+}
+
+/* ---- the device ---- */
+
+/* path -> the device node, replaced atomically (QEMU may be opening it). */
+static int link_path(struct serial_tty *t)
+{
+    char node[sizeof(t->devname) + 8], tmp[sizeof(t->path) + 8];
+
+    snprintf(node, sizeof(node), "/dev/%s", t->devname);
+    if (strcmp(node, t->path) == 0)
+        return 0;
+    snprintf(tmp, sizeof(tmp), "%s.new", t->path);
+    unlink(tmp);
+    if (symlink(node, tmp) < 0 || rename(tmp, t->path) < 0) {
+        int err = errno;
+        unlink(tmp);
+        return -err;
+    }
+    t->linked = true;
+    return 0;
+}
+
+/* The kernel created the device (our CUSE_INIT reply went out). */
+static void cuse_init_done(void *userdata)
+{
+    struct serial_tty *t = userdata;
+    char node[sizeof(t->devname) + 8];
+    struct stat st;
+
+    snprintf(node, sizeof(node), "/dev/%s", t->devname);
+    if (stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
+        log_warn("target %s: CUSE device %s: no node in /dev (%s); QEMU "
+                 "will not find it at %s",
+                 t->name, t->devname, strerror(errno), t->path);
+    int rc = link_path(t);
+    if (rc < 0)
+        log_err("target %s: cannot link %s to %s: %s", t->name, t->path, node,
+                strerror(-rc));
+    else
+        log_info("target %s: serial tty %s (CUSE: every setting, modem "
+                 "line and BREAK) linked at %s",
+                 t->name, node, t->path);
+}
+
+static const struct cuse_lowlevel_ops cuse_ops = {
+    .init_done = cuse_init_done,
+    .open = cuse_open,
+    .read = cuse_read,
+    .write = cuse_write,
+    .release = cuse_release,
+    .ioctl = cuse_ioctl,
+    .poll = cuse_poll,
+};
+
+static void on_session(uv_poll_t *h, int status, int events)
+{
+    struct serial_tty *t = h->data;
+    (void)events;
+
+    if (status < 0) {
+        log_warn("target %s: %s: %s", t->name, CUSE_DEVICE,
+                 uv_strerror(status));
+        return;
+    }
+    for (int i = 0; i < REQUESTS_PER_WAKEUP; i++) {
+        int n = fuse_session_receive_buf(t->se, &t->fbuf);
+        if (n == -EAGAIN || n == -EINTR)
+            return;
+        if (n <= 0) { /* ENODEV: the kernel dropped the device */
+            log_err("target %s: the CUSE device ended (%s)", t->name,
+                    n < 0 ? strerror(-n) : "session closed");
+            uv_poll_stop(&t->poll);
+            return;
+        }
+        fuse_session_process_buf(t->se, &t->fbuf);
+    }
+}
+
+static int session_open(struct serial_tty *t)
+{
+    const char *info[] = {NULL};
+    char devinfo[sizeof(t->devname) + 16];
+    char *argv[] = {"redir-relay", NULL};
+    struct fuse_args args = FUSE_ARGS_INIT(1, argv);
+    struct cuse_info ci = {.dev_info_argc = 1,
+                           .dev_info_argv = info,
+                           .flags = CUSE_UNRESTRICTED_IOCTL};
+    char mnt[32];
+
+    snprintf(devinfo, sizeof(devinfo), "DEVNAME=%s", t->devname);
+    info[0] = devinfo;
+    t->se = cuse_lowlevel_new(&args, &ci, &cuse_ops, t);
+    fuse_opt_free_args(&args); /* the parse may have copied argv */
+    if (!t->se)
+        return -ENOMEM;
+    int fd = open(CUSE_DEVICE, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    snprintf(mnt, sizeof(mnt), "/dev/fd/%d", fd);
+    if (fuse_session_mount(t->se, mnt) < 0) { /* adopts fd */
+        close(fd);
+        return -EINVAL;
+    }
+    int rc = uv_poll_init(t->loop, &t->poll, fd);
+    if (rc < 0)
+        return rc;
+    t->poll.data = t;
+    return uv_poll_start(&t->poll, UV_READABLE, on_session);
+}
+
+/* Answers what waits (the device is going) and forgets the openers'
+ * poll handles: nothing of libfuse's is left when the session goes. */
+static void drop_requests(struct serial_tty *t)
+{
+    while (t->reads) {
+        fuse_reply_err(t->reads->req, ENODEV);
+        unhold(&t->reads, t->reads);
+    }
+    while (t->writes) {
+        fuse_reply_err(t->writes->req, ENODEV);
+        unhold(&t->writes, t->writes);
+    }
+    while (t->openers) {
+        struct opener *o = t->openers;
+        t->openers = o->next;
+        if (o->ph)
+            fuse_pollhandle_destroy(o->ph);
+        free(o);
+    }
+}
+
+static void tty_free(struct serial_tty *t)
+{
+    free(t->fbuf.mem);
+    cuse_tty_free(t->tty);
+    free(t);
+}
+
+static void on_timer_closed(uv_handle_t *h) { tty_free(h->data); }
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    struct serial_tty *t = h->data;
+
+    uv_close((uv_handle_t *)&t->brk_timer, on_timer_closed);
+}
+
+/* The device goes at once (a reload may create one of the same name right
+ * after): uv_close takes the fd out of the loop before the session
+ * closes it, then only the handles' memory waits for their callbacks. */
+static void tty_close(struct serial_tty *t)
+{
+    bool polled = t->poll.loop != NULL;
+
+    uv_timer_stop(&t->brk_timer); /* the target is gone: no more events */
+    if (t->linked)
+        unlink(t->path);
+    if (polled)
+        uv_close((uv_handle_t *)&t->poll, on_poll_closed);
+    if (t->se) {
+        drop_requests(t);
+        fuse_session_destroy(t->se); /* closes /dev/cuse: the device goes */
+        t->se = NULL;
+    }
+    if (!polled)
+        on_poll_closed((uv_handle_t *)&t->poll);
+}
+
+static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
+                                   const char *path,
+                                   const struct serial_tty_events *ev,
+                                   void *owner)
+{
+    struct serial_tty *t;
+
+    /* the name becomes a path under /dev: "." and ".." would climb */
+    if (target[0] == '.' || strchr(target, '/')) {
+        log_err("target %s: a CUSE tty's name must not start with '.'", target);
+        return NULL;
+    }
+    t = calloc(1, sizeof(*t));
+    if (!t || !(t->tty = cuse_tty_new())) {
+        log_err("target %s: out of memory", target);
+        free(t);
+        return NULL;
+    }
+    t->loop = loop;
+    t->ev = ev;
+    t->owner = owner;
+    snprintf(t->name, sizeof(t->name), "%s", target);
+    snprintf(t->path, sizeof(t->path), "%s", path);
+    snprintf(t->devname, sizeof(t->devname), DEVNAME_DIR "/%s", target);
+    uv_timer_init(loop, &t->brk_timer);
+    t->brk_timer.data = t;
+    t->poll.data = t;
+    int rc = session_open(t);
+    if (rc < 0) {
+        log_err("target %s: cannot create the CUSE tty /dev/%s through %s: "
+                "%s%s",
+                target, t->devname, CUSE_DEVICE,
+                strerror(rc < -4095 ? EINVAL : -rc),
+                rc == -ENOENT ? " (cuse.ko not loaded?)" : "");
+        tty_close(t);
+        return NULL;
+    }
+    return t;
+}
+
+static void tty_line(struct serial_tty *t, struct serial_line *l)
+{
+    cuse_tty_line(t->tty, l);
+}
+
+static int tty_outputs(struct serial_tty *t)
+{
+    return cuse_tty_modem(t->tty) & (CUSE_TTY_DTR | CUSE_TTY_RTS);
+}
+
+static void tty_inputs(struct serial_tty *t, uint8_t modemstate)
+{
+    cuse_tty_set_inputs(
+        t->tty, (modemstate & RFC2217_MODEM_CTS ? CUSE_TTY_CTS : 0) |
+                    (modemstate & RFC2217_MODEM_DSR ? CUSE_TTY_DSR : 0) |
+                    (modemstate & RFC2217_MODEM_CD ? CUSE_TTY_CD : 0) |
+                    (modemstate & RFC2217_MODEM_RI ? CUSE_TTY_RI : 0));
+}
+
+static void tty_drop_input(struct serial_tty *t) { t->head = t->tail = 0; }
+
+bool serial_cuse_available(void)
+{
+    int fd = open(CUSE_DEVICE, O_RDWR | O_CLOEXEC);
+
+    if (fd < 0)
+        return false;
+    close(fd);
+    return true;
+}
+
+const struct serial_tty_backend serial_tty_cuse = {
+    .kind = "cuse",
+    .sees =
+        SERIAL_TTY_SEES_FRAMING | SERIAL_TTY_SEES_MODEM | SERIAL_TTY_SEES_BREAK,
+    .open = tty_open,
+    .write = tty_write,
+    .resume = tty_resume,
+    .line = tty_line,
+    .outputs = tty_outputs,
+    .inputs = tty_inputs,
+    .drop_input = tty_drop_input,
+    .close = tty_close,
+};

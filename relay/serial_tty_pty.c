@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: MIT */
+/* A serial target's tty as a pty on the relay's loop: its slave linked at
+ * the target's path for QEMU, the guest's settings read from the master
+ * at each TIOCPKT_IOCTL wakeup (speed, stop bits, flow control: a pty
+ * forces 8 bits without parity and has no modem lines or BREAK). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "serial_pty.h"
+#include "serial_tty_backend.h"
+
+/* One read of the guest's output (plus the packet-mode status byte). */
+#define PTY_READ_MAX 16384
+
+struct serial_tty {
+    uv_loop_t *loop;
+    const struct serial_tty_events *ev;
+    void *owner;
+    char name[SERIAL_TTY_NAME_MAX];
+    char path[SERIAL_TTY_PATH_MAX];
+    int master, slave; /* slave kept open: QEMU closing it is no hang-up */
+    uv_poll_t poll;
+    int poll_events;
+    bool want_write; /* write() came back short: wait for POLLOUT */
+    uint8_t rbuf[PTY_READ_MAX + 1];
+};
+
+static void pty_update(struct serial_tty *t);
+
+static void pty_read(struct serial_tty *t)
+{
+    size_t room = t->ev->room(t->owner);
+    size_t want = room < PTY_READ_MAX ? room : PTY_READ_MAX;
+    ssize_t n = read(t->master, t->rbuf, want + 1);
+
+    if (n <= 0) {
+        if (n < 0 && errno != EAGAIN && errno != EINTR && errno != EIO)
+            log_warn("target %s: reading the pty: %s", t->name,
+                     strerror(errno));
+        return;
+    }
+    if (t->rbuf[0] != TIOCPKT_DATA) { /* a status byte alone */
+        struct serial_line now;
+        if ((t->rbuf[0] & TIOCPKT_IOCTL) &&
+            serial_pty_line(t->master, &now) == 0)
+            t->ev->line(t->owner, &now);
+        return;
+    }
+    if (n > 1)
+        t->ev->data(t->owner, t->rbuf + 1, (size_t)n - 1);
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct serial_tty *t = h->data;
+
+    if (status < 0) {
+        log_warn("target %s: the pty: %s", t->name, uv_strerror(status));
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        t->want_write = false;
+        t->ev->writable(t->owner);
+    }
+    if (events & UV_READABLE)
+        pty_read(t);
+    pty_update(t);
+}
+
+/* Reads the guest unless the target is backed up (a status byte waits in
+ * the pty meanwhile: nothing is lost). */
+static void pty_update(struct serial_tty *t)
+{
+    int events = (t->ev->room(t->owner) ? UV_READABLE : 0) |
+                 (t->want_write ? UV_WRITABLE : 0);
+
+    if (events != t->poll_events) {
+        uv_poll_start(&t->poll, events, on_poll);
+        t->poll_events = events;
+    }
+}
+
+static size_t pty_write(struct serial_tty *t, const uint8_t *p, size_t n)
+{
+    ssize_t w = n ? write(t->master, p, n) : 0;
+
+    if (w < 0)
+        w = 0;
+    if ((size_t)w < n) {
+        t->want_write = true;
+        pty_update(t);
+    }
+    return (size_t)w;
+}
+
+static void pty_resume(struct serial_tty *t) { pty_update(t); }
+
+static void pty_line(struct serial_tty *t, struct serial_line *l)
+{
+    if (serial_pty_line(t->master, l) < 0)
+        serial_line_default(l);
+}
+
+static int pty_outputs(struct serial_tty *t)
+{
+    (void)t;
+    return -1;
+}
+
+static void pty_inputs(struct serial_tty *t, uint8_t modemstate)
+{
+    (void)t;
+    (void)modemstate;
+}
+
+static void pty_drop_input(struct serial_tty *t)
+{
+    (void)t; /* the pty's own queue is the guest's to flush */
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    struct serial_tty *t = h->data;
+
+    close(t->master);
+    close(t->slave);
+    free(t);
+}
+
+static void pty_close(struct serial_tty *t)
+{
+    unlink(t->path);
+    uv_close((uv_handle_t *)&t->poll, on_poll_closed);
+}
+
+/* path -> the slave, replaced atomically (QEMU may be opening it). */
+static int pty_link(struct serial_tty *t, const char *slave_name)
+{
+    char tmp[sizeof(t->path) + 8];
+
+    snprintf(tmp, sizeof(tmp), "%s.new", t->path);
+    unlink(tmp);
+    if (symlink(slave_name, tmp) < 0 || rename(tmp, t->path) < 0) {
+        int err = errno;
+        unlink(tmp);
+        return -err;
+    }
+    return 0;
+}
+
+static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
+                                   const char *path,
+                                   const struct serial_tty_events *ev,
+                                   void *owner)
+{
+    struct serial_tty *t = calloc(1, sizeof(*t));
+    char name[64];
+
+    if (!t) {
+        log_err("target %s: out of memory", target);
+        return NULL;
+    }
+    *t = (struct serial_tty){.loop = loop, .ev = ev, .owner = owner};
+    snprintf(t->name, sizeof(t->name), "%s", target);
+    snprintf(t->path, sizeof(t->path), "%s", path);
+    int rc = serial_pty_open(&t->master, &t->slave, name, sizeof(name));
+    if (rc == 0)
+        rc = pty_link(t, name);
+    if (rc == 0)
+        rc = uv_poll_init(loop, &t->poll, t->master);
+    if (rc < 0) {
+        log_err("target %s: cannot create the pty at %s: %s", target, path,
+                rc < -4095 ? uv_strerror(rc) : strerror(-rc));
+        if (t->master >= 0)
+            close(t->master);
+        if (t->slave >= 0)
+            close(t->slave);
+        free(t);
+        return NULL;
+    }
+    t->poll.data = t;
+    log_info("target %s: serial pty %s linked at %s", target, name, path);
+    log_notice("target %s: %s is a pty: the guest's speed, stop bits and "
+               "flow control reach the agent; its data bits, parity, modem "
+               "lines (DTR/RTS) and BREAK do not (the pty driver forces 8 "
+               "bits without parity and has no modem lines): the agent's "
+               "port keeps its configured framing",
+               target, path);
+    pty_update(t);
+    return t;
+}
+
+const struct serial_tty_backend serial_tty_pty = {
+    .kind = "pty",
+    .sees = 0,
+    .open = pty_open,
+    .write = pty_write,
+    .resume = pty_resume,
+    .line = pty_line,
+    .outputs = pty_outputs,
+    .inputs = pty_inputs,
+    .drop_input = pty_drop_input,
+    .close = pty_close,
+};

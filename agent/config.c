@@ -113,7 +113,8 @@ static int parse_metrics_listen(struct agent_parse *a, const char *value)
 
     if (!set_once(a, &a->seen_metrics, "metrics_listen"))
         return 0;
-    if (hostport_parse(value, &a->cfg->metrics_addr, why, sizeof(why)) < 0) {
+    if (hostport_parse_local(value, &a->cfg->metrics_addr, why, sizeof(why)) <
+        0) {
         config_error(&a->p, "[agent] metrics_listen: %s", why);
         return 0;
     }

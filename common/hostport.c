@@ -73,6 +73,20 @@ int hostport_parse(const char *text, struct hostport *hp, char *why,
     return 0;
 }
 
+int hostport_parse_local(const char *text, struct hostport *hp, char *why,
+                         size_t why_len)
+{
+    if (strchr(text, ':') || !isdigit((unsigned char)*text))
+        return hostport_parse(text, hp, why, why_len);
+    if (parse_port(text, &hp->port) < 0) {
+        snprintf(why, why_len, "'%s': port must be a number from 1 to 65535",
+                 text);
+        return -1;
+    }
+    snprintf(hp->host, sizeof(hp->host), "127.0.0.1");
+    return 0;
+}
+
 const char *hostport_str(const struct hostport *hp, char *buf, size_t len)
 {
     if (strchr(hp->host, ':'))

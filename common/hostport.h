@@ -19,6 +19,12 @@ struct hostport {
 int hostport_parse(const char *text, struct hostport *hp, char *why,
                    size_t why_len);
 
+/* Like hostport_parse, and a bare PORT means 127.0.0.1:PORT: for
+ * endpoints with no authentication (metrics), whose safe default is
+ * loopback; another host must be written out. */
+int hostport_parse_local(const char *text, struct hostport *hp, char *why,
+                         size_t why_len);
+
 /* Formats as "host:port" or "[v6]:port". */
 const char *hostport_str(const struct hostport *hp, char *buf, size_t len);
 

@@ -77,7 +77,8 @@ static int parse_metrics_listen(struct parse *p, const char *value)
 {
     char why[300];
 
-    if (hostport_parse(value, &p->cfg->metrics_addr, why, sizeof(why)) < 0) {
+    if (hostport_parse_local(value, &p->cfg->metrics_addr, why, sizeof(why)) <
+        0) {
         config_error(&p->cp, "[relay] metrics_listen: %s", why);
         return 0;
     }

@@ -205,6 +205,14 @@ static void test_security_good(void)
               cfg.handshake_timeout_ms == 5000 && !cfg.tls.enabled,
           "security defaults: %s", err);
     relay_config_free(&cfg);
+    /* an unauthenticated endpoint: a bare port stays on loopback */
+    rc = load(RELAY "metrics_listen = 9471\n[target.a]\nqemu = h:1\n", &cfg,
+              err);
+    CHECK(rc == 0 && cfg.metrics &&
+              strcmp(cfg.metrics_addr.host, "127.0.0.1") == 0 &&
+              cfg.metrics_addr.port == 9471,
+          "metrics_listen = PORT: %s", err);
+    relay_config_free(&cfg);
 }
 
 static void test_good(void)

@@ -112,7 +112,9 @@ static void test_bad_configs(void)
                  "[agent] control_group: no group 'no-such-group-here'");
     expect_error("[agent]\ncontrol_group = root\ncontrol_group = root\n", 3,
                  "control_group: set twice (first on line 2)");
-    expect_error("[agent]\nmetrics_listen = 9470\n", 2,
+    expect_error("[agent]\nmetrics_listen = 94700\n", 2,
+                 "[agent] metrics_listen: '94700': port must be a number");
+    expect_error("[agent]\nmetrics_listen = :9470\n", 2,
                  "[agent] metrics_listen: ");
     expect_error("[agent]\nallow_force = maybe\n", 2,
                  "[agent] allow_force: 'maybe' is not yes or no");
@@ -154,6 +156,13 @@ static void test_usb_security(void)
     config_free(&cfg);
     rc = load("[usb]\nlisten = 127.0.0.1:4000\n", &cfg, err, sizeof(err));
     CHECK(rc == 0 && !cfg.usb.replace_peer, "loopback listen: %s", err);
+    config_free(&cfg);
+    /* an unauthenticated endpoint: a bare port stays on loopback */
+    rc = load("[agent]\nmetrics_listen = 9470\n", &cfg, err, sizeof(err));
+    CHECK(rc == 0 && cfg.metrics &&
+              strcmp(cfg.metrics_addr.host, "127.0.0.1") == 0 &&
+              cfg.metrics_addr.port == 9470,
+          "metrics_listen = PORT: %s", err);
     config_free(&cfg);
     /* certificates instead of the secret for a relay */
     rc = load("[usb]\nconnect = relay:7300/vm1\ntls = yes\n"

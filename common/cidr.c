@@ -10,17 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define ENTRY_MAX 64
+#include "config_util.h"
 
-static char *trim(char *s)
-{
-    while (isspace((unsigned char)*s))
-        s++;
-    char *end = s + strlen(s);
-    while (end > s && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return s;
-}
+#define ENTRY_MAX 64
 
 static int parse_one(char *text, struct cidr *out)
 {
@@ -64,7 +56,7 @@ int cidr_list_parse(const char *text, struct cidr_list *out, char *why,
         comma = strchr(tok, ',');
         if (comma)
             *comma = '\0';
-        char *entry = trim(tok);
+        char *entry = config_trim(tok);
         if (out->n == CIDR_LIST_MAX) {
             snprintf(why, why_len, "more than %d entries", CIDR_LIST_MAX);
             return -1;

@@ -235,11 +235,8 @@ static int key_allow(struct serial_port_config *p, const char *key,
 {
     char why[160];
 
-    if (strcmp(value, "any") == 0) {
-        p->allow_any = true;
-        return 0;
-    }
-    if (cidr_list_parse(value, &p->allow, why, sizeof(why)) < 0) {
+    if (cidr_allow_parse(value, &p->allow_any, &p->allow, why, sizeof(why)) <
+        0) {
         serial_config__fail(cp, p, key, "%s", why);
         return -1;
     }

@@ -270,11 +270,8 @@ static int parse_allow(struct usb_config *u, struct usb_config_lines *lines,
     char why[160];
 
     lines->allow = p->line;
-    if (strcmp(value, "any") == 0) {
-        u->allow_any = true;
-        return 1;
-    }
-    if (cidr_list_parse(value, &u->allow, why, sizeof(why)) < 0) {
+    if (cidr_allow_parse(value, &u->allow_any, &u->allow, why, sizeof(why)) <
+        0) {
         config_error(p, "[usb] allow: %s", why);
         return 0;
     }

@@ -10,9 +10,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config_util.h"
-
 #define ENTRY_MAX 64
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    char *end = s + strlen(s);
+    while (end > s && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return s;
+}
 
 static int parse_one(char *text, struct cidr *out)
 {
@@ -56,7 +64,7 @@ int cidr_list_parse(const char *text, struct cidr_list *out, char *why,
         comma = strchr(tok, ',');
         if (comma)
             *comma = '\0';
-        char *entry = config_trim(tok);
+        char *entry = trim(tok);
         if (out->n == CIDR_LIST_MAX) {
             snprintf(why, why_len, "more than %d entries", CIDR_LIST_MAX);
             return -1;

@@ -173,13 +173,3 @@ int config_parse_bool(const char *value, bool *out)
     }
     return -1;
 }
-
-char *config_trim(char *item)
-{
-    while (isspace((unsigned char)*item))
-        item++;
-    char *end = item + strlen(item);
-    while (end > item && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return item;
-}

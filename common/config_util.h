@@ -58,8 +58,4 @@ int config_parse_size(const char *value, uint32_t min, uint32_t max,
 /* yes/no, true/false, on/off, 1/0 (any case); 0 or -1. */
 int config_parse_bool(const char *value, bool *out);
 
-/* One item of a comma-separated list without the spaces around it: cuts
- * them off the end in place and returns where the item starts. */
-char *config_trim(char *item);
-
 #endif

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* The [usb] connect and listen lists: "HOST:PORT[/TARGET], ..." read into
  * slots, and whether two configs have the same slots. */
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "config_util.h"
 #include "usb_config.h"
 
 #define SLOT_LIST_MAX 1024
@@ -32,6 +32,16 @@ static int parse_target(const char *key, char *tok, char *target, char *why,
     }
     memcpy(target, t, len + 1);
     return 0;
+}
+
+static char *trim(char *tok)
+{
+    while (isspace((unsigned char)*tok))
+        tok++;
+    char *end = tok + strlen(tok);
+    while (end > tok && isspace((unsigned char)end[-1]))
+        *--end = '\0';
+    return tok;
 }
 
 /* One "HOST:PORT[/TARGET]" of the list. */
@@ -74,7 +84,7 @@ int usb_config_parse_slot_list(struct usb_config *u, const char *key,
         comma = strchr(tok, ',');
         if (comma)
             *comma = '\0';
-        if (parse_slot(u, key, config_trim(tok), why, why_len) < 0)
+        if (parse_slot(u, key, trim(tok), why, why_len) < 0)
             return -1;
     }
     return 0;

@@ -29,8 +29,6 @@ static void port_client_event(struct serial_port *p, struct serial_client *c,
 static const struct serial_client_ops port_client_ops;
 static void on_client_freed(void *arg) { serial_port__release(arg); }
 
-/* ---- clients ---- */
-
 static void on_dial_timer(uv_timer_t *timer)
 {
     struct serial_port *p = timer->data;

@@ -46,6 +46,32 @@ static void device_log_decision(const struct usb_device_entry *e)
                 "%s: stays local (%s)", e->name, dec->reason);
 }
 
+/* Decides d again under the current rules; a running session keeps its
+ * decision (a reload) unless even_if_redirecting (detach, attach). */
+void usb_redirector_redecide(struct usb_redirector *r, struct device_node *d,
+                             bool even_if_redirecting)
+{
+    struct usb_decision before = d->e->decision;
+
+    if (d->session && usb_session_is_redirecting(d->session) &&
+        !even_if_redirecting)
+        return;
+    device_decide(r, d);
+    if (before.redirect == d->e->decision.redirect &&
+        before.access == d->e->decision.access)
+        return;
+    device_log_decision(d->e);
+    device_emit_decision(r, d);
+    if (d->session && !d->e->decision.redirect)
+        usb_session_withdraw(d->session);
+    else if (d->session)
+        usb_session_set_access(d->session, d->e->decision.access);
+    else if (d->e->decision.redirect)
+        usb_redirector_start_session(r, d);
+}
+
+/* ---- arrivals and departures ---- */
+
 /* A device's bus and device number are unique while it is plugged. */
 static struct device_node *find_by_address(struct usb_redirector *r,
                                            uint8_t busnum, uint8_t devnum)
@@ -137,30 +163,6 @@ static void handle_departure(struct usb_redirector *r, libusb_device *dev,
         device_node_free(d);
         return;
     }
-}
-
-/* Decides d again under the current rules; a running session keeps its
- * decision (a reload) unless even_if_redirecting (detach, attach). */
-void usb_redirector_redecide(struct usb_redirector *r, struct device_node *d,
-                             bool even_if_redirecting)
-{
-    struct usb_decision before = d->e->decision;
-
-    if (d->session && usb_session_is_redirecting(d->session) &&
-        !even_if_redirecting)
-        return;
-    device_decide(r, d);
-    if (before.redirect == d->e->decision.redirect &&
-        before.access == d->e->decision.access)
-        return;
-    device_log_decision(d->e);
-    device_emit_decision(r, d);
-    if (d->session && !d->e->decision.redirect)
-        usb_session_withdraw(d->session);
-    else if (d->session)
-        usb_session_set_access(d->session, d->e->decision.access);
-    else if (d->e->decision.redirect)
-        usb_redirector_start_session(r, d);
 }
 
 void usb_redirector_handle_hotplug(struct usb_redirector *r,

@@ -9,8 +9,6 @@
 
 static const struct usb_session_ops redirector_session_ops;
 
-/* ---- slots ---- */
-
 /* The device that has waited longest for a slot, or NULL. */
 static struct device_node *longest_waiting(struct usb_redirector *r)
 {

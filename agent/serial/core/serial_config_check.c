@@ -3,11 +3,33 @@
  * together (a device and a peer, printers, relay targets, who may
  * connect) and the ports against each other (one device, one address). */
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "config_util.h"
 #include "serial_config_int.h"
+
+static int fail_at_key(struct config_parse *cp,
+                       const struct serial_port_config *p,
+                       enum serial_key_index key, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Reports a problem with key where it was set, under its name; -1. */
+static int fail_at_key(struct config_parse *cp,
+                       const struct serial_port_config *p,
+                       enum serial_key_index key, const char *fmt, ...)
+{
+    char what[CONFIG_ERR_MAX];
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof(what), fmt, ap);
+    va_end(ap);
+    cp->line = p->key_line[key];
+    serial_config__fail(cp, p, serial_config__keys[key].name, "%s", what);
+    return -1;
+}
 
 /* /dev/lp0, /dev/usb/lp3: the kernel's printer class devices. */
 static bool is_printer_name(const char *path)
@@ -25,28 +47,18 @@ static bool is_printer_name(const char *path)
 
 static int finish_printer(struct serial_port_config *p, struct config_parse *cp)
 {
-    static const struct {
-        int key;
-        const char *name;
-    } tty_only[] = {{KEY_LINE, "line"}, {KEY_FLOW, "flow"}};
+    static const enum serial_key_index tty_only[] = {KEY_LINE, KEY_FLOW};
 
-    if (p->mode == SERIAL_MODE_RFC2217) {
-        cp->line = p->key_line[KEY_MODE];
-        serial_config__fail(
-            cp, p, "mode",
+    if (p->mode == SERIAL_MODE_RFC2217)
+        return fail_at_key(
+            cp, p, KEY_MODE,
             "rfc2217 needs a tty; %s is a printer (raw or telnet only)",
             p->device);
-        return -1;
-    }
-    for (size_t i = 0; i < 2; i++) {
-        if (p->key_line[tty_only[i].key]) {
-            cp->line = p->key_line[tty_only[i].key];
-            serial_config__fail(cp, p, tty_only[i].name,
-                                "%s is a printer: it has no line settings",
-                                p->device);
-            return -1;
-        }
-    }
+    for (size_t i = 0; i < 2; i++)
+        if (p->key_line[tty_only[i]])
+            return fail_at_key(cp, p, tty_only[i],
+                               "%s is a printer: it has no line settings",
+                               p->device);
     return 0;
 }
 
@@ -60,69 +72,50 @@ static int finish_security(struct serial_port_config *p,
     snprintf(section, sizeof(section), "serial.%s", p->name);
     if (tls_config_finish(&p->tls, cp, section, p->line) < 0)
         return -1;
-    if (p->key_line[KEY_ALLOW] && p->peer != SERIAL_PEER_LISTEN) {
-        cp->line = p->key_line[KEY_ALLOW];
-        serial_config__fail(cp, p, "allow",
-                            "only for listen (who may connect)");
-        return -1;
-    }
+    if (p->key_line[KEY_ALLOW] && p->peer != SERIAL_PEER_LISTEN)
+        return fail_at_key(cp, p, KEY_ALLOW,
+                           "only for listen (who may connect)");
     if (p->peer != SERIAL_PEER_LISTEN || p->tls.enabled ||
         p->key_line[KEY_ALLOW] || cidr_host_is_loopback(p->addr.host))
         return 0;
-    cp->line = p->key_line[KEY_LISTEN];
-    serial_config__fail(
-        cp, p, "listen",
+    return fail_at_key(
+        cp, p, KEY_LISTEN,
         "%s takes a connection from anyone who can reach this machine; set "
         "allow = the hypervisors' addresses (or allow = any), or tls = yes "
         "with certificates",
         hostport_str(&p->addr, addr, sizeof(addr)));
-    return -1;
 }
 
 /* connect = HOST:PORT/TARGET: the relay's serial target speaks RFC 2217
  * to us, and we must prove who we are (a secret, or TLS certificates). */
 static int finish_relay(struct serial_port_config *p, struct config_parse *cp)
 {
-    static const int relay_only[] = {KEY_RELAY_SECRET_FILE, KEY_AGENT_ID};
+    static const enum serial_key_index relay_only[] = {KEY_RELAY_SECRET_FILE,
+                                                       KEY_AGENT_ID};
 
     if (!p->target[0]) {
-        for (size_t i = 0; i < 2; i++) {
-            if (p->key_line[relay_only[i]]) {
-                cp->line = p->key_line[relay_only[i]];
-                serial_config__fail(
-                    cp, p, serial_config__keys[relay_only[i]].name,
+        for (size_t i = 0; i < 2; i++)
+            if (p->key_line[relay_only[i]])
+                return fail_at_key(
+                    cp, p, relay_only[i],
                     "only with connect = HOST:PORT/TARGET (a relay)");
-                return -1;
-            }
-        }
         return 0;
     }
-    if (p->kind == SERIAL_KIND_PRINTER) {
-        cp->line = p->key_line[KEY_CONNECT];
-        serial_config__fail(
-            cp, p, "connect",
-            "%s is a printer: relay targets are ttys (printers reach a "
-            "relay only as plain TCP for now)",
-            p->device);
-        return -1;
-    }
-    if (p->key_line[KEY_MODE] && p->mode != SERIAL_MODE_RFC2217) {
-        cp->line = p->key_line[KEY_MODE];
-        serial_config__fail(
-            cp, p, "mode",
-            "a relay target speaks rfc2217 (the guest's line settings "
-            "come that way); leave mode out or set rfc2217");
-        return -1;
-    }
+    if (p->kind == SERIAL_KIND_PRINTER)
+        return fail_at_key(cp, p, KEY_CONNECT,
+                           "%s is a printer: relay targets are ttys (printers "
+                           "reach a relay only as plain TCP for now)",
+                           p->device);
+    if (p->key_line[KEY_MODE] && p->mode != SERIAL_MODE_RFC2217)
+        return fail_at_key(cp, p, KEY_MODE,
+                           "a relay target speaks rfc2217 (the guest's line "
+                           "settings come that way); leave mode out or set "
+                           "rfc2217");
     p->mode = SERIAL_MODE_RFC2217;
-    if (!p->relay_secret_file && !p->tls.enabled) {
-        cp->line = p->key_line[KEY_CONNECT];
-        serial_config__fail(
-            cp, p, "connect",
-            "a relay needs relay_secret_file = /PATH or tls = yes with "
-            "certificates");
-        return -1;
-    }
+    if (!p->relay_secret_file && !p->tls.enabled)
+        return fail_at_key(cp, p, KEY_CONNECT,
+                           "a relay needs relay_secret_file = /PATH or tls = "
+                           "yes with certificates");
     return 0;
 }
 
@@ -166,22 +159,16 @@ static int finish_conflicts(const struct serial_config *sc, size_t i,
 
     for (size_t j = 0; j < i; j++) {
         const struct serial_port_config *q = &sc->ports[j];
-        if (strcmp(p->device, q->device) == 0) {
-            cp->line = p->key_line[KEY_DEVICE];
-            serial_config__fail(cp, p, "device",
-                                "%s is already used by [serial.%s] (line %d)",
-                                p->device, q->name, q->key_line[KEY_DEVICE]);
-            return -1;
-        }
+        if (strcmp(p->device, q->device) == 0)
+            return fail_at_key(cp, p, KEY_DEVICE,
+                               "%s is already used by [serial.%s] (line %d)",
+                               p->device, q->name, q->key_line[KEY_DEVICE]);
         if (p->peer == SERIAL_PEER_LISTEN && q->peer == SERIAL_PEER_LISTEN &&
-            hostport_same_listen(&p->addr, &q->addr)) {
-            cp->line = p->key_line[KEY_LISTEN];
-            serial_config__fail(cp, p, "listen",
-                                "%s is already used by [serial.%s] (line %d)",
-                                hostport_str(&p->addr, addr, sizeof(addr)),
-                                q->name, q->key_line[KEY_LISTEN]);
-            return -1;
-        }
+            hostport_same_listen(&p->addr, &q->addr))
+            return fail_at_key(cp, p, KEY_LISTEN,
+                               "%s is already used by [serial.%s] (line %d)",
+                               hostport_str(&p->addr, addr, sizeof(addr)),
+                               q->name, q->key_line[KEY_LISTEN]);
     }
     return 0;
 }

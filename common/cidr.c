@@ -91,6 +91,15 @@ static bool prefix_match(const uint8_t *a, const uint8_t *b, unsigned bits)
     return (a[bytes] & mask) == (b[bytes] & mask);
 }
 
+int cidr_allow_parse(const char *value, bool *any, struct cidr_list *out,
+                     char *why, size_t why_len)
+{
+    *any = strcmp(value, "any") == 0;
+    if (*any)
+        return 0;
+    return cidr_list_parse(value, out, why, why_len);
+}
+
 bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *addr)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0,    0,

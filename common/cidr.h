@@ -27,6 +27,12 @@ struct cidr_list {
 int cidr_list_parse(const char *text, struct cidr_list *out, char *why,
                     size_t why_len);
 
+/* An "allow" setting: "any" (*any set: every address), or a
+ * comma-separated list into out (*any cleared). Returns 0, or -1 with the
+ * bad entry in why. */
+int cidr_allow_parse(const char *value, bool *any, struct cidr_list *out,
+                     char *why, size_t why_len);
+
 /* True if addr (AF_INET, AF_INET6 or IPv4-mapped IPv6) is in the list. An
  * empty list matches nothing. */
 bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *addr);

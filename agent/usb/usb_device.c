@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "usb_device_info.h"
+#include "usb_sysfs.h"
 
 #define PORT_PATH_MAX 8 /* USB allows at most 7 tiers of hubs */
 
@@ -28,37 +29,15 @@ static void device_port_path(libusb_device *dev, char *buf, size_t len)
             snprintf(buf + off, len - (size_t)off, i ? ".%u" : "%u", ports[i]);
 }
 
-/* Reads a sysfs attribute of the device (cached by the kernel: no device
- * I/O). Non-blocking open: under emulation a blocking open can stall. */
-static bool sysfs_read_attr(const char *port, const char *attr, char *buf,
-                            size_t len)
-{
-    char path[128];
-    int fd;
-    ssize_t n;
-
-    snprintf(path, sizeof(path), "/sys/bus/usb/devices/%s/%s", port, attr);
-    fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return false;
-    n = read(fd, buf, len - 1);
-    close(fd);
-    if (n <= 0)
-        return false;
-    buf[n] = '\0';
-    buf[strcspn(buf, "\n")] = '\0';
-    return true;
-}
-
 /* Product and serial strings: sysfs first, else ask the device. */
 static void device_strings(libusb_device *dev,
                            const struct libusb_device_descriptor *dd,
                            struct usb_device_entry *e)
 {
     bool have_product =
-        sysfs_read_attr(e->port, "product", e->product, sizeof(e->product));
+        usb_sysfs_read_attr(e->port, "product", e->product, sizeof(e->product));
     bool have_serial =
-        sysfs_read_attr(e->port, "serial", e->serial, sizeof(e->serial));
+        usb_sysfs_read_attr(e->port, "serial", e->serial, sizeof(e->serial));
     libusb_device_handle *h;
 
     if ((have_product || !dd->iProduct) && (have_serial || !dd->iSerialNumber))

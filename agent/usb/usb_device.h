@@ -7,8 +7,8 @@
 #include <libusb.h>
 
 #include "usb_policy.h"
+#include "usb_port.h"
 
-#define USB_PORT_PATH_MAX 32
 #define USB_STRING_MAX 128
 
 /* A device libusb reported, and the decision on it. */

@@ -1,7 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /* Inside the USB redirector: the device list and the state the redirector's
- * files share (usb_redirector.c: hotplug, decisions, sessions;
- * usb_redirector_control.c: detach/attach, events, status, counters). */
+ * files share. Not for other modules. usb_redirector.c: start, reload,
+ * stop; usb_redirector_hotplug.c: where hotplug events come from and their
+ * queue; usb_redirector_devices.c: the devices and their decisions;
+ * usb_redirector_sessions.c: slots and sessions;
+ * usb_redirector_control.c: detach/attach, events, status, counters. */
 #ifndef REDIR_USB_REDIRECTOR_INT_H
 #define REDIR_USB_REDIRECTOR_INT_H
 
@@ -61,8 +64,38 @@ struct usb_redirector {
     struct usb_redirector_counters counters;
 };
 
-/* usb_redirector.c: d decided again under the current policy (and its
- * held_local/forced marks), its session started or ended to match. */
+/* usb_redirector.c: everything is released: the libusb context goes, then
+ * the redirector (ops->on_stopped). */
+void usb_redirector_finish(struct usb_redirector *r);
+
+/* usb_redirector_hotplug.c: picks libusb's (udevd runs) or the kernel's
+ * hotplug, once, before libusb enumerates. */
+void usb_redirector_choose_hotplug(struct usb_redirector *r);
+/* usb_redirector_hotplug.c: registers with libusb, which reports the
+ * devices present at once. Returns 0, or -1 after logging why. */
+int usb_redirector_watch_hotplug(struct usb_redirector *r);
+/* usb_redirector_hotplug.c: handles (or, when stopping, drops) every queued
+ * event. */
+void usb_redirector_drain_hotplug(struct usb_redirector *r);
+
+/* usb_redirector_devices.c: a device arrived or left. */
+void usb_redirector_handle_hotplug(struct usb_redirector *r,
+                                   const struct hotplug_event *ev);
+/* usb_redirector_devices.c: frees every device node. */
+void usb_redirector_free_devices(struct usb_redirector *r);
+
+/* usb_redirector_sessions.c: what the slots report. */
+extern const struct usb_slots_ops usb_redirector_slots_ops;
+/* usb_redirector_sessions.c: gives free slots to waiting devices, longest
+ * waiting first. */
+void usb_redirector_offer_slots(struct usb_redirector *r);
+/* usb_redirector_sessions.c: d is redirected: its session, and a slot if
+ * one is free. */
+void usb_redirector_start_session(struct usb_redirector *r,
+                                  struct device_node *d);
+
+/* usb_redirector_devices.c: d decided again under the current policy (and
+ * its held_local/forced marks), its session started or ended to match. */
 void usb_redirector_redecide(struct usb_redirector *r, struct device_node *d,
                              bool even_if_redirecting);
 

@@ -14,10 +14,8 @@
 
 #define SYSFS_USB_DEVICES "/sys/bus/usb/devices"
 
-/* Reads attribute attr of entry (a device or interface name); false if
- * absent or empty. Non-blocking open, as everywhere sysfs is read here. */
-static bool read_attr(const char *entry, const char *attr, char *buf,
-                      size_t len)
+bool usb_sysfs_read_attr(const char *entry, const char *attr, char *buf,
+                         size_t len)
 {
     char path[PATH_MAX];
     ssize_t n;
@@ -42,7 +40,7 @@ static bool read_u8(const char *entry, const char *attr, int base, uint8_t *out)
 {
     char buf[16], *end;
 
-    if (!read_attr(entry, attr, buf, sizeof(buf)))
+    if (!usb_sysfs_read_attr(entry, attr, buf, sizeof(buf)))
         return false;
     unsigned long v = strtoul(buf, &end, base);
     if (end == buf || *end || v > 255)

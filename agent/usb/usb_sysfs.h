@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "usb_device.h"
+#include "usb_port.h"
 
 /* "usb1", "1-1.2.3.4.5.6.7": sysfs names of USB devices. */
 #define USB_SYSFS_NAME_MAX 32
@@ -20,6 +20,13 @@ struct usb_sysfs_device {
     bool bound; /* the kernel's usb driver took it: configured, and its
                  * interfaces' drivers probed */
 };
+
+/* Reads attribute attr of entry (a device's or interface's sysfs name, or
+ * a BUS-PORT) into buf (len bytes, a NUL-terminated first line); false if
+ * absent or empty. Cached by the kernel: no device I/O. Non-blocking open:
+ * under emulation a blocking open can stall. */
+bool usb_sysfs_read_attr(const char *entry, const char *attr, char *buf,
+                         size_t len);
 
 /* Every USB device in /sys/bus/usb/devices, at most max of them. Returns
  * how many, or -1 if sysfs cannot be read. */

@@ -54,8 +54,9 @@ def build_shard(work):
                     "-Wextra", "-Werror", "-I", common,
                     os.path.join(HERE, "relay_scale.c"),
                     *[os.path.join(common, f) for f in
-                      ("relay_proto.c", "relay_secret.c", "stream_codec.c",
-                       "secure_file.c")],
+                      ("relay_proto.c", "relay_proto_client.c",
+                       "relay_proto_server.c", "relay_secret.c",
+                       "stream_codec.c", "secure_file.c")],
                     "-luv", "-llz4", "-lsodium", "-o", exe], check=True)
     return exe
 

@@ -19,7 +19,8 @@ struct config_parse;
 #define SERIAL_SECTION_PREFIX "serial."
 #define SERIAL_CONFIG_MAX_PORTS 64 /* more ports on a thin client is a typo */
 #define SERIAL_NAME_MAX 32         /* NAME appears in every log line */
-#define SERIAL_KEY_SLOTS 16        /* room for the keys of config_serial.c */
+/* room for the keys of serial_config_keys.c */
+#define SERIAL_KEY_SLOTS 16
 
 enum serial_kind {
     SERIAL_KIND_AUTO,    /* only while parsing: decided by the device name */

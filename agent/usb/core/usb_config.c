@@ -1,25 +1,23 @@
 /* SPDX-License-Identifier: MIT */
 /* The [usb] section of the agent's config: where devices go (slots), how
- * (transport), and which devices (rules, filter). */
+ * (transport), and which devices (rules, filter). This file: the defaults
+ * and each key as it is read; the slot lists are read in
+ * usb_config_slots.c, the section as a whole is checked in
+ * usb_config_check.c. */
 #include "usb_config.h"
 
-#include <ctype.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <usbredirfilter.h>
 
 #include "config_util.h"
-#include "relay_proto.h"
-#include "relay_secret.h"
 #include "usb_rules.h"
 
 #define RECONNECT_MIN_DEFAULT_MS 100
 #define RECONNECT_MAX_DEFAULT_MS 5000
 #define RECONNECT_LIMIT_MS 3600000 /* an hour: beyond that it is a typo */
 #define FILTER_TEXT_MAX 4096
-#define SLOT_LIST_MAX 1024
 #define USBREDIR_DEBUG_DEFAULT 2 /* usbredir's errors and warnings */
 
 typedef int (*usb_key_parser)(struct usb_config *u,
@@ -128,87 +126,6 @@ static int parse_agent_id(struct usb_config *u, struct usb_config_lines *lines,
         return 0;
     }
     return set_string(p, "agent_id", value, &u->agent_id);
-}
-
-/* Cuts "/TARGET" off an endpoint (a redir-relay target) into target. */
-static int parse_target(const char *key, char *tok, char *target, char *why,
-                        size_t why_len)
-{
-    char *slash = strchr(tok, '/');
-
-    target[0] = '\0';
-    if (!slash)
-        return 0;
-    *slash = '\0';
-    const char *t = slash + 1;
-    size_t len = strlen(t);
-    if (len == 0 || len >= USB_TARGET_MAX ||
-        strspn(t, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                  "0123456789._-") != len) {
-        snprintf(why, why_len,
-                 "[usb] %s: '%s': a relay target is 1 to %d letters, "
-                 "digits, '.', '_' or '-'",
-                 key, t, USB_TARGET_MAX - 1);
-        return -1;
-    }
-    memcpy(target, t, len + 1);
-    return 0;
-}
-
-static char *trim(char *tok)
-{
-    while (isspace((unsigned char)*tok))
-        tok++;
-    char *end = tok + strlen(tok);
-    while (end > tok && isspace((unsigned char)end[-1]))
-        *--end = '\0';
-    return tok;
-}
-
-/* One "HOST:PORT[/TARGET]" of the list. */
-static int parse_slot(struct usb_config *u, const char *key, char *tok,
-                      char *why, size_t why_len)
-{
-    struct usb_slot_config *slot = &u->slots[u->nslots];
-    char err[300];
-
-    if (!*tok) {
-        snprintf(why, why_len, "[usb] %s: empty entry in the list", key);
-        return -1;
-    }
-    if (u->nslots == USB_CONFIG_MAX_SLOTS) {
-        snprintf(why, why_len, "[usb] %s: more than %d endpoints", key,
-                 USB_CONFIG_MAX_SLOTS);
-        return -1;
-    }
-    if (parse_target(key, tok, slot->target, why, why_len) < 0)
-        return -1;
-    if (hostport_parse(tok, &slot->addr, err, sizeof(err)) < 0) {
-        snprintf(why, why_len, "[usb] %s: %s", key, err);
-        return -1;
-    }
-    u->nslots++;
-    return 0;
-}
-
-int usb_config_parse_slot_list(struct usb_config *u, const char *key,
-                               const char *value, char *why, size_t why_len)
-{
-    char buf[SLOT_LIST_MAX];
-
-    if (strlen(value) >= sizeof(buf)) {
-        snprintf(why, why_len, "[usb] %s: list too long", key);
-        return -1;
-    }
-    strcpy(buf, value);
-    for (char *tok = buf, *comma; tok; tok = comma ? comma + 1 : NULL) {
-        comma = strchr(tok, ',');
-        if (comma)
-            *comma = '\0';
-        if (parse_slot(u, key, trim(tok), why, why_len) < 0)
-            return -1;
-    }
-    return 0;
 }
 
 static int parse_slots(struct usb_config *u, struct config_parse *p,
@@ -353,11 +270,8 @@ static int parse_allow(struct usb_config *u, struct usb_config_lines *lines,
     char why[160];
 
     lines->allow = p->line;
-    if (strcmp(value, "any") == 0) {
-        u->allow_any = true;
-        return 1;
-    }
-    if (cidr_list_parse(value, &u->allow, why, sizeof(why)) < 0) {
+    if (cidr_allow_parse(value, &u->allow_any, &u->allow, why, sizeof(why)) <
+        0) {
         config_error(p, "[usb] allow: %s", why);
         return 0;
     }
@@ -421,138 +335,4 @@ int usb_config_key(struct usb_config *u, struct usb_config_lines *lines,
     }
     config_error(p, "[usb]: unknown key '%s'", name);
     return 0;
-}
-
-/* The secret is re-read at each connection (so it can be rotated), but a
- * missing or unsafe file is a config error now, not a surprise when a
- * device is plugged in. */
-static int check_secret(const struct usb_config *u,
-                        const struct usb_config_lines *lines,
-                        struct config_parse *p)
-{
-    uint8_t secret[RELAY_SECRET_MAX];
-    size_t len;
-    char why[RELAY_ERR_MAX];
-    int rc = relay_secret_load(u->relay_secret_file, secret, &len, why);
-
-    sodium_memzero(secret, sizeof(secret));
-    if (rc < 0)
-        config_error_at(p, lines->secret, "[usb] relay_secret_file: %s", why);
-    return rc;
-}
-
-/* Relay targets, lz4 and the relay secret only make sense together. */
-static int check_relay(const struct usb_config *u,
-                       const struct usb_config_lines *lines,
-                       struct config_parse *p)
-{
-    size_t relay = 0;
-
-    for (size_t i = 0; i < u->nslots; i++)
-        relay += u->slots[i].target[0] != '\0';
-    if (relay && u->mode == USB_PEER_LISTEN) {
-        config_error_at(p, lines->mode,
-                        "[usb] listen: relay targets (HOST:PORT/TARGET) "
-                        "need connect: agents dial the relay");
-        return -1;
-    }
-    if (relay && relay != u->nslots) {
-        config_error_at(p, lines->mode,
-                        "[usb] connect: mix of relay targets "
-                        "(HOST:PORT/TARGET) and QEMU chardevs (HOST:PORT); "
-                        "use one kind");
-        return -1;
-    }
-    if (relay && !u->relay_secret_file && !u->tls.enabled) {
-        config_error_at(p, lines->mode,
-                        "[usb] connect: relay targets need [usb] "
-                        "relay_secret_file or tls = yes");
-        return -1;
-    }
-    if (relay && u->relay_secret_file && check_secret(u, lines, p) < 0)
-        return -1;
-    if (u->transport == USB_TRANSPORT_LZ4 && !relay) {
-        config_error_at(p, lines->transport,
-                        "[usb] transport: lz4 needs redir-relay (connect = "
-                        "HOST:PORT/TARGET); QEMU only speaks raw usbredir");
-        return -1;
-    }
-    return 0;
-}
-
-/* A listener on an address others can reach must say whom it lets in:
- * usbredir from anyone is a device handed to anyone. */
-static int check_listen(const struct usb_config *u,
-                        const struct usb_config_lines *lines,
-                        struct config_parse *p)
-{
-    char addr[HOSTPORT_HOST_MAX + 8];
-
-    if (lines->allow && u->mode != USB_PEER_LISTEN) {
-        config_error_at(p, lines->allow,
-                        "[usb] allow: only for listen (who may connect)");
-        return -1;
-    }
-    if (u->mode != USB_PEER_LISTEN || u->tls.enabled || lines->allow)
-        return 0;
-    for (size_t i = 0; i < u->nslots; i++) {
-        if (cidr_host_is_loopback(u->slots[i].addr.host))
-            continue;
-        hostport_str(&u->slots[i].addr, addr, sizeof(addr));
-        config_error_at(p, lines->mode,
-                        "[usb] listen: %s takes a connection from anyone who "
-                        "can reach this machine; set allow = the "
-                        "hypervisors' addresses (or allow = any), or tls = "
-                        "yes with certificates",
-                        addr);
-        return -1;
-    }
-    return 0;
-}
-
-int usb_config_finish(struct usb_config *u,
-                      const struct usb_config_lines *lines,
-                      struct config_parse *p)
-{
-    if (check_relay(u, lines, p) < 0 ||
-        tls_config_finish(&u->tls, p, "usb", lines->mode) < 0 ||
-        check_listen(u, lines, p) < 0)
-        return -1;
-    if (u->reconnect_min_ms > u->reconnect_max_ms) {
-        config_error_at(p, lines->reconnect,
-                        "[usb] reconnect_min_ms (%u) is larger than "
-                        "reconnect_max_ms (%u)",
-                        u->reconnect_min_ms, u->reconnect_max_ms);
-        return -1;
-    }
-    if (u->filter_text && usbredirfilter_string_to_rules(
-                              u->filter_text, ",", "|", &u->filter_rules,
-                              &u->filter_count) != 0) {
-        config_error(p, "[usb] filter: cannot be parsed");
-        return -1;
-    }
-    return 0;
-}
-
-static bool slot_equal(const struct usb_slot_config *a,
-                       const struct usb_slot_config *b)
-{
-    return a->addr.port == b->addr.port &&
-           strcmp(a->addr.host, b->addr.host) == 0 &&
-           strcmp(a->target, b->target) == 0;
-}
-
-bool usb_config_same_slots(const struct usb_config *a,
-                           const struct usb_config *b)
-{
-    if (a->mode != b->mode || a->nslots != b->nslots ||
-        a->transport != b->transport || !tls_config_equal(&a->tls, &b->tls) ||
-        a->allow_any != b->allow_any || a->allow.n != b->allow.n ||
-        memcmp(a->allow.nets, b->allow.nets,
-               a->allow.n * sizeof(a->allow.nets[0])) != 0)
-        return false;
-    for (size_t i = 0; i < a->nslots; i++)
-        if (!slot_equal(&a->slots[i], &b->slots[i]))
-            return false;
-    return true;
 }

@@ -142,12 +142,8 @@ static int parse_allow(struct parse *p, const char *value)
 {
     char why[160];
 
-    if (strcmp(value, "any") == 0) {
-        p->cfg->allow_any = true;
-        return 1;
-    }
-    p->cfg->allow_any = false;
-    if (cidr_list_parse(value, &p->cfg->allow, why, sizeof(why)) < 0) {
+    if (cidr_allow_parse(value, &p->cfg->allow_any, &p->cfg->allow, why,
+                         sizeof(why)) < 0) {
         config_error(&p->cp, "[relay] allow: %s", why);
         return 0;
     }

@@ -33,6 +33,7 @@
 void usb_session__log_failure(struct usb_session *s, const char *fmt, ...)
 {
     char msg[SESSION_ERROR_MAX], summary[LOG_LIMIT_SUMMARY_MAX];
+    char closing[LOG_LIMIT_CLOSING_MAX];
     unsigned repeats;
     va_list ap;
 
@@ -45,6 +46,9 @@ void usb_session__log_failure(struct usb_session *s, const char *fmt, ...)
         usb_session__event(s, USB_EVENT_ERROR, msg, NULL);
     }
     s->failed_attempts++;
+    /* a new reason: first what the old one did since its line */
+    if (log_limit_closing(&s->failures, msg, closing, sizeof(closing)))
+        log_warn("%s: failed %s", s->name, closing);
     if (log_limit_check(&s->failures, msg, uv_now(s->p.loop), &repeats))
         log_warn(
             "%s: %s%s; retrying every %u ms at most", s->name,

@@ -8,6 +8,7 @@ import os
 import re
 import socket
 import struct
+import time
 import threading
 
 import harness
@@ -78,6 +79,17 @@ def test(td):
     log = agent.log_text()
     for why in (r"is not a usbredir peer", r"sent no usbredir hello"):
         assert re.search(r"warning: .*Emulated Disk.*" + why, log), why
+    # nobody listens now: the refusals repeat, logged once; when the reason
+    # changes (random bytes again), what the old one did since its line is
+    # said first, not swallowed by the change
+    at = agent.log_offset()
+    time.sleep(2)
+    bad = BadPeer(port, [random_bytes])
+    agent.wait_log(r'"Emulated Disk" at 1-1: failed \d+ more times? in \d+ s: '
+                   r'.*refused', start_offset=at)
+    agent.wait_log(r'"Emulated Disk" at 1-1: peer 127\.0\.0\.1:\d+ is not a '
+                   r'usbredir peer', start_offset=at)
+    bad.close()
 
     qemu = Qemu(td, slots=[("server", port)], paused=False,
                 usb_attach_wait_ms=3000)

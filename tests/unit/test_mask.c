@@ -6,6 +6,7 @@
 #include <usbredirproto.h>
 
 #include "check.h"
+#include "scsi_bot.h"
 #include "usb_mask.h"
 
 #define OUT_EP 0x02
@@ -537,8 +538,35 @@ static void test_ro_phase_error(void)
     usb_mask_free(m);
 }
 
+/* Attack: an opcode that is a harmless MMC query on a CD drive and a
+ * write on a disk (0x42 UNMAP, 0x51 XPWRITE(10)) must not pass under ro as
+ * the query; every opcode the allowlist lets through under ro must be one
+ * with no data-OUT stage. */
+static void test_ro_opcode_collisions(void)
+{
+    uint8_t cdb[16] = {0};
+    enum scsi_dir dir;
+
+    cdb[0] = 0x42;
+    CHECK(scsi_command_verdict(cdb, true, &dir) == SCSI_REFUSE_PROTECT,
+          "0x42 (UNMAP on a disk) under ro");
+    cdb[0] = 0x51;
+    CHECK(scsi_command_verdict(cdb, true, &dir) != SCSI_ALLOW,
+          "0x51 (XPWRITE(10) on a disk) under ro");
+    for (unsigned op = 0; op < 256; op++) {
+        cdb[0] = (uint8_t)op;
+        dir = SCSI_DIR_NONE;
+        if (scsi_command_verdict(cdb, true, &dir) == SCSI_ALLOW)
+            CHECK(dir != SCSI_DIR_OUT,
+                  "opcode 0x%02x allowed under ro "
+                  "with a data-OUT stage",
+                  op);
+    }
+}
+
 int main(void)
 {
+    test_ro_opcode_collisions();
     for (int ids = 0; ids < 2; ids++)
         for (int b32 = 0; b32 < 2; b32++)
             for (int bytewise = 0; bytewise < 2; bytewise++)

@@ -112,11 +112,15 @@ static const struct scsi_command commands[] = {
     {0xaf, SCSI_DIR_NONE, true, false, false}, /* VERIFY(12) */
     {0x8f, SCSI_DIR_NONE, true, false, false}, /* VERIFY(16) */
     /* CD/DVD drives (MMC): what reading a disc needs; their answers are
-     * the disc's structure or content: ro only */
+     * the disc's structure or content: ro only. Not listed, although
+     * harmless on a drive: MMC opcodes a disk (SBC) reads as writes,
+     * since the mask does not know which the device is. 0x42 READ
+     * SUB-CHANNEL is UNMAP on a disk, 0x51 READ DISC INFORMATION is
+     * XPWRITE(10); a data disc is read without either (audio position and
+     * writer state), and a drive answers their refusal as "not
+     * supported". */
     {0x43, SCSI_DIR_IN, true, false, false}, /* READ TOC/PMA/ATIP */
-    {0x42, SCSI_DIR_IN, true, false, false}, /* READ SUB-CHANNEL */
     {0x44, SCSI_DIR_IN, true, false, false}, /* READ HEADER */
-    {0x51, SCSI_DIR_IN, true, false, false}, /* READ DISC INFORMATION */
     {0x52, SCSI_DIR_IN, true, false, false}, /* READ TRACK INFORMATION */
     {0xad, SCSI_DIR_IN, true, false, false}, /* READ DISC STRUCTURE */
     {0xbe, SCSI_DIR_IN, true, false, false}, /* READ CD */

@@ -114,6 +114,19 @@ class Direct:
         time.sleep(0.3)   # the agent takes the client
 
 
+class PtyAlone:
+    """One pty with nothing behind it: what the relay path's VM-side pty
+    costs by itself (written at the slave as QEMU would, read and echoed
+    at the master)."""
+    name = "pty"
+
+    def __init__(self, wd):
+        self.port = Port()
+        self.fd = self.port.slave
+        os.set_blocking(self.fd, False)
+        self.procs = []
+
+
 class ViaRelay:
     name = "relay"
 
@@ -131,7 +144,11 @@ class ViaRelay:
                     f"{secret}\nlog_level = info\n[target.com]\n"
                     f"kind = serial\npath = {path}\n")
         rlog = os.path.join(wd, "relay.log")
-        self.procs = [start([RELAY, "-f", "-c", rconf], open(rlog, "wb"))]
+        # $BENCH_RELAY_WRAP (e.g. "strace -f -c -o FILE"): run the relay
+        # under it, to count its system calls during the run
+        wrap = os.environ.get("BENCH_RELAY_WRAP", "").split()
+        self.procs = [start(wrap + [RELAY, "-f", "-c", rconf],
+                            open(rlog, "wb"))]
         wait_for("the relay's pty", lambda: os.path.islink(path))
         self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(self.fd)
@@ -225,7 +242,7 @@ def construct(cls, wd):
 def run(path, size, rounds):
     with tempfile.TemporaryDirectory(prefix="bench-serial-relay-") as wd:
         res = {}
-        for cls in (Direct, ViaRelay):
+        for cls in (Direct, PtyAlone, ViaRelay):
             p = construct(cls, wd)
             try:
                 r = {"to_port": throughput(p.fd, p.port.master, size),
@@ -249,10 +266,10 @@ def main():
     if not os.environ.get("REDIR_AGENT") or not os.environ.get("REDIR_RELAY"):
         build()
     res = run(ROOT, a.size << 20, a.rounds)
-    d, r = res["direct"], res["relay"]
+    d, r, t = res["direct"], res["relay"], res["pty"]
     print(f"{'':8} {'VM->port MB/s':>14} {'port->VM MB/s':>14} "
           f"{'RTT p50 us':>11} {'RTT p99 us':>11}")
-    for name in ("direct", "relay"):
+    for name in ("direct", "pty", "relay"):
         x = res[name]
         print(f"{name:8} {x['to_port']:14.1f} {x['from_port']:14.1f} "
               f"{x['rtt'][0]:11.0f} {x['rtt'][1]:11.0f}")
@@ -261,6 +278,12 @@ def main():
           f"{r['rtt'][0] / d['rtt'][0]:10.2f}x "
           f"{r['rtt'][1] / d['rtt'][1]:10.2f}x"
           "   (relay / direct; goals: >= 0.8x, RTT <= 1.5x)")
+    print(f"{'pty/dir':8} {t['to_port'] / d['to_port']:13.2f}x "
+          f"{t['from_port'] / d['from_port']:13.2f}x "
+          f"{t['rtt'][0] / d['rtt'][0]:10.2f}x "
+          f"{t['rtt'][1] / d['rtt'][1]:10.2f}x"
+          "   (the VM-side pty alone / direct)")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

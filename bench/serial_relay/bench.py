@@ -216,6 +216,14 @@ def rtt(vm, port, rounds):
     return statistics.median(out), out[int(len(out) * 0.99) - 1]
 
 
+def cpu_seconds(pid):
+    """User + system CPU a process has used so far (less noisy on a shared
+    machine than wall-clock rates)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def construct(cls, wd):
     """cls(wd), its processes stopped if it fails half-way: a redir-agent
     left running would keep reopening its /dev/pts/N and read the ptys
@@ -250,6 +258,7 @@ def run(path, size, rounds):
                 drain(p.fd)
                 drain(p.port.master)
                 r["rtt"] = rtt(p.fd, p.port.master, rounds)
+                r["cpu"] = [cpu_seconds(proc.pid) for proc in p.procs]
                 res[p.name] = r
             finally:
                 for proc in p.procs:
@@ -283,6 +292,8 @@ def main():
           f"{t['rtt'][0] / d['rtt'][0]:10.2f}x "
           f"{t['rtt'][1] / d['rtt'][1]:10.2f}x"
           "   (the VM-side pty alone / direct)")
+    print(f"CPU for the whole run (s): direct agent {d['cpu'][0]:.2f}; "
+          f"relay {r['cpu'][0]:.2f}, its agent {r['cpu'][1]:.2f}")
     print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 

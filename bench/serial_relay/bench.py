@@ -216,6 +216,21 @@ def rtt(vm, port, rounds):
     return statistics.median(out), out[int(len(out) * 0.99) - 1]
 
 
+def stop(proc):
+    """Terminates proc and, under $BENCH_RELAY_WRAP, what the wrapper runs
+    first (strace detaches on SIGTERM and would wait for the relay)."""
+    try:
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+    except OSError:
+        children = []
+    if os.environ.get("BENCH_RELAY_WRAP"):
+        for pid in children:
+            os.kill(pid, 15)
+    proc.terminate()
+    proc.wait()
+
+
 def cpu_seconds(pid):
     """User + system CPU a process has used so far (less noisy on a shared
     machine than wall-clock rates)."""
@@ -240,8 +255,7 @@ def construct(cls, wd):
         return cls(wd)
     except BaseException:
         for proc in started:
-            proc.terminate()
-            proc.wait()
+            stop(proc)
         raise
     finally:
         globals()["start"] = real_start
@@ -262,8 +276,7 @@ def run(path, size, rounds):
                 res[p.name] = r
             finally:
                 for proc in p.procs:
-                    proc.terminate()
-                    proc.wait()
+                    stop(proc)
         return res
 
 

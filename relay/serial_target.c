@@ -43,7 +43,6 @@ struct serial_target {
     uint8_t modemstate, linestate; /* the agent's port, last reported */
     uint8_t to_tty[TO_TTY_SIZE];
     size_t head, tail; /* [head, tail): for the guest, not written yet */
-    uint8_t escaped[2 * ESCAPE_CHUNK];
 };
 
 static void target_update(struct serial_target *st);
@@ -192,11 +191,17 @@ static void on_guest_data(void *owner, const uint8_t *p, size_t n)
 
     if (!st->conn)
         return;
-    while (n) {
+    while (n) { /* escaped in the buffer that is queued: one copy */
         size_t chunk = n < ESCAPE_CHUNK ? n : ESCAPE_CHUNK;
-        memcpy(st->escaped, p, chunk);
-        size_t len = telnet_escape_inplace(st->escaped, chunk);
-        net_conn_queue_copy(st->conn, st->escaped, len);
+        uint8_t *out = malloc(2 * chunk);
+        if (!out) {
+            log_err("target %s: out of memory: the guest's output dropped",
+                    st->name);
+            break;
+        }
+        memcpy(out, p, chunk);
+        size_t len = telnet_escape_inplace(out, chunk);
+        net_conn_queue(st->conn, out, len, NULL, NULL);
         p += chunk;
         n -= chunk;
     }

@@ -2,14 +2,14 @@
 /* A serial target: the tty QEMU opens with -chardev serial,path=... (a
  * CUSE device or a pty, see serial_tty_backend.h), and an RFC 2217 client
  * toward the agent that carries the guest's data, line settings, modem lines
- * and BREAK over the session. */
+ * and BREAK over the session, through an in-process connection pair to
+ * the session's pump. */
 #include "serial_target.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -43,7 +43,6 @@ struct serial_target {
     uint8_t modemstate, linestate; /* the agent's port, last reported */
     uint8_t to_tty[TO_TTY_SIZE];
     size_t head, tail; /* [head, tail): for the guest, not written yet */
-    uint8_t escaped[2 * ESCAPE_CHUNK];
 };
 
 static void target_update(struct serial_target *st);
@@ -192,11 +191,17 @@ static void on_guest_data(void *owner, const uint8_t *p, size_t n)
 
     if (!st->conn)
         return;
-    while (n) {
+    while (n) { /* escaped in the buffer that is queued: one copy */
         size_t chunk = n < ESCAPE_CHUNK ? n : ESCAPE_CHUNK;
-        memcpy(st->escaped, p, chunk);
-        size_t len = telnet_escape_inplace(st->escaped, chunk);
-        net_conn_queue_copy(st->conn, st->escaped, len);
+        uint8_t *out = malloc(2 * chunk);
+        if (!out) {
+            log_err("target %s: out of memory: the guest's output dropped",
+                    st->name);
+            break;
+        }
+        memcpy(out, p, chunk);
+        size_t len = telnet_escape_inplace(out, chunk);
+        net_conn_queue(st->conn, out, len, NULL, NULL);
         p += chunk;
         n -= chunk;
     }
@@ -378,28 +383,19 @@ static void offer_options(struct serial_target *st)
 
 struct net_conn *serial_target_attach(struct serial_target *st)
 {
-    int sv[2];
+    struct net_conn *ends[2];
 
     detach(st); /* a session that ended without our noticing yet */
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    if (net_conn_pair(st->loop, st->path, ends) < 0)
         return NULL;
-    struct net_conn *theirs = net_conn_adopt(st->loop, sv[0], st->path);
-    st->conn = net_conn_adopt(st->loop, sv[1], st->path);
-    if (!theirs || !st->conn) {
-        if (theirs)
-            net_conn_close(theirs, false);
-        if (st->conn)
-            net_conn_close(st->conn, false);
-        st->conn = NULL;
-        return NULL;
-    }
+    st->conn = ends[1];
     net_conn_set_owner(st->conn, &agent_side_ops, st);
     net_conn_set_water(st->conn, TO_AGENT_MAX, TO_AGENT_MAX / 2);
     offer_options(st);
     send_state(st);
     net_conn_flush(st->conn);
     target_update(st);
-    return theirs;
+    return ends[0];
 }
 
 /* ---- the tty ---- */

@@ -114,6 +114,19 @@ class Direct:
         time.sleep(0.3)   # the agent takes the client
 
 
+class PtyAlone:
+    """One pty with nothing behind it: what the relay path's VM-side pty
+    costs by itself (written at the slave as QEMU would, read and echoed
+    at the master)."""
+    name = "pty"
+
+    def __init__(self, wd):
+        self.port = Port()
+        self.fd = self.port.slave
+        os.set_blocking(self.fd, False)
+        self.procs = []
+
+
 class ViaRelay:
     name = "relay"
 
@@ -131,7 +144,11 @@ class ViaRelay:
                     f"{secret}\nlog_level = info\n[target.com]\n"
                     f"kind = serial\npath = {path}\n")
         rlog = os.path.join(wd, "relay.log")
-        self.procs = [start([RELAY, "-f", "-c", rconf], open(rlog, "wb"))]
+        # $BENCH_RELAY_WRAP (e.g. "strace -f -c -o FILE"): run the relay
+        # under it, to count its system calls during the run
+        wrap = os.environ.get("BENCH_RELAY_WRAP", "").split()
+        self.procs = [start(wrap + [RELAY, "-f", "-c", rconf],
+                            open(rlog, "wb"))]
         wait_for("the relay's pty", lambda: os.path.islink(path))
         self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(self.fd)
@@ -199,6 +216,29 @@ def rtt(vm, port, rounds):
     return statistics.median(out), out[int(len(out) * 0.99) - 1]
 
 
+def stop(proc):
+    """Terminates proc and, under $BENCH_RELAY_WRAP, what the wrapper runs
+    first (strace detaches on SIGTERM and would wait for the relay)."""
+    try:
+        with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+            children = [int(pid) for pid in f.read().split()]
+    except OSError:
+        children = []
+    if os.environ.get("BENCH_RELAY_WRAP"):
+        for pid in children:
+            os.kill(pid, 15)
+    proc.terminate()
+    proc.wait()
+
+
+def cpu_seconds(pid):
+    """User + system CPU a process has used so far (less noisy on a shared
+    machine than wall-clock rates)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def construct(cls, wd):
     """cls(wd), its processes stopped if it fails half-way: a redir-agent
     left running would keep reopening its /dev/pts/N and read the ptys
@@ -215,8 +255,7 @@ def construct(cls, wd):
         return cls(wd)
     except BaseException:
         for proc in started:
-            proc.terminate()
-            proc.wait()
+            stop(proc)
         raise
     finally:
         globals()["start"] = real_start
@@ -225,7 +264,7 @@ def construct(cls, wd):
 def run(path, size, rounds):
     with tempfile.TemporaryDirectory(prefix="bench-serial-relay-") as wd:
         res = {}
-        for cls in (Direct, ViaRelay):
+        for cls in (Direct, PtyAlone, ViaRelay):
             p = construct(cls, wd)
             try:
                 r = {"to_port": throughput(p.fd, p.port.master, size),
@@ -233,11 +272,11 @@ def run(path, size, rounds):
                 drain(p.fd)
                 drain(p.port.master)
                 r["rtt"] = rtt(p.fd, p.port.master, rounds)
+                r["cpu"] = [cpu_seconds(proc.pid) for proc in p.procs]
                 res[p.name] = r
             finally:
                 for proc in p.procs:
-                    proc.terminate()
-                    proc.wait()
+                    stop(proc)
         return res
 
 
@@ -249,10 +288,10 @@ def main():
     if not os.environ.get("REDIR_AGENT") or not os.environ.get("REDIR_RELAY"):
         build()
     res = run(ROOT, a.size << 20, a.rounds)
-    d, r = res["direct"], res["relay"]
+    d, r, t = res["direct"], res["relay"], res["pty"]
     print(f"{'':8} {'VM->port MB/s':>14} {'port->VM MB/s':>14} "
           f"{'RTT p50 us':>11} {'RTT p99 us':>11}")
-    for name in ("direct", "relay"):
+    for name in ("direct", "pty", "relay"):
         x = res[name]
         print(f"{name:8} {x['to_port']:14.1f} {x['from_port']:14.1f} "
               f"{x['rtt'][0]:11.0f} {x['rtt'][1]:11.0f}")
@@ -261,6 +300,14 @@ def main():
           f"{r['rtt'][0] / d['rtt'][0]:10.2f}x "
           f"{r['rtt'][1] / d['rtt'][1]:10.2f}x"
           "   (relay / direct; goals: >= 0.8x, RTT <= 1.5x)")
+    print(f"{'pty/dir':8} {t['to_port'] / d['to_port']:13.2f}x "
+          f"{t['from_port'] / d['from_port']:13.2f}x "
+          f"{t['rtt'][0] / d['rtt'][0]:10.2f}x "
+          f"{t['rtt'][1] / d['rtt'][1]:10.2f}x"
+          "   (the VM-side pty alone / direct)")
+    print(f"CPU for the whole run (s): direct agent {d['cpu'][0]:.2f}; "
+          f"relay {r['cpu'][0]:.2f}, its agent {r['cpu'][1]:.2f}")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ static uint8_t shared_read_buf[NET_CONN_READ_BUF];
 
 static void conn_stall_check_update(struct net_conn *c);
 
+uint8_t *net__read_buf(void) { return shared_read_buf; }
+
 /* ---- lifetime ---- */
 
 void net__free(struct net_conn *c)
@@ -162,7 +164,10 @@ void net__report_gone(struct net_conn *c, int status)
         return;
     c->gone = true;
     c->reading = false;
-    uv_read_stop(&c->u.stream);
+    if (c->is_pair)
+        uv_idle_stop(&c->u.idle);
+    else
+        uv_read_stop(&c->u.stream);
     conn_stall_check_update(c);
     if (c->ops && c->ops->on_gone)
         c->ops->on_gone(c->owner, c, status);
@@ -301,6 +306,10 @@ void net__read_raw(struct net_conn *c, bool on)
 
 void net_conn_read_start(struct net_conn *c)
 {
+    if (c->is_pair) {
+        net__pair_read(c, true);
+        return;
+    }
     if (c->phase == PHASE_HANDSHAKE && c->tls && !c->gone) {
         c->reading = true; /* reads already run; plaintext once it is done */
         return;
@@ -316,6 +325,10 @@ void net_conn_read_start(struct net_conn *c)
 
 void net_conn_read_stop(struct net_conn *c)
 {
+    if (c->is_pair) {
+        net__pair_read(c, false);
+        return;
+    }
     if (c->phase != PHASE_OPEN || !c->reading)
         return;
     uv_read_stop(&c->u.stream);
@@ -344,6 +357,8 @@ static void on_stall_check(uv_timer_t *timer)
  * connection that reads costs no wakeup. */
 static void conn_stall_check_update(struct net_conn *c)
 {
+    if (c->is_pair) /* no socket to check: the other end says it is gone */
+        return;
     bool want =
         c->phase == PHASE_OPEN && !c->reading && !c->failed && !c->write_error;
 
@@ -374,6 +389,10 @@ void net_conn_close(struct net_conn *c, bool graceful)
 {
     enum conn_phase was = c->phase;
 
+    if (c->is_pair) {
+        net__pair_close(c, graceful);
+        return;
+    }
     if (was == PHASE_CLOSING)
         return;
     c->phase = PHASE_CLOSING;

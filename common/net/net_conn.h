@@ -75,6 +75,17 @@ struct net_conn *net_conn_accept(uv_stream_t *listener);
  * closed). No owner yet. */
 struct net_conn *net_conn_adopt(uv_loop_t *loop, int fd, const char *name);
 
+/* Two connected ends inside this process (a peer on the same loop), no
+ * socket: what one end flushes reaches the other's owner at the end of
+ * the loop turn (a uv_idle runs only while bytes wait: an idle pair costs
+ * no wakeup). Same contract as a socket's ends: reads of at most
+ * NET_CONN_READ_BUF while reading is started, water marks, on_drained,
+ * a graceful close delivering what was queued before the other end's
+ * UV_EOF. Bytes count as queued until the other end has read them (no
+ * kernel buffer in between). No TLS (UV_ENOTSUP), keepalive or
+ * descriptor. 0, or UV_ENOMEM. No owners yet. */
+int net_conn_pair(uv_loop_t *loop, const char *name, struct net_conn *ends[2]);
+
 void net_conn_set_owner(struct net_conn *c, const struct net_conn_ops *ops,
                         void *owner);
 

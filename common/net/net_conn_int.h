@@ -29,6 +29,7 @@ struct queued_buf {
 struct write_batch {
     uv_write_t req;
     struct net_conn *c;
+    struct write_batch *next; /* a pair's queue toward its other end */
     size_t bytes;
     unsigned n;
     uv_buf_t bufs[BATCH_MAX];
@@ -41,6 +42,7 @@ struct net_conn {
         uv_stream_t stream;
         uv_tcp_t tcp;
         uv_pipe_t pipe;
+        uv_idle_t idle; /* a pair end: hands its owner what waits */
     } u;
     uv_timer_t timer; /* connect timeout, stall check, linger */
     uv_getaddrinfo_t resolve_req;
@@ -68,9 +70,20 @@ struct net_conn {
     const struct net_conn_ops *ops;
     void *owner;
     char name[NET_CONN_NAME_MAX];
+    /* one end of net_conn_pair() (net_conn_pair.c) */
+    bool is_pair;
+    bool peer_closed;            /* the other end is gone: EOF next */
+    bool pair_done;              /* unlinked from the other end */
+    struct net_conn *peer;       /* the other end, NULL once it is gone */
+    struct write_batch *in_head; /* the other end's batches for us */
+    struct write_batch *in_tail;
+    unsigned in_idx; /* in in_head: buffer and offset */
+    size_t in_off;
 };
 
 /* net_conn.c */
+/* The one read buffer (every owner consumes a read before returning). */
+uint8_t *net__read_buf(void);
 struct net_conn *net__new(uv_loop_t *loop);
 int net__init_stream(struct net_conn *c, uv_loop_t *loop, bool is_unix);
 void net__tune(struct net_conn *c);
@@ -89,6 +102,13 @@ void net__read_raw(struct net_conn *c, bool on);
 /* Gives a buffer back to its owner: release(ctx, base, len), or free. */
 void net__release(net_release_fn release, void *ctx, void *base, size_t len);
 void net__drop_batch(struct net_conn *c);
+/* Releases every buffer of b and keeps b for reuse. */
+void net__batch_release(struct write_batch *b);
+
+/* net_conn_pair.c */
+void net__pair_read(struct net_conn *c, bool on);
+void net__pair_flush(struct net_conn *c);
+void net__pair_close(struct net_conn *c, bool graceful);
 /* Queues bytes as they go on the wire (ciphertext with TLS). */
 void net__queue_raw(struct net_conn *c, void *base, size_t len,
                     net_release_fn release, void *ctx);

@@ -47,7 +47,7 @@ void net__release(net_release_fn release, void *ctx, void *base, size_t len)
         free(base);
 }
 
-static void batch_release(struct write_batch *b)
+void net__batch_release(struct write_batch *b)
 {
     for (unsigned i = 0; i < b->n; i++)
         net__release(b->owners[i].release, b->owners[i].ctx, b->bufs[i].base,
@@ -63,7 +63,7 @@ void net__drop_batch(struct net_conn *c)
         return;
     c->batch = NULL;
     c->queued -= b->bytes;
-    batch_release(b);
+    net__batch_release(b);
 }
 
 static void on_written(uv_write_t *req, int status)
@@ -73,7 +73,7 @@ static void on_written(uv_write_t *req, int status)
 
     c->writes--;
     c->queued -= b->bytes;
-    batch_release(b);
+    net__batch_release(b);
     if (c->phase == PHASE_CLOSING) {
         net__tell_closed(c);
         return;
@@ -93,6 +93,10 @@ void net_conn_flush(struct net_conn *c)
 {
     struct write_batch *b;
 
+    if (c->is_pair) {
+        net__pair_flush(c);
+        return;
+    }
     if (c->tls && c->phase == PHASE_OPEN)
         net__tls_seal(c);
     b = c->batch;
@@ -105,7 +109,7 @@ void net_conn_flush(struct net_conn *c)
         return;
     }
     c->queued -= b->bytes;
-    batch_release(b);
+    net__batch_release(b);
     net__fail_later(c, rc);
 }
 

@@ -5,9 +5,7 @@ a redirected disk whose usbredir peer goes away and comes back counts one
 disconnect and one reconnect; a serial port with a network client counts
 the client and its bytes. `promtool check metrics` accepts the page."""
 import os
-import subprocess
 import sys
-import urllib.request
 
 import controlharness  # noqa: F401 - puts tests/e2e on the path
 from controlharness import harness
@@ -17,21 +15,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(controlharness.HERE),
                                 "serial"))
 import serial_harness as sh  # noqa: E402
 import usbredirpeer as ur  # noqa: E402
-
-
-def scrape(port):
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics",
-                                timeout=10) as r:
-        text = r.read().decode()
-    check = subprocess.run(["promtool", "check", "metrics"], input=text,
-                           capture_output=True, text=True, timeout=30)
-    assert check.returncode == 0, (check.stdout, check.stderr, text)
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, value = line.rsplit(" ", 1)
-            out[name] = float(value)
-    return out
+import prom  # noqa: E402
 
 
 def test(td):
@@ -66,7 +50,7 @@ def test(td):
     assert pty.read_exact(len(payload)) == payload
 
     s = wait_for(lambda: (lambda m: m if m["redir_agent_usb_reconnects_total"]
-                          == 1 else None)(scrape(mport)), 10,
+                          == 1 else None)(prom.checked_samples(mport)), 10,
                  "the reconnect in the metrics")
     assert s["redir_agent_usb_redirects_total"] == 2, s
     assert s["redir_agent_usb_disconnects_total"] == 1, s
@@ -81,8 +65,9 @@ def test(td):
         if "reconnect" in k or "disconnect" in k or "serial" in k))
 
     client.close()
-    wait_for(lambda: scrape(mport)["redir_agent_serial_clients"] == 0 or None,
-             10, "the client gone from the metrics")
+    wait_for(lambda: prom.checked_samples(mport)[
+        "redir_agent_serial_clients"] == 0 or None,
+        10, "the client gone from the metrics")
     agent.stop()
     peer.close()
 

@@ -10,31 +10,13 @@ unknown devices, a user who may not change state). Prints the time from
 "target" to the device in the new VM."""
 import json
 import os
-import subprocess
-import threading
 import time
 
 import harness
+from agentctl import Events, ok, run
 from harness import Agent, Fixture, Qemu, diskimage, free_port, wait_for
 
 NOBODY = 65534
-
-
-def run(agent, fx, *args, uid=None, gid=0):
-    def drop():
-        os.setgroups([])
-        os.setgid(gid)
-        os.setuid(uid)
-    return subprocess.run([agent.path, *args, "--socket", agent.control_socket],
-                          capture_output=True, text=True, timeout=20,
-                          env=harness.preload_env(fx.umockdev_dir),
-                          preexec_fn=drop if uid is not None else None)
-
-
-def ok(agent, fx, *args):
-    r = run(agent, fx, *args)
-    assert r.returncode == 0, r
-    return r.stdout
 
 
 def refused(agent, fx, *args, why, rc=1, **kw):
@@ -42,36 +24,6 @@ def refused(agent, fx, *args, why, rc=1, **kw):
     assert r.returncode == rc, r
     assert why in r.stderr + r.stdout, (why, r)
     return r
-
-
-class Events:
-    """redir-agent events, read on a thread."""
-
-    def __init__(self, agent, fx):
-        self.lines = []
-        self.proc = subprocess.Popen(
-            [agent.path, "events", "--socket", agent.control_socket],
-            stdout=subprocess.PIPE, text=True,
-            env=harness.preload_env(fx.umockdev_dir))
-        threading.Thread(target=self._read, daemon=True).start()
-        wait_for(lambda: any(e["event"] == "subscribed" for e in self.lines),
-                 10, "the events subscription")
-
-    def _read(self):
-        for line in self.proc.stdout:
-            self.lines.append(json.loads(line))
-
-    def wait(self, event, since=0, timeout=20, **match):
-        def find():
-            for e in self.lines[since:]:
-                if e["event"] == event and all(e.get(k) == v
-                                               for k, v in match.items()):
-                    return e
-            return None
-        return wait_for(find, timeout, f"event {event} {match}")
-
-    def mark(self):
-        return len(self.lines)
 
 
 def device(agent, fx, port):

@@ -153,6 +153,23 @@ static long log_size(const char *log)
     return n;
 }
 
+/* Waits for what step name should have done at the agent's port and
+ * says OK with the latency, or FAIL. */
+static int report(const char *log, long *offset, const char *name,
+                  const struct want *w, double t0)
+{
+    double ms = wait_log(log, offset, w, t0);
+
+    if (ms < 0) {
+        printf("FAIL %s: not seen at the agent's port within %d ms\n", name,
+               WAIT_MS);
+        return 1;
+    }
+    printf("OK %s %.1f ms\n", name, ms);
+    fflush(stdout);
+    return 0;
+}
+
 static int step(int fd, const char *log, long *offset, const char *name)
 {
     const unsigned frame = CSIZE | PARENB | PARODD | CSTOPB;
@@ -184,15 +201,7 @@ static int step(int fd, const char *log, long *offset, const char *name)
         printf("FAIL unknown step %s\n", name);
         return 1;
     }
-    double ms = wait_log(log, offset, &w1, t0);
-    if (ms < 0) {
-        printf("FAIL %s: not seen at the agent's port within %d ms\n", name,
-               WAIT_MS);
-        return 1;
-    }
-    printf("OK %s %.1f ms\n", name, ms);
-    fflush(stdout);
-    return 0;
+    return report(log, offset, name, &w1, t0);
 }
 
 static int steps(int argc, char **argv)
@@ -370,14 +379,7 @@ static int qemu_step(const char *log, long *offset, const char *name)
         printf("FAIL unknown step %s\n", name);
         return 1;
     }
-    double ms = wait_log(log, offset, &w1, t0);
-    if (ms < 0) {
-        printf("FAIL %s: not seen at the agent's port within %d ms\n", name,
-               WAIT_MS);
-        return 1;
-    }
-    printf("OK %s %.1f ms\n", name, ms);
-    return 0;
+    return report(log, offset, name, &w1, t0);
 }
 
 /* Starts QEMU (argv after "--", plus -qtest) and waits for its qtest

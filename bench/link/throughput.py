@@ -249,7 +249,9 @@ def run_variant(td, link, vdi, qports, variant, data, args, label, certs):
         if tls:
             text = text.replace("[relay]\n", "[relay]\n" +
                                 certs.tls_keys("relay"), 1)
-            keys = certs.tls_keys("desk-17", peer_name="relay.example")
+            # the relay's config keeps its secret: with both, it asks both
+            keys = (certs.tls_keys("desk-17", peer_name="relay.example") +
+                    f"relay_secret_file = {relay.secret_path}\n")
         else:
             keys = f"relay_secret_file = {relay.secret_path}\n"
         relay.start(text)

@@ -230,8 +230,10 @@ static void render_table(const struct agent_status *st, struct strbuf *out)
                   REDIR_VERSION, (int)getpid(),
                   human_duration(st->uptime_ms, up, sizeof(up)),
                   st->config_path);
-    strbuf_printf(out, "USB: %s mode",
-                  mode_name(st->usb_running ? u->mode : USB_PEER_NONE));
+    if (st->usb_running && u->mode != USB_PEER_NONE)
+        strbuf_printf(out, "USB: %s mode", mode_name(u->mode));
+    else
+        strbuf_printf(out, "USB: off");
     for (size_t i = 0; st->usb_running && i < u->n_slots; i++)
         strbuf_printf(out, "%s slot %u %s (%s)", i ? "," : ";",
                       u->slots[i].index, u->slots[i].endpoint,

@@ -65,8 +65,10 @@ struct serial_port *serial_port_new(uv_loop_t *loop,
     p->cfg = cfg;
     p->sink = sink;
     p->out.fd = -1;
-    snprintf(p->label, sizeof(p->label), "[serial.%s] %s <-> %s", cfg->name,
-             cfg->device, hostport_str(&cfg->addr, addr, sizeof(addr)));
+    /* a relay target is named too: one relay serves many ports */
+    snprintf(p->label, sizeof(p->label), "[serial.%s] %s <-> %s%s%s", cfg->name,
+             cfg->device, hostport_str(&cfg->addr, addr, sizeof(addr)),
+             cfg->target[0] ? "/" : "", cfg->target);
     return p;
 }
 

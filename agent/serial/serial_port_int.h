@@ -22,7 +22,7 @@ struct serial_device;
 struct serial_port {
     uv_loop_t *loop;
     const struct serial_port_config *cfg;
-    char label[SERIAL_NAME_MAX + 300]; /* "[serial.NAME] DEV <-> ADDR" */
+    char label[SERIAL_NAME_MAX + 400]; /* "[serial.NAME] DEV <-> ADDR[/T]" */
     bool stopping;
     unsigned live; /* timers, device and clients not yet freed */
     void (*on_stopped)(void *arg);

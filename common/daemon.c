@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Daemon plumbing shared by agent and relay: pidfile and systemd readiness
- * notifications. */
+ * notifications (with file descriptors, for the fd store). */
 #include "daemon.h"
 
 #include <errno.h>
@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -89,24 +90,51 @@ void daemon_pidfile_remove(const char *path)
         unlink(path);
 }
 
-void daemon_notify(const char *state)
+int daemon_notify_fds(const char *state, const int *fds, size_t n_fds)
 {
     const char *where = getenv("NOTIFY_SOCKET");
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    union { /* aligned room for the SCM_RIGHTS header and fds */
+        struct cmsghdr h;
+        char buf[CMSG_SPACE(sizeof(int) * DAEMON_NOTIFY_FDS_MAX)];
+    } ctl;
+    struct iovec iov = {.iov_base = (void *)state, .iov_len = strlen(state)};
+    struct msghdr msg = {.msg_name = &sun, .msg_iov = &iov, .msg_iovlen = 1};
     size_t len;
+    int rc = 0;
 
     if (!where || (where[0] != '/' && where[0] != '@') ||
         (len = strlen(where)) >= sizeof(sun.sun_path))
-        return;
+        return -ENOTCONN;
+    if (n_fds > DAEMON_NOTIFY_FDS_MAX)
+        return -EINVAL;
     memcpy(sun.sun_path, where, len);
     if (sun.sun_path[0] == '@')
         sun.sun_path[0] = '\0'; /* abstract namespace */
+    msg.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+    if (n_fds) {
+        memset(&ctl, 0, sizeof(ctl));
+        msg.msg_control = ctl.buf;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * n_fds);
+    }
     int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        return;
-    if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sun,
-               (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len)) < 0)
-        log_debug("systemd notification '%s' failed: %s", state,
-                  strerror(errno));
+        return -errno;
+    if (sendmsg(fd, &msg, MSG_NOSIGNAL) < 0)
+        rc = -errno;
     close(fd);
+    return rc;
+}
+
+void daemon_notify(const char *state)
+{
+    int rc = daemon_notify_fds(state, NULL, 0);
+
+    if (rc < 0 && rc != -ENOTCONN)
+        log_debug("systemd notification '%s' failed: %s", state, strerror(-rc));
 }

@@ -10,6 +10,7 @@
 #include <sys/resource.h>
 
 #include "daemon.h"
+#include "fdstore.h"
 #include "log.h"
 #include "net_conn.h"
 #include "net_listener.h"
@@ -181,6 +182,7 @@ static void relay_stop(struct relay *r, const char *why)
     if (r->stopping)
         return;
     r->stopping = true;
+    fdstore_keep(); /* a restart takes the serial targets' ptys back */
     daemon_notify("STOPPING=1");
     log_info("%s: closing %zu sessions and exiting", why, r->n_sessions);
     uv_timer_start(&r->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
@@ -367,6 +369,11 @@ static int relay_start(struct relay *r)
         if (!r->targets[i] || !relay_target_ready(r->targets[i]))
             return -1;
     }
+    size_t dropped = fdstore_drop_unclaimed();
+    if (dropped)
+        log_info("%zu fd(s) kept by systemd for targets no longer "
+                 "configured: closed",
+                 dropped);
     if (relay_listen(r) < 0 || relay_metrics_start(r) < 0)
         return -1;
     relay_watch_signal(r, &r->sig_term, SIGTERM);
@@ -394,9 +401,12 @@ int relay_run(struct relay *r)
     list_init(&r->sessions);
     net_admit_init(&r->admit, &r->cfg->handshakes);
     uv_timer_init(r->loop, &r->deadline);
+    fdstore_init();
     if (relay_start(r) < 0) {
         rc = 1;
         r->stopping = true;
+        fdstore_keep(); /* the next try may work: QEMU keeps its ptys */
+        fdstore_drop_unclaimed();
         relay_close_targets(r);
         if (r->listener)
             net_listener_close(r->listener);

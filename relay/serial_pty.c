@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int pty_setup(int master, int slave)
@@ -54,6 +55,23 @@ fail:
         close(*slave);
     *master = *slave = -1;
     return rc;
+}
+
+int serial_pty_adopt(int master, int slave, char *name, size_t len)
+{
+    struct stat named, held;
+    int on = 1;
+
+    if ((errno = ptsname_r(master, name, len)) != 0)
+        return -errno; /* ENOTTY: not a pty's master */
+    if (stat(name, &named) < 0 || fstat(slave, &held) < 0)
+        return -errno;
+    if (!S_ISCHR(held.st_mode) || held.st_rdev != named.st_rdev)
+        return -EXDEV; /* not this master's slave */
+    if (fcntl(master, F_SETFL, O_RDWR | O_NONBLOCK) < 0 ||
+        ioctl(master, TIOCPKT, &on) < 0)
+        return -errno;
+    return 0;
 }
 
 int serial_pty_line(int master, struct serial_line *l)

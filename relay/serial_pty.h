@@ -15,6 +15,12 @@
  * or -errno with nothing left open. */
 int serial_pty_open(int *master, int *slave, char *name, size_t len);
 
+/* A pty kept by systemd across a restart: checks that master is a pty's
+ * master and slave its slave, and puts master back in non-blocking packet
+ * mode (the slave keeps the settings QEMU gave it). name gets the slave's
+ * path. Returns 0 or -errno; the caller closes both on failure. */
+int serial_pty_adopt(int master, int slave, char *name, size_t len);
+
 /* The slave's settings as the master sees them. Returns 0 or -errno. */
 int serial_pty_line(int master, struct serial_line *l);
 

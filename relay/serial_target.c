@@ -28,6 +28,11 @@
 #define TO_TTY_SIZE (2 * NET_CONN_READ_BUF)
 /* An RFC 2217 request: IAC SB 44 cmd value(<= 4, IACs doubled) IAC SE. */
 #define REQUEST_MAX 16
+/* After the relay starts, the guest's output waits this long for an agent
+ * before it counts as stale and is dropped: agents redial within their
+ * backoff, and a pty kept across a restart (systemd's fd store) holds
+ * what the guest wrote while no relay ran. */
+#define START_GRACE_MS 5000
 
 struct serial_target {
     uv_loop_t *loop;
@@ -41,6 +46,8 @@ struct serial_target {
     struct serial_line line;       /* what the agent was last told */
     bool told;                     /* line is valid for this session */
     uint8_t modemstate, linestate; /* the agent's port, last reported */
+    uv_timer_t grace;              /* START_GRACE_MS after the start */
+    bool in_grace;
     uint8_t to_tty[TO_TTY_SIZE];
     size_t head, tail; /* [head, tail): for the guest, not written yet */
 };
@@ -180,7 +187,7 @@ static size_t on_guest_room(void *owner)
     size_t queued;
 
     if (!st->conn)
-        return SIZE_MAX;
+        return st->in_grace ? 0 : SIZE_MAX;
     queued = net_conn_queued(st->conn);
     return queued >= TO_AGENT_MAX ? 0 : TO_AGENT_MAX - queued;
 }
@@ -400,6 +407,15 @@ struct net_conn *serial_target_attach(struct serial_target *st)
 
 /* ---- the tty ---- */
 
+/* No agent came in time: what the guest writes from now on is stale. */
+static void on_grace_over(uv_timer_t *t)
+{
+    struct serial_target *st = t->data;
+
+    st->in_grace = false;
+    target_update(st);
+}
+
 /* tty = auto: CUSE where /dev/cuse opens, else a pty (said once). */
 static const struct serial_tty_backend *choose(enum relay_serial_tty tty)
 {
@@ -433,17 +449,24 @@ struct serial_target *serial_target_open(uv_loop_t *loop,
     snprintf(st->name, sizeof(st->name), "%s", cfg->name);
     snprintf(st->path, sizeof(st->path), "%s", cfg->pty_path);
     st->be = choose(cfg->serial_tty);
+    st->in_grace = true; /* before open: the tty asks for room at once */
     st->tty = st->be->open(loop, st->name, st->path, &tty_events, st);
     if (!st->tty) {
         free(st);
         return NULL;
     }
+    uv_timer_init(loop, &st->grace);
+    st->grace.data = st;
+    uv_timer_start(&st->grace, on_grace_over, START_GRACE_MS, 0);
+    uv_unref((uv_handle_t *)&st->grace); /* no reason to keep the loop up */
     return st;
 }
+
+static void on_grace_closed(uv_handle_t *h) { free(h->data); }
 
 void serial_target_close(struct serial_target *st)
 {
     detach(st);
     st->be->close(st->tty);
-    free(st);
+    uv_close((uv_handle_t *)&st->grace, on_grace_closed);
 }

@@ -2,7 +2,9 @@
 /* A serial target's tty as a pty on the relay's loop: its slave linked at
  * the target's path for QEMU, the guest's settings read from the master
  * at each TIOCPKT_IOCTL wakeup (speed, stop bits, flow control: a pty
- * forces 8 bits without parity and has no modem lines or BREAK). */
+ * forces 8 bits without parity and has no modem lines or BREAK). Under
+ * systemd both ends sit in the service's fd store, so a restarted relay
+ * takes the same pty back and QEMU's open slave never notices. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include "fdstore.h"
 #include "log.h"
 #include "serial_pty.h"
 #include "serial_tty_backend.h"
@@ -132,8 +135,24 @@ static void on_poll_closed(uv_handle_t *h)
     free(t);
 }
 
+/* The fd store's names of the target's two ends. */
+static void store_names(const char *target, char (*m)[FDSTORE_NAME_MAX + 1],
+                        char (*s)[FDSTORE_NAME_MAX + 1])
+{
+    snprintf(*m, sizeof(*m), "pty-master.%s", target);
+    snprintf(*s, sizeof(*s), "pty-slave.%s", target);
+}
+
 static void pty_close(struct serial_tty *t)
 {
+    char m[FDSTORE_NAME_MAX + 1], s[FDSTORE_NAME_MAX + 1];
+
+    /* a removed target's pty goes (unless the relay is exiting: then the
+     * store keeps it for the next run); the link goes either way, as a
+     * stale one could name another program's pty later */
+    store_names(t->name, &m, &s);
+    fdstore_remove(m);
+    fdstore_remove(s);
     unlink(t->path);
     uv_close((uv_handle_t *)&t->poll, on_poll_closed);
 }
@@ -153,6 +172,65 @@ static int pty_link(struct serial_tty *t, const char *slave_name)
     return 0;
 }
 
+/* The pty an earlier run of the relay kept in systemd's fd store, if it is
+ * still one: 1 when adopted, 0 when there is none. */
+static int pty_adopt(struct serial_tty *t, char *name, size_t len)
+{
+    char m[FDSTORE_NAME_MAX + 1], s[FDSTORE_NAME_MAX + 1];
+    int rc;
+
+    store_names(t->name, &m, &s);
+    t->master = fdstore_take(m);
+    t->slave = fdstore_take(s);
+    if (t->master < 0 && t->slave < 0)
+        return 0;
+    rc = t->master >= 0 && t->slave >= 0
+             ? serial_pty_adopt(t->master, t->slave, name, len)
+             : -ENOENT;
+    if (rc == 0)
+        return 1;
+    log_warn("target %s: the pty kept across the restart is not usable "
+             "(%s): a new one, QEMU must reopen %s",
+             t->name, strerror(-rc), t->path);
+    if (t->master >= 0)
+        close(t->master);
+    if (t->slave >= 0)
+        close(t->slave);
+    t->master = t->slave = -1;
+    return 0;
+}
+
+/* Both ends into the fd store, when systemd runs the relay with one. */
+static void pty_store(struct serial_tty *t)
+{
+    char m[FDSTORE_NAME_MAX + 1], s[FDSTORE_NAME_MAX + 1];
+    int rc;
+
+    store_names(t->name, &m, &s);
+    rc = fdstore_put(m, t->master);
+    if (rc == 0)
+        rc = fdstore_put(s, t->slave);
+    if (rc < 0 && rc != -ENOTCONN)
+        log_warn("target %s: systemd does not keep the pty (%s; "
+                 "FileDescriptorStoreMax= in the unit?): a restarted relay "
+                 "makes a new one, QEMU must reopen %s",
+                 t->name, strerror(-rc), t->path);
+}
+
+/* The pty: the one kept across a restart, else a new one. */
+static int pty_get(struct serial_tty *t, char *name, size_t len, bool *kept)
+{
+    int rc;
+
+    *kept = pty_adopt(t, name, len) == 1;
+    if (*kept)
+        return 0;
+    rc = serial_pty_open(&t->master, &t->slave, name, len);
+    if (rc == 0)
+        pty_store(t);
+    return rc;
+}
+
 static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
                                    const char *path,
                                    const struct serial_tty_events *ev,
@@ -160,6 +238,7 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
 {
     struct serial_tty *t = calloc(1, sizeof(*t));
     char name[64];
+    bool kept;
 
     if (!t) {
         log_err("target %s: out of memory", target);
@@ -168,7 +247,7 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
     *t = (struct serial_tty){.loop = loop, .ev = ev, .owner = owner};
     snprintf(t->name, sizeof(t->name), "%s", target);
     snprintf(t->path, sizeof(t->path), "%s", path);
-    int rc = serial_pty_open(&t->master, &t->slave, name, sizeof(name));
+    int rc = pty_get(t, name, sizeof(name), &kept);
     if (rc == 0)
         rc = pty_link(t, name);
     if (rc == 0)
@@ -184,7 +263,11 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
         return NULL;
     }
     t->poll.data = t;
-    log_info("target %s: serial pty %s linked at %s", target, name, path);
+    log_info("target %s: serial pty %s%s linked at %s", target, name,
+             kept ? " (kept across the restart: QEMU's open file stays "
+                    "valid)"
+                  : "",
+             path);
     log_notice("target %s: %s is a pty: the guest's speed, stop bits and "
                "flow control reach the agent; its data bits, parity, modem "
                "lines (DTR/RTS) and BREAK do not (the pty driver forces 8 "

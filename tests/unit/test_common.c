@@ -1,10 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the small common pieces: HOST:PORT parsing, backoff, the hello
- * check. */
+ * check, systemd's fd store. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "backoff.h"
 #include "check.h"
+#include "fdstore.h"
 #include "hostport.h"
 #include "log_limit.h"
 #include "usbredir_hello.h"
@@ -137,8 +145,96 @@ static void test_log_limit_closing(void)
           c ? c : "NULL");
 }
 
+/* fds systemd passes back: only for our pid, named, each handed out once;
+ * the rest closed; the variables gone for children. */
+static void test_fdstore_passed(void)
+{
+    char pid[32], names[400];
+
+    int nul = open("/dev/null", O_RDONLY), hi = fcntl(nul, F_DUPFD, 10);
+
+    close(nul);
+    for (int fd = 3; fd <= 5; fd++) /* where systemd puts them */
+        dup2(hi, fd);
+    close(hi);
+    setenv("LISTEN_PID", "1", 1); /* another process's */
+    setenv("LISTEN_FDS", "3", 1);
+    fdstore_init();
+    CHECK(fdstore_take("a") < 0, "not ours");
+    CHECK(!getenv("LISTEN_FDS"), "unset");
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "3x", 1);
+    fdstore_init();
+    CHECK(fdstore_take("a") < 0, "garbage count");
+    /* 3 fds, 2 names, one too long for systemd: unnamed */
+    memset(names, 'x', sizeof(names) - 1);
+    names[sizeof(names) - 1] = '\0';
+    memcpy(names, "a:", 2);
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "3", 1);
+    setenv("LISTEN_FDNAMES", names, 1);
+    fdstore_init();
+    CHECK(fdstore_take(names + 2) < 0, "an over-long name is no name");
+    CHECK(fdstore_take("a") == 3, "first");
+    CHECK(fdstore_take("a") < 0, "once");
+    CHECK(fcntl(3, F_GETFD) == FD_CLOEXEC, "close-on-exec");
+    CHECK(fdstore_drop_unclaimed() == 2, "two nobody took");
+    CHECK(fcntl(4, F_GETFD) < 0 && fcntl(5, F_GETFD) < 0, "closed");
+    CHECK(fcntl(3, F_GETFD) >= 0, "the taken one is the caller's");
+    close(3);
+}
+
+/* FDSTORE=1 with the fd, FDSTOREREMOVE=1, nothing once kept. */
+static void test_fdstore_notify(void)
+{
+    char path[] = "/tmp/redir-fdstore-XXXXXX", sock[64], buf[128];
+    union {
+        struct cmsghdr h;
+        char b[CMSG_SPACE(sizeof(int))];
+    } ctl;
+    struct iovec iov = {buf, sizeof(buf) - 1};
+    struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK, 0), fd;
+
+    unsetenv("NOTIFY_SOCKET");
+    CHECK(fdstore_put("x", 0) == -ENOTCONN, "not under systemd");
+    CHECK(mkdtemp(path) != NULL, "mkdtemp");
+    snprintf(sock, sizeof(sock), "%s/n", path);
+    snprintf(sun.sun_path, sizeof(sun.sun_path), "%s", sock);
+    CHECK(bind(s, (struct sockaddr *)&sun, sizeof(sun)) == 0, "bind");
+    setenv("NOTIFY_SOCKET", sock, 1);
+    CHECK(fdstore_put("a:b", 0) == -EINVAL, "':' separates names");
+    CHECK(fdstore_put("pty-master.x", 0) == 0, "put");
+    msg.msg_control = ctl.b;
+    msg.msg_controllen = sizeof(ctl.b);
+    ssize_t n = recvmsg(s, &msg, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    CHECK(strcmp(buf, "FDSTORE=1\nFDNAME=pty-master.x") == 0, "%s", buf);
+    struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+    CHECK(c && c->cmsg_type == SCM_RIGHTS, "an fd came along");
+    if (c) {
+        memcpy(&fd, CMSG_DATA(c), sizeof(fd));
+        close(fd);
+    }
+    fdstore_remove("pty-master.x");
+    n = recv(s, buf, sizeof(buf) - 1, 0);
+    buf[n > 0 ? n : 0] = '\0';
+    CHECK(strcmp(buf, "FDSTOREREMOVE=1\nFDNAME=pty-master.x") == 0, "%s", buf);
+    fdstore_keep();
+    fdstore_remove("pty-master.x");
+    CHECK(recv(s, buf, sizeof(buf), 0) < 0, "kept: no removal sent");
+    unsetenv("NOTIFY_SOCKET");
+    close(s);
+    unlink(sock);
+    rmdir(path);
+}
+
 int main(void)
 {
+    test_fdstore_passed();
+    test_fdstore_notify();
     test_log_limit();
     test_log_limit_closing();
     test_hostport();

@@ -17,8 +17,10 @@ $REDIR_AGENT set, benchmarks that binary instead.
 """
 
 import argparse
+import ctypes
 import os
 import select
+import signal
 import shutil
 import socket
 import statistics
@@ -52,6 +54,11 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK   # utime + stime
 
 
+def die_with_parent():
+    """In the child: SIGTERM when the bench goes, however it goes."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PDEATHSIG
+
+
 class Bridge:
     """One bridge process serving one pty on one TCP port."""
 
@@ -61,7 +68,11 @@ class Bridge:
         self.master, slave = os.openpty()
         tty.setraw(slave)
         self.slave = slave                 # kept open, as a device would be
-        self.device = os.ttyname(slave)
+        # a link of this run's, not /dev/pts/N: a bridge left running by
+        # an aborted run must never open a later pty that got the number
+        # (it would read some of its bytes: a "stall" in whoever owns it)
+        self.device = os.path.join(workdir, f"{kind}.tty")
+        os.symlink(os.ttyname(slave), self.device)
         os.set_blocking(self.master, False)
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -93,7 +104,8 @@ class Bridge:
                             f"    net-to-dev-bufsize: {CHUNK}\n")
             args = ["ser2net", "-n", "-u", "-d", "-c", conf]
         self.proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     preexec_fn=die_with_parent)
         deadline = time.monotonic() + 10
         while True:
             try:

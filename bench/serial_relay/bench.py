@@ -22,8 +22,10 @@ sanitizers); $REDIR_AGENT / $REDIR_RELAY override the binaries.
 """
 
 import argparse
+import ctypes
 import os
 import select
+import signal
 import socket
 import statistics
 import subprocess
@@ -70,16 +72,25 @@ def wait_for(what, fn, timeout=10):
 class Port:
     """The thin client's adapter: a pty; the bench holds the master."""
 
-    def __init__(self):
+    def __init__(self, wd):
         self.master, self.slave = os.openpty()
         tty.setraw(self.slave)
         os.set_blocking(self.master, False)
-        self.device = os.ttyname(self.slave)
+        # a link of this run's, not /dev/pts/N: an agent left running by an
+        # aborted run must never open a later pty that got the number
+        self.device = os.path.join(wd, f"port-{self.master}.tty")
+        os.symlink(os.ttyname(self.slave), self.device)
+
+
+def die_with_parent():
+    """In the child: SIGTERM when the bench goes, however it goes."""
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PDEATHSIG
 
 
 def start(cmd, log):
     return subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT)
+                            stderr=subprocess.STDOUT,
+                            preexec_fn=die_with_parent)
 
 
 def agent_conf(wd, port, section):
@@ -95,7 +106,7 @@ class Direct:
     name = "direct"
 
     def __init__(self, wd):
-        self.port = Port()
+        self.port = Port(wd)
         tcp = free_port()
         conf = agent_conf(wd, self.port,
                           f"listen = 127.0.0.1:{tcp}\nmode = raw\n")
@@ -121,7 +132,7 @@ class PtyAlone:
     name = "pty"
 
     def __init__(self, wd):
-        self.port = Port()
+        self.port = Port(wd)
         self.fd = self.port.slave
         os.set_blocking(self.fd, False)
         self.procs = []
@@ -131,7 +142,7 @@ class ViaRelay:
     name = "relay"
 
     def __init__(self, wd):
-        self.port = Port()
+        self.port = Port(wd)
         rport = free_port()
         secret = os.path.join(wd, "relay.secret")
         fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

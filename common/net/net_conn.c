@@ -78,6 +78,7 @@ struct net_conn *net__new(uv_loop_t *loop)
     c->low_water = SIZE_MAX;
     c->linger_ms = DEFAULT_LINGER_MS;
     c->keepalive = &net_tcp_ride_out_outages;
+    c->kind = &net__socket_kind;
     return c;
 }
 
@@ -164,11 +165,8 @@ void net__report_gone(struct net_conn *c, int status)
         return;
     c->gone = true;
     c->reading = false;
-    if (c->is_pair)
-        uv_idle_stop(&c->u.idle);
-    else
-        uv_read_stop(&c->u.stream);
-    conn_stall_check_update(c);
+    c->kind->stop_delivery(c);
+    c->kind->watch_stall(c);
     if (c->ops && c->ops->on_gone)
         c->ops->on_gone(c->owner, c, status);
 }
@@ -304,12 +302,12 @@ void net__read_raw(struct net_conn *c, bool on)
         uv_read_stop(&c->u.stream);
 }
 
-void net_conn_read_start(struct net_conn *c)
+void net_conn_read_start(struct net_conn *c) { c->kind->read(c, true); }
+
+void net_conn_read_stop(struct net_conn *c) { c->kind->read(c, false); }
+
+static void socket_read_start(struct net_conn *c)
 {
-    if (c->is_pair) {
-        net__pair_read(c, true);
-        return;
-    }
     if (c->phase == PHASE_HANDSHAKE && c->tls && !c->gone) {
         c->reading = true; /* reads already run; plaintext once it is done */
         return;
@@ -323,12 +321,8 @@ void net_conn_read_start(struct net_conn *c)
         net__tls_kick(c);
 }
 
-void net_conn_read_stop(struct net_conn *c)
+static void socket_read_stop(struct net_conn *c)
 {
-    if (c->is_pair) {
-        net__pair_read(c, false);
-        return;
-    }
     if (c->phase != PHASE_OPEN || !c->reading)
         return;
     uv_read_stop(&c->u.stream);
@@ -357,8 +351,6 @@ static void on_stall_check(uv_timer_t *timer)
  * connection that reads costs no wakeup. */
 static void conn_stall_check_update(struct net_conn *c)
 {
-    if (c->is_pair) /* no socket to check: the other end says it is gone */
-        return;
     bool want =
         c->phase == PHASE_OPEN && !c->reading && !c->failed && !c->write_error;
 
@@ -387,12 +379,13 @@ static void on_shutdown(uv_shutdown_t *req, int status)
 
 void net_conn_close(struct net_conn *c, bool graceful)
 {
+    c->kind->close(c, graceful);
+}
+
+static void socket_close(struct net_conn *c, bool graceful)
+{
     enum conn_phase was = c->phase;
 
-    if (c->is_pair) {
-        net__pair_close(c, graceful);
-        return;
-    }
     if (was == PHASE_CLOSING)
         return;
     c->phase = PHASE_CLOSING;
@@ -428,3 +421,27 @@ void net_conn_close(struct net_conn *c, bool graceful)
     else
         uv_read_stop(&c->u.stream);
 }
+
+/* ---- the socket kind ---- */
+
+static void socket_read(struct net_conn *c, bool on)
+{
+    if (on)
+        socket_read_start(c);
+    else
+        socket_read_stop(c);
+}
+
+static void socket_stop_delivery(struct net_conn *c)
+{
+    uv_read_stop(&c->u.stream);
+}
+
+const struct net__kind net__socket_kind = {
+    .read = socket_read,
+    .flush = net__socket_flush,
+    .close = socket_close,
+    .stop_delivery = socket_stop_delivery,
+    .watch_stall = conn_stall_check_update,
+    .tls = true,
+};

@@ -36,7 +36,24 @@ struct write_batch {
     struct queued_buf owners[BATCH_MAX];
 };
 
+/* What differs between the kinds of connection: a socket (net_conn.c,
+ * net_conn_write.c) and one end of net_conn_pair() (net_conn_pair.c).
+ * The public net_conn_* calls that differ go through it. */
+struct net__kind {
+    void (*read)(struct net_conn *c, bool on); /* the owner wants reads */
+    void (*flush)(struct net_conn *c);         /* the batch goes out */
+    void (*close)(struct net_conn *c, bool graceful);
+    /* reading ended for good (on_gone): stop what delivers reads */
+    void (*stop_delivery)(struct net_conn *c);
+    /* a paused connection's liveness check on or off, as its state asks */
+    void (*watch_stall)(struct net_conn *c);
+    bool tls; /* can carry TLS (a pair's ends are in one process) */
+};
+
+extern const struct net__kind net__socket_kind, net__pair_kind;
+
 struct net_conn {
+    const struct net__kind *kind;
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -71,7 +88,6 @@ struct net_conn {
     void *owner;
     char name[NET_CONN_NAME_MAX];
     /* one end of net_conn_pair() (net_conn_pair.c) */
-    bool is_pair;
     bool peer_closed;            /* the other end is gone: EOF next */
     bool pair_done;              /* unlinked from the other end */
     struct net_conn *peer;       /* the other end, NULL once it is gone */
@@ -102,13 +118,11 @@ void net__read_raw(struct net_conn *c, bool on);
 /* Gives a buffer back to its owner: release(ctx, base, len), or free. */
 void net__release(net_release_fn release, void *ctx, void *base, size_t len);
 void net__drop_batch(struct net_conn *c);
+/* The socket kind's flush: the batch (sealed with TLS) to uv_write. */
+void net__socket_flush(struct net_conn *c);
 /* Releases every buffer of b and keeps b for reuse. */
 void net__batch_release(struct write_batch *b);
 
-/* net_conn_pair.c */
-void net__pair_read(struct net_conn *c, bool on);
-void net__pair_flush(struct net_conn *c);
-void net__pair_close(struct net_conn *c, bool graceful);
 /* Queues bytes as they go on the wire (ciphertext with TLS). */
 void net__queue_raw(struct net_conn *c, void *base, size_t len,
                     net_release_fn release, void *ctx);

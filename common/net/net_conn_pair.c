@@ -15,6 +15,7 @@
 #define PAIR_PEER_LOST_MS 1000
 
 static void pair_idle(uv_idle_t *h);
+static void pair_flush(struct net_conn *c);
 
 /* Something waits for c's owner (bytes or the other end's EOF). */
 static void pair_kick(struct net_conn *c)
@@ -33,7 +34,7 @@ static int pair_end_init(struct net_conn *c, uv_loop_t *loop, const char *name)
     c->u.handle.data = c;
     c->stream_init = true;
     c->handles_open++;
-    c->is_pair = true;
+    c->kind = &net__pair_kind;
     c->phase = PHASE_OPEN;
     snprintf(c->name, sizeof(c->name), "%s", name);
     return 0;
@@ -176,7 +177,7 @@ static void pair_written(struct net_conn *w)
 
 static void on_linger_timeout(uv_timer_t *timer) { pair_finish(timer->data); }
 
-void net__pair_close(struct net_conn *c, bool graceful)
+static void pair_close(struct net_conn *c, bool graceful)
 {
     if (c->phase == PHASE_CLOSING)
         return;
@@ -188,7 +189,7 @@ void net__pair_close(struct net_conn *c, bool graceful)
     if (c->peer)
         pair_written(c->peer);
     if (graceful && c->peer && !c->failed && !c->write_error)
-        net__pair_flush(c);
+        pair_flush(c);
     else
         net__drop_batch(c);
     if (c->writes && c->peer) {
@@ -200,7 +201,7 @@ void net__pair_close(struct net_conn *c, bool graceful)
 
 /* ---- reading and writing ---- */
 
-void net__pair_read(struct net_conn *c, bool on)
+static void pair_read(struct net_conn *c, bool on)
 {
     if (c->phase != PHASE_OPEN || c->gone || c->reading == on)
         return;
@@ -213,7 +214,7 @@ void net__pair_read(struct net_conn *c, bool on)
     }
 }
 
-void net__pair_flush(struct net_conn *c)
+static void pair_flush(struct net_conn *c)
 {
     struct write_batch *b = c->batch;
     struct net_conn *p = c->peer;
@@ -271,3 +272,19 @@ static void pair_idle(uv_idle_t *h)
     }
     pair_kick(c);
 }
+
+/* ---- the pair kind ---- */
+
+static void pair_stop_delivery(struct net_conn *c) { uv_idle_stop(&c->u.idle); }
+
+/* No socket to check: the other end says when it is gone. */
+static void pair_watch_stall(struct net_conn *c) { (void)c; }
+
+const struct net__kind net__pair_kind = {
+    .read = pair_read,
+    .flush = pair_flush,
+    .close = pair_close,
+    .stop_delivery = pair_stop_delivery,
+    .watch_stall = pair_watch_stall,
+    .tls = false,
+};

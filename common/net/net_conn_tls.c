@@ -186,7 +186,7 @@ static int tls_set_peer_name(SSL *ssl, const char *name)
 int net_conn_start_tls(struct net_conn *c, struct net_tls_ctx *ctx,
                        const char *peer_name)
 {
-    if (c->is_pair) /* both ends are in this process: nothing to protect */
+    if (!c->kind->tls) /* a pair: both ends in this process, nothing to hide */
         return UV_ENOTSUP;
     struct net_tls_session *t = calloc(1, sizeof(*t));
 

@@ -89,14 +89,12 @@ static void on_written(uv_write_t *req, int status)
     }
 }
 
-void net_conn_flush(struct net_conn *c)
+void net_conn_flush(struct net_conn *c) { c->kind->flush(c); }
+
+void net__socket_flush(struct net_conn *c)
 {
     struct write_batch *b;
 
-    if (c->is_pair) {
-        net__pair_flush(c);
-        return;
-    }
     if (c->tls && c->phase == PHASE_OPEN)
         net__tls_seal(c);
     b = c->batch;

@@ -2,7 +2,8 @@
 /* The relay's Prometheus metrics ([relay] metrics_listen): sessions by
  * state, handshakes accepted and refused by reason, bytes raw and on the
  * wire each way, the compression ratio, backpressure pauses, QEMU connect
- * failures. */
+ * failures; per serial target, its agent, the guest's line settings and
+ * the agent's port's modem lines. */
 #include <stdio.h>
 #include <string.h>
 
@@ -11,6 +12,9 @@
 #include "relay.h"
 #include "relay_proto.h"
 #include "relay_pump.h"
+#include "relay_target.h"
+#include "rfc2217.h"
+#include "serial_target.h"
 #include "strbuf.h"
 
 static void head(struct strbuf *out, const char *name, const char *type,
@@ -79,6 +83,98 @@ static void render_refusals(const struct relay_stats *t, struct strbuf *out)
                           reasons[k], (unsigned long long)t->refused[k]);
 }
 
+/* The i-th target's serial side, NULL for a chardev target. */
+static const struct serial_target *serial_at(const struct relay *r, size_t i)
+{
+    return r->targets && r->targets[i] ? relay_target_serial(r->targets[i])
+                                       : NULL;
+}
+
+static void render_line(const char *name, const struct serial_target_status *s,
+                        struct strbuf *out)
+{
+    static const char *const parity[] = {"none", "odd", "even", "mark",
+                                         "space"};
+    static const char *const stop[] = {"1", "2", "1.5"};
+    const struct serial_line *l = &s->line;
+    char bits[4];
+
+    snprintf(bits, sizeof(bits), "%u", l->data_bits);
+    strbuf_printf(out,
+                  "redir_relay_serial_line_info{target=\"%s\",speed=\"%u\","
+                  "data_bits=\"%s\",parity=\"%s\",stop_bits=\"%s\"} 1\n",
+                  name, l->baud, s->framing_seen ? bits : "unknown",
+                  s->framing_seen ? parity[l->parity] : "unknown",
+                  stop[l->stop]);
+}
+
+static void render_modem(const char *name, int lines, struct strbuf *out)
+{
+    static const struct {
+        const char *name;
+        int bit;
+    } line[] = {{"cts", RFC2217_MODEM_CTS},
+                {"dsr", RFC2217_MODEM_DSR},
+                {"ri", RFC2217_MODEM_RI},
+                {"cd", RFC2217_MODEM_CD}};
+
+    for (size_t k = 0; k < sizeof(line) / sizeof(line[0]); k++)
+        strbuf_printf(out,
+                      "redir_relay_serial_port_modem_line{target=\"%s\","
+                      "line=\"%s\"} %d\n",
+                      name, line[k].name, !!(lines & line[k].bit));
+}
+
+/* The families of per-serial-target series. */
+enum serial_family {
+    SERIAL_ATTACHED,
+    SERIAL_LINE,
+    SERIAL_MODEM,
+    SERIAL_FAMILIES
+};
+
+/* One family's series, one or more per serial target (no family without
+ * a series: none without serial targets, no modem lines unreported). */
+static void render_serial_family(struct relay *r, enum serial_family which,
+                                 struct strbuf *out)
+{
+    static const char *const names[SERIAL_FAMILIES] = {
+        "agent_attached", "line_info", "port_modem_line"};
+    static const char *const help[SERIAL_FAMILIES] = {
+        "1 while an agent's session carries the serial target's port.",
+        "The guest's line settings as the serial target's tty shows them "
+        "(a pty hides data bits and parity: unknown).",
+        "The agent's port's modem inputs as it last reported them (no "
+        "series until it does in a session)."};
+    bool headed = false;
+
+    for (size_t i = 0; i < r->cfg->n_targets; i++) {
+        const struct serial_target *st = serial_at(r, i);
+        struct serial_target_status s;
+        if (!st)
+            continue;
+        serial_target_status(st, &s);
+        if (which == SERIAL_MODEM && s.modem < 0)
+            continue;
+        if (!headed)
+            strbuf_printf(out,
+                          "# HELP redir_relay_serial_%s %s\n"
+                          "# TYPE redir_relay_serial_%s gauge\n",
+                          names[which], help[which], names[which]);
+        headed = true;
+        const char *name = relay_target_name(r->targets[i]);
+        if (which == SERIAL_ATTACHED)
+            strbuf_printf(out,
+                          "redir_relay_serial_agent_attached{target=\"%s\"} "
+                          "%d\n",
+                          name, s.attached);
+        else if (which == SERIAL_LINE)
+            render_line(name, &s, out);
+        else
+            render_modem(name, s.modem, out);
+    }
+}
+
 static void render(void *ctx, struct strbuf *out)
 {
     struct relay *r = ctx;
@@ -119,6 +215,8 @@ static void render(void *ctx, struct strbuf *out)
                   (unsigned long long)t.chardev_pauses);
     one(out, "qemu_connect_failures_total", "counter",
         "Failed connections to QEMU chardevs.", t.qemu_connect_failures);
+    for (int which = 0; which < SERIAL_FAMILIES; which++)
+        render_serial_family(r, (enum serial_family)which, out);
 }
 
 int relay_metrics_start(struct relay *r)

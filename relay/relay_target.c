@@ -55,6 +55,11 @@ enum target_mode relay_target_mode(const struct relay_target *t)
     return t->cfg->mode;
 }
 
+const struct serial_target *relay_target_serial(const struct relay_target *t)
+{
+    return t->serial;
+}
+
 void *relay_target_holder(const struct relay_target *t) { return t->holder; }
 
 void relay_target_hold(struct relay_target *t, void *holder,

@@ -17,6 +17,7 @@
 #define RELAY_TARGET_PENDING_MAX (16 * 1024)
 
 struct relay_target;
+struct serial_target;
 
 /* Listen mode: QEMU dialed in for the target's holder. c has no owner
  * yet; data is what QEMU sent meanwhile (malloc'ed, the callee frees
@@ -47,6 +48,8 @@ relay_target_config(const struct relay_target *t);
 const char *relay_target_name(const struct relay_target *t);
 const char *relay_target_chardev(const struct relay_target *t);
 enum target_mode relay_target_mode(const struct relay_target *t);
+/* kind = serial: its tty and the agent's port's state; else NULL. */
+const struct serial_target *relay_target_serial(const struct relay_target *t);
 
 /* Who holds the target (a session), or NULL; holding it makes the
  * target hand a QEMU that dials in to ready(holder, ...). */

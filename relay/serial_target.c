@@ -16,6 +16,7 @@
 #include "net_conn.h"
 #include "rfc2217.h"
 #include "serial_line.h"
+#include "serial_target_port.h"
 #include "serial_tty_backend.h"
 #include "telnet.h"
 
@@ -43,10 +44,11 @@ struct serial_target {
     struct net_conn *conn; /* our end of the session's chardev, or NULL */
     struct telnet_decoder dec;
     struct telnet_options opts;
-    struct serial_line line;       /* what the agent was last told */
-    bool told;                     /* line is valid for this session */
-    uint8_t modemstate, linestate; /* the agent's port, last reported */
-    uv_timer_t grace;              /* START_GRACE_MS after the start */
+    struct serial_line line;         /* what the agent was last told */
+    bool told;                       /* line is valid for this session */
+    uint8_t modemstate;              /* the agent's port, last reported */
+    struct serial_target_port *port; /* its state, for status and logs */
+    uv_timer_t grace;                /* START_GRACE_MS after the start */
     bool in_grace;
     uint8_t to_tty[TO_TTY_SIZE];
     size_t head, tail; /* [head, tail): for the guest, not written yet */
@@ -57,6 +59,15 @@ static void target_update(struct serial_target *st);
 const char *serial_target_path(const struct serial_target *st)
 {
     return st->path;
+}
+
+void serial_target_status(const struct serial_target *st,
+                          struct serial_target_status *out)
+{
+    out->attached = st->conn != NULL;
+    st->be->line(st->tty, &out->line);
+    out->framing_seen = st->be->sees & SERIAL_TTY_SEES_FRAMING;
+    out->modem = serial_target_port_modem_lines(st->port);
 }
 
 /* ---- toward the agent: RFC 2217 requests ---- */
@@ -249,18 +260,14 @@ static void agent_subneg(struct serial_target *st, const struct telnet_event *e)
 {
     if (e->option != TELNET_OPT_COM_PORT || e->len < 2)
         return;
-    if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_MODEMSTATE) &&
-        e->data[1] != st->modemstate) {
-        st->modemstate = e->data[1];
-        st->be->inputs(st->tty, st->modemstate);
-        log_debug("target %s: the agent's port: modem state 0x%02x", st->name,
-                  st->modemstate);
-    } else if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_LINESTATE) &&
-               (e->data[1] & 0x1e) != (st->linestate & 0x1e)) {
-        st->linestate = e->data[1];
-        if (st->linestate & 0x1e) /* break, framing, parity, overrun */
-            log_info("target %s: the agent's port reports line state 0x%02x",
-                     st->name, st->linestate);
+    if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_MODEMSTATE)) {
+        serial_target_port_modem(st->port, e->data[1]);
+        if (e->data[1] != st->modemstate) {
+            st->modemstate = e->data[1];
+            st->be->inputs(st->tty, st->modemstate);
+        }
+    } else if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_LINESTATE)) {
+        serial_target_port_linestate(st->port, e->data[1]);
     }
 }
 
@@ -309,6 +316,7 @@ static void detach(struct serial_target *st)
     net_conn_close(st->conn, false);
     st->conn = NULL;
     st->head = st->tail = 0;
+    serial_target_port_forget(st->port);
     target_update(st);
 }
 
@@ -450,8 +458,13 @@ struct serial_target *serial_target_open(uv_loop_t *loop,
     snprintf(st->path, sizeof(st->path), "%s", cfg->pty_path);
     st->be = choose(cfg->serial_tty);
     st->in_grace = true; /* before open: the tty asks for room at once */
-    st->tty = st->be->open(loop, st->name, st->path, &tty_events, st);
+    st->port = serial_target_port_new(loop, st->name);
+    if (st->port)
+        st->tty = st->be->open(loop, st->name, st->path, &tty_events, st);
     if (!st->tty) {
+        if (!st->port)
+            log_err("target %s: out of memory", st->name);
+        serial_target_port_free(st->port);
         free(st);
         return NULL;
     }
@@ -468,5 +481,6 @@ void serial_target_close(struct serial_target *st)
 {
     detach(st);
     st->be->close(st->tty);
+    serial_target_port_free(st->port);
     uv_close((uv_handle_t *)&st->grace, on_grace_closed);
 }

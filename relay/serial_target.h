@@ -5,9 +5,11 @@
 #ifndef REDIR_SERIAL_TARGET_H
 #define REDIR_SERIAL_TARGET_H
 
+#include <stdbool.h>
 #include <uv.h>
 
 #include "relay_config.h"
+#include "serial_line.h"
 
 struct net_conn;
 struct serial_target;
@@ -29,5 +31,17 @@ void serial_target_close(struct serial_target *st);
 
 /* The path QEMU opens, for logs. */
 const char *serial_target_path(const struct serial_target *st);
+
+/* For the metrics: the target as it stands. */
+struct serial_target_status {
+    bool attached;           /* an agent's session carries the port */
+    struct serial_line line; /* the guest's settings, as the tty shows */
+    bool framing_seen;       /* line's data bits and parity are real (not
+                                on a pty, which hides them) */
+    int modem; /* the agent's port's RFC2217_MODEM_CD/RI/DSR/CTS bits, -1
+                  until it reports them in this session */
+};
+void serial_target_status(const struct serial_target *st,
+                          struct serial_target_status *out);
 
 #endif

@@ -2,7 +2,8 @@
 /* LD_PRELOAD library for the serial e2e tests: logs the modem-line,
  * break and termios ioctls a program issues (ptys cannot show DTR, RTS,
  * BREAK, parity or data size) to $REDIR_IOCTL_LOG, one line each, then
- * passes them on. */
+ * passes them on; with $REDIR_IOCTL_MODEM, TIOCMGET answers the TIOCM_*
+ * bits written in that file (a pty has no modem inputs to show). */
 #include <asm/termbits.h>
 #include <dlfcn.h>
 #include <fcntl.h>
@@ -32,6 +33,23 @@ static void record(const char *line)
         /* nothing to do: the test will miss the line */
     }
     close(log);
+}
+
+/* TIOCMGET from $REDIR_IOCTL_MODEM ("0x120"): 0, or -1 to ask the tty. */
+static int fake_modem(int *bits)
+{
+    const char *path = getenv("REDIR_IOCTL_MODEM");
+    char text[32];
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    text[n] = '\0';
+    *bits = (int)strtol(text, NULL, 0);
+    return 0;
 }
 
 static void describe(unsigned long request, void *arg, char *line, size_t len)
@@ -84,5 +102,7 @@ int ioctl(int fd, unsigned long request, ...)
     describe(request, arg, line, sizeof(line));
     if (line[0])
         record(line);
+    if (request == TIOCMGET && fake_modem(arg) == 0)
+        return 0;
     return real(fd, request, arg);
 }

@@ -317,6 +317,13 @@ static void detach(struct serial_target *st)
     st->conn = NULL;
     st->head = st->tail = 0;
     serial_target_port_forget(st->port);
+    /* no port behind the tty now: the guest's TIOCMGET reads its modem
+     * inputs (CTS, DSR, CD, RI) off, as with a cable pulled, not the last
+     * agent's lines */
+    if (st->modemstate) {
+        st->modemstate = 0;
+        st->be->inputs(st->tty, 0);
+    }
     target_update(st);
 }
 

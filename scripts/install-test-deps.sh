@@ -19,10 +19,12 @@ cd "$(dirname "$0")/.."
 # iproute2: network namespaces and tbf for bench/link's link profiles.
 # prometheus: promtool checks the metrics endpoint, and a real server
 # scrapes it once (e2e_metrics).
+# systemd, util-linux (unshare): a systemd user manager keeps the relay's
+# ptys across restarts (relay_e2e_fdstore); nothing is started on the host.
 TEST_PACKAGES="clang-format clang libclang-rt-14-dev
 usbredirect python3-serial ser2net
 busybox-static cpio kmod udev
-openssl haproxy iproute2 prometheus"
+openssl haproxy iproute2 prometheus systemd util-linux"
 
 # shellcheck disable=SC2086
 scripts/install-deps.sh $TEST_PACKAGES

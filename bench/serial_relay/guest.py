@@ -203,9 +203,24 @@ def host_rtt(fd, rounds):
     return {}
 
 
-def run_phase(guest, master, seq, mode, size, rtt_rounds):
+def io_counts(pid):
+    """(CPU seconds, read + write system calls) of a process so far: the
+    calls do not depend on the load."""
+    with open(f"/proc/{pid}/io") as f:
+        io = dict(line.split(": ") for line in f.read().splitlines())
+    return bench.cpu_seconds(pid), int(io["syscr"]) + int(io["syscw"])
+
+
+def counts(pids):
+    return {name: io_counts(pid) for name, pid in pids.items()}
+
+
+def run_phase(guest, master, seq, mode, size, rtt_rounds, pids):
+    """One phase on one path: the bench's side of it, the guest's figures
+    checked and converted, and what each process spent on it."""
     guest.wait_serial(rf"^BENCH-READY {seq} ", BOOT_S if seq == 1 else 120)
     bench.drain(master)
+    before = counts(pids)
     if mode == "tx":
         host = host_tx(master, size)
     elif mode == "rx":
@@ -213,18 +228,23 @@ def run_phase(guest, master, seq, mode, size, rtt_rounds):
     else:
         host = host_rtt(master, rtt_rounds)
     m = guest.wait_serial(rf"^RESULT: bench{seq}=(.*)$", 120)
+    after = counts(pids)
+    units = rtt_rounds if mode == "rtt" else size / 1024
+    cost = {n: tuple((a - b) / units for a, b in zip(after[n], before[n]))
+            for n in pids}
     g = fields(m.group(1))
     if "crc" in g and int(g["crc"], 16) != host["crc"]:
         raise RuntimeError(f"phase {seq} {mode}: CRC-32 guest {g['crc']}, "
                            f"port {host['crc']:08x} ({g})")
     if mode == "tx":
-        return {"to_port": host["rate"] / 1e3,
+        return {"to_port": host["rate"] / 1e3, "cost_tx": cost,
                 "guest_write": size / (int(g["drain_ns"]) / 1e9) / 1e3}
     if mode == "rx":
         span = int(g["span_ns"]) / 1e9
-        return {"from_port": (size - int(g["first_len"])) / span / 1e3}
+        return {"from_port": (size - int(g["first_len"])) / span / 1e3,
+                "cost_rx": cost}
     return {"p50": int(g["p50_ns"]) / 1e3, "p99": int(g["p99_ns"]) / 1e3,
-            "min": int(g["min_ns"]) / 1e3}
+            "min": int(g["min_ns"]) / 1e3, "cost_rtt": cost}
 
 
 def print_round(r, res):
@@ -279,13 +299,41 @@ def measure(td, a):
 
 def collect(guest, rig, phases, a):
     results = [{"direct": {}, "relay": {}} for _ in range(a.rounds)]
+    procs = dict((n, p.pid) for n, p in rig.procs)
+    pids = {"direct": {"qemu": guest.qemu.proc.pid,
+                       "agent": procs["direct-agent"]},
+            "relay": {"qemu": guest.qemu.proc.pid, "relay": procs["relay"],
+                      "agent": procs["relay-agent"]}}
     for seq, mode, name in phases:
         r = (seq - 1) // 6
         results[r][name].update(run_phase(guest, rig.ports[name].master, seq,
-                                          mode, a.size << 10, a.rtt))
+                                          mode, a.size << 10, a.rtt,
+                                          pids[name]))
         if seq % 6 == 0:
             print_round(r, results[r])
     return results
+
+
+def print_costs(results):
+    """Per KiB moved (or per round trip), the mean over the rounds."""
+    print("read/write system calls (/proc/PID/io syscr+syscw: read, write, "
+          "readv, writev...; not QEMU's\nsocket chardev's sendmsg/recvmsg) "
+          "and CPU ms, per KiB moved or per round trip, mean of the rounds:")
+    print(f"{'':20} {'QEMU calls':>10} {'QEMU ms':>8} {'relay calls':>11} "
+          f"{'relay ms':>8} {'agent calls':>11} {'agent ms':>8}")
+    for mode, label in (("tx", "guest->port"), ("rx", "port->guest"),
+                        ("rtt", "round trip")):
+        for name, _ in PATHS:
+            costs = [r[name][f"cost_{mode}"] for r in results]
+            row = f"{label + ' ' + name:20}"
+            for proc, width in (("qemu", 10), ("relay", 11), ("agent", 11)):
+                if proc not in costs[0]:
+                    row += f" {'-':>{width}} {'-':>8}"
+                    continue
+                calls = sum(c[proc][1] for c in costs) / len(costs)
+                ms = sum(c[proc][0] for c in costs) / len(costs) * 1e3
+                row += f" {calls:{width}.1f} {ms:8.3f}"
+            print(row)
 
 
 def summary(results):
@@ -312,7 +360,9 @@ def main():
     td = harness.TestDir("bench-serial-guest")
     ok = False
     try:
-        summary(measure(td, a))
+        results = measure(td, a)
+        print_costs(results)
+        summary(results)
         ok = True
     finally:
         td.cleanup(ok)

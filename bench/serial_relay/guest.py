@@ -21,6 +21,7 @@ CLOCK_MONOTONIC). CRC-32 and byte counts are checked both ways. Printed per
 round with the ratios relay/direct (goals: throughput >= 0.8x, RTT <= 1.5x).
 
     bench/serial_relay/guest.py [--size KiB] [--rtt N] [--rounds R]
+                                [--rx-trig 1|4|8|14]
 
 Builds redir-agent and redir-relay in build-bench (release, no sanitizers)
 like bench.py; $REDIR_AGENT / $REDIR_RELAY override the binaries. Needs
@@ -129,12 +130,15 @@ def plan(rounds):
     return out
 
 
-def guest_script(phases, size, rtt_rounds):
+def guest_script(phases, size, rtt_rounds, rx_trig):
     devs = dict(PATHS)
     lines = [
         "for d in /dev/ttyS1 /dev/ttyS2; do",
         '    [ -e $d ] || fail "no $d"',
         '    stty -F $d 115200 raw -echo clocal -crtscts || fail "stty $d"',
+        "    t=/sys/class/tty/${d#/dev/}/rx_trig_bytes",
+        f'    [ -z "{rx_trig}" ] || echo {rx_trig} > $t || fail "$t"',
+        '    result rx_trig_${d#/dev/} "$(cat $t)"',
         "done",
         'result clocksource "$(cat /sys/devices/system/clocksource/'
         'clocksource0/current_clocksource)"',
@@ -276,7 +280,7 @@ def measure(td, a):
         with open(helper, "rb") as f:
             files = {"/bin/guest_serial": (f.read(), 0o755)}
         guest = linuxguest.LinuxGuest(
-            td, guest_script(phases, a.size << 10, a.rtt),
+            td, guest_script(phases, a.size << 10, a.rtt, a.rx_trig or ""),
             cmdline=["8250.nr_uarts=3"], files=files, extra_args=qemu_args)
         guest.start()
         load0 = os.getloadavg()[0]
@@ -286,7 +290,8 @@ def measure(td, a):
         finally:
             guest.stop()
         print(f"guest clocksource {res.get('clocksource')}; UARTs: "
-              f"{res.get('uarts')}")
+              f"{res.get('uarts')}; receive FIFO trigger (bytes): ttyS1 "
+              f"{res.get('rx_trig_ttyS1')}, ttyS2 {res.get('rx_trig_ttyS2')}")
         cpu = ", ".join(f"{n} {bench.cpu_seconds(p.pid):.2f}"
                         for n, p in rig.procs)
         print(f"CPU for the whole run (s): {cpu}")
@@ -354,6 +359,9 @@ def main():
     ap.add_argument("--rtt", type=int, default=500, help="round trips")
     ap.add_argument("--rounds", type=int, default=3,
                     help="rounds of all phases in the one boot")
+    ap.add_argument("--rx-trig", type=int, choices=(1, 4, 8, 14),
+                    help="the guest's 16550 receive FIFO trigger level "
+                    "(sysfs rx_trig_bytes; the kernel's default: 8)")
     a = ap.parse_args()
     if not os.environ.get("REDIR_AGENT") or not os.environ.get("REDIR_RELAY"):
         bench.build()

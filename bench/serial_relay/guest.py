@@ -14,8 +14,9 @@ application and both paths.
 
 The guest runs guest_serial (guest_serial.c, built static here) per phase,
 alternating the paths: guest -> port (the guest writes SIZE KiB; the bench
-times first to last byte at the port), port -> guest (the bench writes SIZE
-KiB; the guest times first to last byte it reads), and 1-byte round trips
+times from its go byte to the last byte at the port), port -> guest (the bench writes SIZE
+KiB after a go byte from the guest; the guest times from sending that to the
+last byte it reads), and 1-byte round trips
 from the guest (the bench echoes at the port; the guest times them with
 CLOCK_MONOTONIC). CRC-32 and byte counts are checked both ways. Printed per
 round with the ratios relay/direct (goals: throughput >= 0.8x, RTT <= 1.5x).
@@ -157,21 +158,16 @@ def fields(text):
 
 
 def read_exact(fd, n):
-    """n bytes from fd: (data, time of the first read, its length, time of
-    the last)."""
+    """n bytes from fd."""
     got = bytearray()
-    first = first_len = None
     while len(got) < n:
         if not select.select([fd], [], [], STALL_S)[0]:
             raise RuntimeError(f"port: {len(got)}/{n} bytes, then silence")
         try:
-            chunk = os.read(fd, 65536)
+            got += os.read(fd, n - len(got))
         except BlockingIOError:
             continue
-        if first is None:
-            first, first_len = time.monotonic(), len(chunk)
-        got += chunk
-    return bytes(got), first, first_len, time.monotonic()
+    return bytes(got)
 
 
 def write_exact(fd, data):
@@ -183,17 +179,21 @@ def write_exact(fd, data):
 
 
 def host_tx(fd, n):
-    """The guest writes n bytes: read and time them at the port."""
+    """The guest writes n bytes after the go byte: read them at the port,
+    timed from the go byte to the last (as the guest times port -> guest:
+    one-way latency and the guest's start, under a millisecond, count)."""
+    t0 = time.monotonic()
     os.write(fd, GO)
-    data, first, first_len, last = read_exact(fd, n)
-    if len(data) != n:
-        raise RuntimeError(f"guest -> port: {len(data)} bytes, sent {n}")
-    return {"crc": zlib.crc32(data), "rate": (n - first_len) / (last - first)}
+    data = read_exact(fd, n)
+    return {"crc": zlib.crc32(data), "rate": n / (time.monotonic() - t0)}
 
 
 def host_rx(fd, n):
-    """Write n random bytes into the port for the guest to read."""
+    """Write n random bytes into the port for the guest to read, once the
+    guest's go byte came."""
     data = os.urandom(n)
+    while read_exact(fd, 1) != GO:
+        pass
     write_exact(fd, data)
     return {"crc": zlib.crc32(data)}
 
@@ -202,7 +202,7 @@ def host_rtt(fd, rounds):
     """Echo `rounds` bytes at the port after the go byte."""
     os.write(fd, GO)
     for _ in range(rounds):
-        data = read_exact(fd, 1)[0]
+        data = read_exact(fd, 1)
         write_exact(fd, data)
     return {}
 
@@ -223,7 +223,8 @@ def run_phase(guest, master, seq, mode, size, rtt_rounds, pids):
     """One phase on one path: the bench's side of it, the guest's figures
     checked and converted, and what each process spent on it."""
     guest.wait_serial(rf"^BENCH-READY {seq} ", BOOT_S if seq == 1 else 120)
-    bench.drain(master)
+    if mode != "rx":   # in rx, the guest may have sent its go byte
+        bench.drain(master)
     before = counts(pids)
     if mode == "tx":
         host = host_tx(master, size)
@@ -245,7 +246,7 @@ def run_phase(guest, master, seq, mode, size, rtt_rounds, pids):
                 "guest_write": size / (int(g["drain_ns"]) / 1e9) / 1e3}
     if mode == "rx":
         span = int(g["span_ns"]) / 1e9
-        return {"from_port": (size - int(g["first_len"])) / span / 1e3,
+        return {"from_port": size / span / 1e3,
                 "cost_rx": cost}
     return {"p50": int(g["p50_ns"]) / 1e3, "p99": int(g["p99_ns"]) / 1e3,
             "min": int(g["min_ns"]) / 1e3, "cost_rtt": cost}
@@ -290,7 +291,7 @@ def measure(td, a):
         finally:
             guest.stop()
         print(f"guest clocksource {res.get('clocksource')}; UARTs: "
-              f"{res.get('uarts')}; receive FIFO trigger (bytes): ttyS1 "
+              f"{res.get('uarts', '').rstrip(';')}; receive FIFO trigger (bytes): ttyS1 "
               f"{res.get('rx_trig_ttyS1')}, ttyS2 {res.get('rx_trig_ttyS2')}")
         cpu = ", ".join(f"{n} {bench.cpu_seconds(p.pid):.2f}"
                         for n, p in rig.procs)

@@ -8,7 +8,7 @@
  *
  * Each prints "BENCH-READY SEQ MODE DEV N" on stdout (the console the bench
  * watches) once the port is flushed and set raw; tx and rtt then wait for
- * the bench's go byte on DEV (rx starts with the first byte that comes).
+ * the bench's go byte on DEV, rx sends one to the bench.
  * The result is one line "RESULT: benchSEQ=k:v ...": bytes, crc, the
  * guest's CLOCK_MONOTONIC nanoseconds; for rtt the p50/p99/min/max. */
 #include <errno.h>
@@ -25,9 +25,10 @@
 /* A TCG guest on a loaded 2-core host can stall for seconds; a port that
  * stays silent this long has lost bytes or the bench has died. */
 #define STALL_MS 30000
-#define CHUNK 4096           /* per read()/write(); the tty layer splits it */
-#define MAX_BYTES (64 << 20) /* the guest has 256 MiB; tmp buffers live here   \
-                              */
+#define CHUNK 4096 /* per read()/write(); the tty layer splits it */
+#define MAX_BYTES                                                              \
+    (64 << 20) /* the guest has 256 MiB; tmp buffers live here                 \
+                */
 #define MAX_ROUNDS 100000
 #define CRC32_POLY 0xedb88320u /* the reflected IEEE polynomial (zlib's) */
 #define GO_BYTE 'G'
@@ -92,10 +93,8 @@ static int wait_fd(int fd, short events)
     return r == 1 ? 0 : -1;
 }
 
-/* Reads exactly n bytes; *first (if not NULL) gets the time the first
- * read returned, the bytes it brought in *first_len. */
-static int read_all(int fd, unsigned char *buf, size_t n, uint64_t *first,
-                    size_t *first_len)
+/* Reads exactly n bytes. */
+static int read_all(int fd, unsigned char *buf, size_t n)
 {
     size_t got = 0;
 
@@ -108,10 +107,6 @@ static int read_all(int fd, unsigned char *buf, size_t n, uint64_t *first,
             continue;
         if (r <= 0)
             return -1;
-        if (got == 0 && first) {
-            *first = now_ns();
-            *first_len = (size_t)r;
-        }
         got += (size_t)r;
     }
     return 0;
@@ -140,7 +135,7 @@ static int wait_go(int fd)
 {
     unsigned char c;
 
-    if (read_all(fd, &c, 1, NULL, NULL) != 0)
+    if (read_all(fd, &c, 1) != 0)
         return -1;
     if (c != GO_BYTE) {
         errno = EPROTO;
@@ -181,17 +176,22 @@ static int do_tx(const char *seq, int fd, unsigned char *buf, size_t n)
     return 0;
 }
 
+/* Timed from the go byte the guest sends (the bench sends nothing before
+ * it) to the last byte read: timing from the first byte read instead
+ * measured only a burst when the reader ran late, the bytes before it
+ * having queued up in the guest's tty buffer. */
 static int do_rx(const char *seq, int fd, unsigned char *buf, size_t n)
 {
-    uint64_t first = 0;
-    size_t first_len = 0;
+    unsigned char go = GO_BYTE;
+    uint64_t t0 = now_ns();
 
-    if (read_all(fd, buf, n, &first, &first_len) != 0)
+    if (write_all(fd, &go, 1) != 0)
+        return die("write of the go byte");
+    if (read_all(fd, buf, n) != 0)
         return die("read");
     uint64_t last = now_ns();
-    printf("RESULT: bench%s=bytes:%zu crc:%08x first_len:%zu span_ns:%llu\n",
-           seq, n, crc32_of(buf, n), first_len,
-           (unsigned long long)(last - first));
+    printf("RESULT: bench%s=bytes:%zu crc:%08x span_ns:%llu\n", seq, n,
+           crc32_of(buf, n), (unsigned long long)(last - t0));
     return 0;
 }
 
@@ -213,7 +213,7 @@ static int do_rtt(const char *seq, int fd, size_t rounds)
     for (size_t i = 0; i < rounds; i++) {
         unsigned char out = (unsigned char)(i * 37 + 11), in;
         uint64_t t0 = now_ns();
-        if (write_all(fd, &out, 1) != 0 || read_all(fd, &in, 1, NULL, NULL))
+        if (write_all(fd, &out, 1) != 0 || read_all(fd, &in, 1))
             return die("round trip");
         ns[i] = now_ns() - t0;
         if (in != out) {

@@ -14,12 +14,13 @@ application and both paths.
 
 The guest runs guest_serial (guest_serial.c, built static here) per phase,
 alternating the paths: guest -> port (the guest writes SIZE KiB; the bench
-times from its go byte to the last byte at the port), port -> guest (the bench writes SIZE
-KiB after a go byte from the guest; the guest times from sending that to the
-last byte it reads), and 1-byte round trips
-from the guest (the bench echoes at the port; the guest times them with
+times from its go byte to the last byte at the port), port -> guest (the
+bench writes SIZE KiB after a go byte from the guest; the guest times from
+sending that to the last byte it reads), and 1-byte round trips from the
+guest (the bench echoes at the port; the guest times them with
 CLOCK_MONOTONIC). CRC-32 and byte counts are checked both ways. Printed per
-round with the ratios relay/direct (goals: throughput >= 0.8x, RTT <= 1.5x).
+round with the ratios relay/direct (goals: throughput >= 0.8x, RTT <= 1.5x),
+then each process's read/write system calls and CPU per KiB (from /proc).
 
     bench/serial_relay/guest.py [--size KiB] [--rtt N] [--rounds R]
                                 [--rx-trig 1|4|8|14]
@@ -60,13 +61,22 @@ def build_helper(out):
     return out
 
 
+def new_port(td):
+    """bench.Port: from a59d543 on it takes the run's directory (its link
+    to the pty lives there); before, nothing."""
+    try:
+        return bench.Port(td.path)
+    except TypeError:
+        return bench.Port()
+
+
 class Rig:
     """The two paths' host side (agents, relay, ports) and the guest."""
 
     def __init__(self, td):
         self.td = td
         self.procs = []
-        self.ports = {"direct": bench.Port(), "relay": bench.Port()}
+        self.ports = {"direct": new_port(td), "relay": new_port(td)}
 
     def start(self, name, cmd):
         proc = bench.start(cmd, open(self.td.file(f"{name}.log"), "wb"))
@@ -291,8 +301,9 @@ def measure(td, a):
         finally:
             guest.stop()
         print(f"guest clocksource {res.get('clocksource')}; UARTs: "
-              f"{res.get('uarts', '').rstrip(';')}; receive FIFO trigger (bytes): ttyS1 "
-              f"{res.get('rx_trig_ttyS1')}, ttyS2 {res.get('rx_trig_ttyS2')}")
+              f"{res.get('uarts', '').rstrip(';')}; receive FIFO trigger "
+              f"(bytes): ttyS1 {res.get('rx_trig_ttyS1')}, ttyS2 "
+              f"{res.get('rx_trig_ttyS2')}")
         cpu = ", ".join(f"{n} {bench.cpu_seconds(p.pid):.2f}"
                         for n, p in rig.procs)
         print(f"CPU for the whole run (s): {cpu}")

@@ -242,7 +242,8 @@ def run_phase(guest, master, seq, mode, size, rtt_rounds, pids):
         host = host_rx(master, size)
     else:
         host = host_rtt(master, rtt_rounds)
-    m = guest.wait_serial(rf"^RESULT: bench{seq}=(.*)$", 120)
+    # the whole line: the console file can end in the middle of one
+    m = guest.wait_serial(rf"^RESULT: bench{seq}=(.*)\n", 120)
     after = counts(pids)
     units = rtt_rounds if mode == "rtt" else size / 1024
     cost = {n: tuple((a - b) / units for a, b in zip(after[n], before[n]))

@@ -376,6 +376,9 @@ def main():
                     help="the guest's 16550 receive FIFO trigger level "
                     "(sysfs rx_trig_bytes; the kernel's default: 8)")
     a = ap.parse_args()
+    if min(a.size, a.rtt, a.rounds) < 1 or a.size > 64 << 10:
+        ap.error("--size (1-65536 KiB; guest_serial.c MAX_BYTES), --rtt and "
+                 "--rounds must be at least 1")
     if not os.environ.get("REDIR_AGENT") or not os.environ.get("REDIR_RELAY"):
         bench.build()
     td = harness.TestDir("bench-serial-guest")

@@ -71,7 +71,7 @@ def new_port(td):
 
 
 class Rig:
-    """The two paths' host side (agents, relay, ports) and the guest."""
+    """The two paths' host side: agents, relay, ports."""
 
     def __init__(self, td):
         self.td = td

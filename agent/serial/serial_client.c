@@ -193,14 +193,17 @@ static void on_connected(void *owner, struct net_conn *conn, int status)
 static void on_gone(void *owner, struct net_conn *conn, int status)
 {
     struct serial_client *c = owner;
-    (void)conn;
 
     if (c->relay_hs && c->phase == CLIENT_DIALING) {
+        /* TLS 1.3: the relay refuses our certificate after our side of
+         * the handshake is done, so its alert arrives here */
+        const char *tls = net_conn_tls_error(conn);
         serial_client__relay_free(c);
         c->p.ops->on_dialed(c->p.port, c,
-                            status == UV_EOF
-                                ? "the relay closed during the handshake"
-                                : uv_strerror(status));
+                            tls                ? tls
+                            : status == UV_EOF ? "the relay closed during "
+                                                 "the handshake"
+                                               : uv_strerror(status));
         return;
     }
     if (!serial_client__open(c))

@@ -15,6 +15,7 @@ import select
 import sys
 import termios
 import time
+import tty
 
 import serial_harness as sh
 
@@ -156,7 +157,6 @@ class StalePty(sh.Pty):
 
     def plug_with(self, stale):
         m, s = os.openpty()
-        import tty
         tty.setraw(s)
         os.set_blocking(m, False)
         write_all(m, stale)

@@ -3,12 +3,12 @@
 """A serial port through redir-relay with TLS 1.3 and certificates, no
 shared secret (issue 15: "the same authentication (and TLS) as USB"). The
 relay's serial target names the one thin client that may use it
-(agents = desk-17); the guest side is the target's pty, held open as QEMU
+(agents = desk-17, desk-99, the latter revoked); the guest side is the target's pty, held open as QEMU
 holds it. Each block names the attack it answers:
 - a genuine thin client of another user (desk-18) is refused the target,
   and the guest's settings never reach its port;
 - a certificate from another CA that claims to be desk-17 is refused in
-  the TLS handshake;
+  the TLS handshake, and so is a revoked one (desk-99, named in agents);
 - a machine that took the relay's address, with a certificate from
   another CA, gets nothing from the agent: no session, its guest's
   settings never reach the port;
@@ -29,11 +29,12 @@ SIZE = 256 * 1024
 REDIAL = "reconnect_min_ms = 50\nreconnect_max_ms = 300\n"
 
 
-def relay_text(relay, certs, cert, path, ca="ca"):
+def relay_text(relay, certs, cert, path, crl="crl.pem"):
+    # desk-99 may use the target by name, but its certificate is revoked
     text = (f"[relay]\nlisten = 127.0.0.1:{relay.port}\nlog_level = debug\n"
-            f"{certs.tls_keys(cert, ca=ca)}\n"
+            f"{certs.tls_keys(cert, crl=crl)}\n"
             f"[target.com1]\nkind = serial\ntty = pty\npath = {path}\n"
-            f"agents = desk-17\n")
+            f"agents = desk-17, desk-99\n")
     return text
 
 
@@ -55,14 +56,20 @@ def intruders(td, relay, certs, guest):
     """Thin clients that must not get the target, tried while it is free."""
     rg.guest_set(guest, termios.B1200, termios.CS8 | termios.CSTOPB)
     p18, prog = sh.Pty(td.file("desk18-dev")), sh.Pty(td.file("rogue-dev"))
+    p99 = sh.Pty(td.file("desk99-dev"))
     a18 = sh.SerialAgent(td, name="desk18").start(
         agent_port("com1", p18, relay.port, certs, "desk-18"))
     rogue = sh.SerialAgent(td, name="rogue").start(
         agent_port("com1", prog, relay.port, certs, "rogue-desk"))
+    a99 = sh.SerialAgent(td, name="desk99").start(
+        agent_port("com1", p99, relay.port, certs, "desk-99"))
     # Attack: another user's thin client asks for this VM's port.
     a18.wait_log(r"relay refused us: .*may not use target 'com1'")
     relay.wait_log(r"'desk-18' may not use target 'com1' "
-                   r"\(agents = desk-17\)")
+                   r"\(agents = desk-17, desk-99\)")
+    # Attack: a stolen thin client whose certificate was revoked.
+    relay.wait_log(r"TLS handshake failed: certificate: certificate revoked")
+    a99.wait_log(r"\[serial.com1\] .*cannot connect: .*certificate revoked")
     # Attack: a certificate from another CA claiming to be desk-17.
     relay.wait_log(r"refused: TLS handshake failed: .*(unknown ca|unable to "
                    r"get local issuer|certificate verify failed)")
@@ -73,13 +80,14 @@ def intruders(td, relay, certs, guest):
     rg.write_all(guest, b"\x00for desk-17 only\xff")
     untouched(p18, "desk-18")
     untouched(prog, "rogue-desk")
+    untouched(p99, "desk-99 (revoked)")
     assert "attached to target" not in relay.log_text(), \
         "an intruder was attached"
-    a18.stop()
-    rogue.stop()
+    for a in (a18, rogue, a99):
+        a.stop()
     rg.read_for(guest, 0.2)
-    print("desk-18 (not in agents) and a rogue-CA desk-17 refused; their "
-          "ports untouched")
+    print("desk-18 (not in agents), a rogue-CA desk-17 and the revoked "
+          "desk-99 refused; their ports untouched")
 
 
 def impostor_relay(td, certs):
@@ -87,7 +95,7 @@ def impostor_relay(td, certs):
     dials: started here, returns (relay, its guest fd)."""
     fake = relayharness.Relay(td, name="impostor")
     path = td.file("impostor-com1")
-    fake.start(relay_text(fake, certs, "rogue-relay", path).replace(
+    fake.start(relay_text(fake, certs, "rogue-relay", path, crl=None).replace(
         certs.path("ca.pem"), certs.path("rogue-ca.pem")))
     fake.wait_ready()
     fguest = rg.open_guest(path)

@@ -2,9 +2,10 @@
 # SPDX-License-Identifier: MIT
 """A serial port through redir-relay with TLS 1.3 and certificates, no
 shared secret (issue 15: "the same authentication (and TLS) as USB"). The
-relay's serial target names the one thin client that may use it
-(agents = desk-17, desk-99, the latter revoked); the guest side is the target's pty, held open as QEMU
-holds it. Each block names the attack it answers:
+relay's serial target names the thin clients that may use it (agents =
+desk-17, desk-99; desk-99's certificate is revoked); the guest side is
+the target's pty, held open as QEMU holds it. Each block names the
+attack it answers:
 - a genuine thin client of another user (desk-18) is refused the target,
   and the guest's settings never reach its port;
 - a certificate from another CA that claims to be desk-17 is refused in

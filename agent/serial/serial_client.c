@@ -62,6 +62,7 @@ static void client_release(struct serial_client *c)
     if (--c->handles > 0)
         return;
     serial_client__relay_free(c);
+    serial_client__lz4_free(c);
     void (*on_freed)(void *) = c->silent ? NULL : c->p.ops->on_freed;
     void *port = c->p.port;
     free(c);

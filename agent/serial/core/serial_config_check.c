@@ -100,6 +100,10 @@ static int finish_relay(struct serial_port_config *p, struct config_parse *cp)
                 return fail_at_key(
                     cp, p, relay_only[i],
                     "only with connect = HOST:PORT/TARGET (a relay)");
+        if (p->lz4) /* frames only a relay decodes */
+            return fail_at_key(
+                cp, p, KEY_TRANSPORT,
+                "lz4 only with connect = HOST:PORT/TARGET (a relay)");
         return 0;
     }
     /* a printer too: the guest's settings are answered and not applied

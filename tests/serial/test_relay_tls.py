@@ -16,7 +16,7 @@ attack it answers:
 - a man in the middle between agent and relay sees only ciphertext;
 then desk-17 itself: settings from the guest reach the port and 256 KiB
 each way pass byte-exact (0x00/0xff), and the relay names it by its
-certificate."""
+certificate; the same on a second port with transport = lz4."""
 import os
 import termios
 
@@ -35,13 +35,15 @@ def relay_text(relay, certs, cert, path, crl="crl.pem"):
     text = (f"[relay]\nlisten = 127.0.0.1:{relay.port}\nlog_level = debug\n"
             f"{certs.tls_keys(cert, crl=crl)}\n"
             f"[target.com1]\nkind = serial\ntty = pty\npath = {path}\n"
-            f"agents = desk-17, desk-99\n")
+            f"agents = desk-17, desk-99\n"
+            f"[target.com2]\nkind = serial\ntty = pty\npath = {path}-2\n"
+            f"agents = desk-17\n")
     return text
 
 
-def agent_port(name, phys, port, certs, cert):
-    return (sh.port_section(name, phys.link, connect=f"{port}/com1") +
-            certs.tls_keys(cert) + REDIAL)
+def agent_port(name, phys, port, certs, cert, target="com1", **keys):
+    return (sh.port_section(name, phys.link, connect=f"{port}/{target}",
+                            **keys) + certs.tls_keys(cert) + REDIAL)
 
 
 def untouched(phys, what):
@@ -111,15 +113,18 @@ def test(td):
     relay.start(relay_text(relay, certs, "relay", path))
     relay.wait_log(r"listening for agents on .*TLS 1\.3, agents by "
                    r"certificate")
-    guest = rg.open_guest(path)
+    guest, guest2 = rg.open_guest(path), rg.open_guest(path + "-2")
     intruders(td, relay, certs, guest)
 
     fake, fguest = impostor_relay(td, certs)
     tap = tlsharness.RecordingProxy(relay.port)
     phys, pfake = sh.Pty(td.file("com1-dev")), sh.Pty(td.file("fake-dev"))
+    phys2 = sh.Pty(td.file("com2-dev"))
     agent = sh.SerialAgent(td).start(
         agent_port("com1", phys, tap.port, certs, "desk-17") +
-        agent_port("evil", pfake, fake.port, certs, "desk-17"))
+        agent_port("evil", pfake, fake.port, certs, "desk-17") +
+        agent_port("com2", phys2, relay.port, certs, "desk-17",
+                   target="com2", transport="lz4"))
 
     # Attack: a machine with the relay's address but not its CA.
     agent.wait_log(r"\[serial.evil\] .*cannot connect: .*certificate")
@@ -135,6 +140,14 @@ def test(td):
     rg.wait_port(phys, 115200, False)
     to_port, to_guest = rg.exchange(guest, phys, SIZE, 40, "desk-17 over TLS")
     print("desk-17: settings followed, 256 KiB each way intact")
+    # TLS and lz4 together, as USB has them
+    relay.wait_log(r"agent 'desk-17' \(127\.0\.0\.1:\d+\) attached to target "
+                   r"'com2' \(.*, lz4\)")
+    rg.guest_set(guest2, termios.B57600, termios.CS8 | termios.CSTOPB)
+    rg.wait_port(phys2, 57600, True)
+    rg.exchange(guest2, phys2, SIZE, 44, "desk-17 over TLS with lz4")
+    print("desk-17 with lz4 over TLS: settings followed, 256 KiB each way "
+          "intact")
 
     # Attack: a man in the middle reads the session.
     wire = bytes(tap.up) + bytes(tap.down)
@@ -148,7 +161,7 @@ def test(td):
     relay.stop()
     fake.stop()
     agent.stop()
-    for fd in (guest, fguest):
+    for fd in (guest, guest2, fguest):
         os.close(fd)
 
 

@@ -10,7 +10,9 @@ real one would not: a frame that decodes to a whole 64 KiB (the most the
 agent's buffer holds), a raw frame cut in pieces, and a corrupt frame
 (failure answered: a broken or hostile relay crashes the agent or corrupts
 the device's data); the agent ends that session with a clear reason and
-dials again. lz4 without a relay target is a config error."""
+dials again; so do an oversized frame, an lz4 block that does not decode
+and one that claims too much. lz4 without a relay target is a config
+error."""
 import os
 import re
 import socket
@@ -148,7 +150,18 @@ def fake_relay(td):
     tail = b"\x00raw frame in pieces\xff\xff"   # 0xff doubled: telnet IAC
     raw = relayproto.encode(tail, compress=False)
 
+    # sessions 2-4: a frame longer than any chunk, an lz4 block that
+    # does not decode, an lz4 frame claiming more than a chunk
+    bad = {2: bytes([relayproto.RAW]) + (relayproto.MAX_CHUNK + 1).to_bytes(
+               3, "little"),
+           3: bytes([relayproto.LZ4]) + (16).to_bytes(3, "little") +
+               (1000).to_bytes(3, "little") + b"\xff" * 16,
+           4: bytes([relayproto.LZ4]) + (16).to_bytes(3, "little") +
+               (relayproto.MAX_CHUNK + 1).to_bytes(3, "little") + bytes(16)}
+
     def script(c, n):
+        if n in bad:
+            c.sendall(bad[n])
         if n > 1:
             return
         c.sendall(relayproto.encode(zeros))
@@ -174,13 +187,16 @@ def fake_relay(td):
     got = phys.read_exact(len(zeros) + len(tail) - 1, timeout=20)
     assert got == zeros + b"\x00raw frame in pieces\xff", got[-40:]
     print("a 64 KiB frame and a raw frame in pieces reached the port intact")
-    agent.wait_log(r"\[serial.fake\] .*disconnected \(bad lz4 stream from "
-                   r"the relay: [^)]+\)")
-    harness.wait_for(lambda: relay.sessions >= 2, 10, "the agent to redial")
+    m = harness.wait_for(lambda: re.findall(
+        r"\[serial.fake\] .*disconnected \((bad lz4 stream from the relay: "
+        r"[^)]+)\)", agent.log_text()) if relay.sessions >= 5 else None, 20,
+        "four corrupt streams and a fifth session")
+    assert len(m) == 4, m
+    print("\n".join(f"  {why}" for why in m))
     assert relay.error is None, relay.error
     # what the agent sent (its telnet offers) came in valid frames
     assert relay.received[0].startswith(b"\xff"), relay.received[0][:16]
-    print("a corrupt frame ended the session with a reason; the agent "
+    print("each corrupt frame ended its session with a reason; the agent "
           "dialed again")
     # the fake relay goes first (an agent stopped with a session open may
     # leak its lingering connection under LSan: see the report)

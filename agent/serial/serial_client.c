@@ -160,10 +160,11 @@ void serial_client_close(struct serial_client *c, bool graceful)
         size_t ctl = c->writing ? c->writing_ctl : 0;
         size_t data = c->writing ? c->writing_data : 0;
         if (c->ctl_len > ctl)
-            net_conn_queue_copy(c->conn, c->ctl + ctl, c->ctl_len - ctl);
+            serial_client__queue_last(c, c->ctl + ctl, c->ctl_len - ctl);
         if (serial_client__buf_len(&c->to_net) > data)
-            net_conn_queue_copy(c->conn, c->to_net.data + c->to_net.head + data,
-                                serial_client__buf_len(&c->to_net) - data);
+            serial_client__queue_last(c, c->to_net.data + c->to_net.head + data,
+                                      serial_client__buf_len(&c->to_net) -
+                                          data);
     }
     net_conn_close(c->conn, graceful && was_open);
 }

@@ -118,6 +118,9 @@ void serial_client__lz4_free(struct serial_client *c);
 void serial_client__lz4_flush(struct serial_client *c);
 /* Decodes frames from the wire into an empty to_tty, one at a time. */
 void serial_client__lz4_input(struct serial_client *c);
+/* A closing session's last bytes, copied (and framed with lz4). */
+void serial_client__queue_last(struct serial_client *c, const uint8_t *p,
+                               size_t n);
 
 /* serial_client_relay.c */
 /* Connected to a relay: sends the AUTH once its hello is in. */

@@ -71,6 +71,22 @@ void serial_client__lz4_flush(struct serial_client *c)
     serial_client__write_released(c, NULL, 0);
 }
 
+static void emit_last(void *ctx, uint8_t *frame, size_t len)
+{
+    struct serial_client *c = ctx;
+    net_conn_queue(c->conn, frame, len, NULL, NULL); /* freed once written */
+}
+
+/* Out of memory, the tail is lost: the session is ending anyway. */
+void serial_client__queue_last(struct serial_client *c, const uint8_t *p,
+                               size_t n)
+{
+    if (c->lz4)
+        codec_encode(&c->enc, p, n, true, emit_last, c);
+    else
+        net_conn_queue_copy(c->conn, p, n);
+}
+
 /* ---- receiving ---- */
 
 static int deliver(void *ctx, const uint8_t *data, size_t len)

@@ -11,8 +11,9 @@ agent's buffer holds), a raw frame cut in pieces, and a corrupt frame
 (failure answered: a broken or hostile relay crashes the agent or corrupts
 the device's data); the agent ends that session with a clear reason and
 dials again; so do an oversized frame, an lz4 block that does not decode
-and one that claims too much. lz4 without a relay target is a config
-error."""
+and one that claims too much. What the agent still holds when its
+adapter goes (output suspended by the relay) leaves framed at the close.
+lz4 without a relay target is a config error."""
 import os
 import re
 import socket
@@ -79,6 +80,8 @@ def real_relay(td):
                        r"\((\d+) on the wire\), QEMU->agent (\d+) bytes "
                        r"\((\d+) on the wire\)", start_offset=off)
     raw_in, wire_in, raw_out, wire_out = map(int, m.groups())
+    assert "bad lz4 stream" not in relay.log_text(off), \
+        relay.log_text(off)[-600:]
     sent = TEXT + RANDOM
     assert raw_in >= sent and raw_out >= sent, m.group(0)
     print(f"wire/raw: agent->relay {wire_in / raw_in:.2f}, relay->agent "
@@ -98,10 +101,13 @@ class FakeRelay:
     def __init__(self, secret, script):
         self.secret, self.script = secret, script
         self.sock = socket.socket()
+        # a small window: an agent that is not read backs up soon
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(4)
         self.port = self.sock.getsockname()[1]
         self.sessions = 0
+        self.conn, self.done = None, False
         self.received = []
         self.error = None
         threading.Thread(target=self.serve, daemon=True).start()
@@ -134,15 +140,19 @@ class FakeRelay:
                                             relayproto.CAP_LZ4))
         self.sessions += 1
         self.conn = c
+        self.done = False
         dec = relayproto.Decoder()
         got = bytearray()
         self.received.append(got)
+        self.stream = bytearray()  # the agent's bytes, unframed
         self.script(c, self.sessions)
         while True:  # the agent's frames, until it closes
             chunk = c.recv(65536)
             if not chunk:
+                self.done = True
                 return
             got += dec.feed(chunk)
+            self.stream = got
 
 
 def fake_relay(td):
@@ -205,6 +215,54 @@ def fake_relay(td):
     relay.conn.shutdown(socket.SHUT_RDWR)
     agent.wait_log(r"\[serial.fake\] .*disconnected", start_offset=off)
     agent.stop()
+    return secret_path
+
+
+class NullSock:
+    def sendall(self, data):
+        pass
+
+
+def last_words(td, secret_path, secret):
+    """The relay suspends the agent's output (RFC 2217 FLOWCONTROL-SUSPEND)
+    and asks for a speed; the port says its last words; the adapter goes.
+    The answer and the words then go out as the session closes, framed
+    like the rest (failure answered: a raw tail in a framed stream, which
+    a relay takes for corruption), byte-exact."""
+    go = threading.Event()
+
+    def script(c, n):
+        c.sendall(relayproto.encode(bytes([255, 251, 44]) +      # WILL
+                                    bytes([255, 250, 44, 8, 255, 240])))
+        go.wait(30)
+
+    relay = FakeRelay(secret, script)
+    phys = sh.Pty(td.file("tail-dev"))
+    agent = sh.SerialAgent(td, name="agent-tail").start(sh.port_section(
+        "tail", phys.link, connect=f"{relay.port}/com8",
+        relay_secret_file=secret_path, transport="lz4"))
+    agent.wait_log(r"\[serial.tail\] .*RFC 2217 request 8")
+    words = b"\x00last words\xff"
+    phys.write_all(words)
+    relay.conn.sendall(relayproto.encode(
+        bytes([255, 250, 44, 1, 0, 1, 0xc2, 0, 255, 240])))  # 115200
+    agent.wait_log(r"\[serial.tail\] .*RFC 2217 request 1 value 115200")
+    time.sleep(0.2)  # the agent has read the words by now (it polls them)
+    phys.unplug()
+    agent.wait_log(r"\[serial.tail\] .*disconnected \(device vanished\)")
+    go.set()
+    harness.wait_for(lambda: relay.done or relay.error is not None, 20,
+                     "the agent's stream to end")
+    assert relay.error is None, f"the agent's stream: {relay.error!r}"
+    telnet = sh.TelnetDecoder(NullSock())
+    data = telnet.feed(bytes(relay.stream))
+    assert data == words, f"the port's last words: {data!r}"
+    answer = bytes([44, 101, 0, 1, 0xc2, 0])
+    assert answer in telnet.subnegs, telnet.subnegs
+    print("last words and an answer held by FLOWCONTROL-SUSPEND went out "
+          "framed at the close, byte-exact")
+    agent.stop()
+    relay.sock.close()
 
 
 def config_error(td):
@@ -222,7 +280,8 @@ def config_error(td):
 
 def test(td):
     real_relay(td)
-    fake_relay(td)
+    secret_path = fake_relay(td)
+    last_words(td, secret_path, open(secret_path, "rb").read().strip())
     config_error(td)
 
 

@@ -50,18 +50,42 @@ def exchange(guest, phys, to_port, to_guest, what):
     assert got_guest == to_guest, f"{what}: port -> guest corrupted"
 
 
+def kept_while_away(agent, guest, phys):
+    """on_device_loss = keep with lz4: frames that arrive while the
+    adapter is away wait undecoded (the agent stops reading the relay),
+    then reach the replugged port in order."""
+    agent.wait_log(r"\[serial.com2\] .*the relay agreed to lz4")
+    off = agent.log_offset()
+    phys.unplug()
+    agent.wait_log(r"\[serial.com2\] .*kept while", start_offset=off)
+    held = text_payload(192 * 1024, 7) + sh.random_payload(64 * 1024, 8)
+    rg.write_all(guest, held, timeout=20)
+    time.sleep(0.3)
+    phys.plug()
+    got = phys.read_exact(len(held), timeout=20)
+    assert got == held, "what waited for the adapter was corrupted"
+    assert phys.read_for(0.3) == b"", "extra bytes after what waited"
+    print(f"keep: {len(held) // 1024} KiB sent while the adapter was away "
+          "reached it byte-exact")
+
+
 def real_relay(td):
     relay = relayharness.Relay(td)
     path = td.file("com1")
     relay.start(f"[relay]\nlisten = 127.0.0.1:{relay.port}\n"
                 f"secret_file = {relay.secret_path}\nlog_level = debug\n"
-                f"[target.com1]\nkind = serial\ntty = pty\npath = {path}\n")
+                f"[target.com1]\nkind = serial\ntty = pty\npath = {path}\n"
+                f"[target.com2]\nkind = serial\ntty = pty\npath = {path}-2\n")
     relay.wait_ready()
     guest = rg.open_guest(path)
     phys = sh.Pty(td.file("com1-dev"))
+    guest2, phys2 = rg.open_guest(path + "-2"), sh.Pty(td.file("com2-dev"))
     agent = sh.SerialAgent(td).start(sh.port_section(
         "com1", phys.link, connect=f"{relay.port}/com1",
-        relay_secret_file=relay.secret_path, transport="lz4") + REDIAL)
+        relay_secret_file=relay.secret_path, transport="lz4") + REDIAL +
+        sh.port_section("com2", phys2.link, connect=f"{relay.port}/com2",
+                        relay_secret_file=relay.secret_path, transport="lz4",
+                        on_device_loss="keep"))
     agent.wait_log(r"\[serial.com1\] .*the relay agreed to lz4")
     relay.wait_log(r"attached to target 'com1' \(.*, lz4\)")
     rg.guest_set(guest, termios.B9600, termios.CS8 | termios.CSTOPB)
@@ -72,6 +96,7 @@ def real_relay(td):
              "text over lz4")
     exchange(guest, phys, sh.random_payload(RANDOM, 5),
              sh.random_payload(RANDOM, 6), "random over lz4")
+    kept_while_away(agent, guest2, phys2)
 
     # the adapter goes: the agent ends the session and the relay counts
     off = relay.log_offset()
@@ -88,9 +113,10 @@ def real_relay(td):
           f"{wire_out / raw_out:.2f} (1 MiB text + 256 KiB random each way)")
     assert wire_in < 0.75 * raw_in and wire_out < 0.75 * raw_out, \
         "the frames were not compressed"
+    relay.stop()  # first: see test_relay_paths.py
     agent.stop()
-    relay.stop()
     os.close(guest)
+    os.close(guest2)
 
 
 class FakeRelay:

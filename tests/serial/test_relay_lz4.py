@@ -225,7 +225,7 @@ def fake_relay(td):
     print("a 64 KiB frame and a raw frame in pieces reached the port intact")
     m = harness.wait_for(lambda: re.findall(
         r"\[serial.fake\] .*disconnected \((bad lz4 stream from the relay: "
-        r"[^)]+)\)", agent.log_text()) if relay.sessions >= 5 else None, 20,
+        r"[^)]+)\)", agent.log_text()) if relay.sessions >= 5 else None, 60,
         "four corrupt streams and a fifth session")
     assert len(m) == 4, m
     print("\n".join(f"  {why}" for why in m))
@@ -273,7 +273,7 @@ def last_words(td, secret_path, secret):
     relay.conn.sendall(relayproto.encode(
         bytes([255, 250, 44, 1, 0, 1, 0xc2, 0, 255, 240])))  # 115200
     agent.wait_log(r"\[serial.tail\] .*RFC 2217 request 1 value 115200")
-    time.sleep(0.2)  # the agent has read the words by now (it polls them)
+    rg.wait_taken(phys)  # the agent holds the words now
     phys.unplug()
     agent.wait_log(r"\[serial.tail\] .*disconnected \(device vanished\)")
     go.set()

@@ -155,10 +155,11 @@ def qemu_closed(guest, path, phys):
     """QEMU closed the path, the session is up: the port's bytes wait in
     the relay's pty (kept open by the relay) for the next opener."""
     os.close(guest)
-    phys.write_all(b"\x00WHILE-QEMU-CLOSED\xff")
-    rg.read_for(phys.master, 0.3)
+    said = b"\x00WHILE-QEMU-CLOSED\xff"
+    phys.write_all(said)
+    rg.wait_taken(phys)
     guest = rg.open_guest(path)
-    got = rg.read_for(guest, 0.5)
+    got = rg.read_exact(guest, len(said)) + rg.read_for(guest, 0.3)
     # held, not dropped as the agent drops them with no session: the
     # relay cannot tell QEMU's close on a pty (it holds the slave itself);
     # if it should drop them instead, this is the line to change

@@ -62,6 +62,7 @@ static void client_release(struct serial_client *c)
     if (--c->handles > 0)
         return;
     serial_client__relay_free(c);
+    serial_client__lz4_free(c);
     void (*on_freed)(void *) = c->silent ? NULL : c->p.ops->on_freed;
     void *port = c->p.port;
     free(c);
@@ -159,10 +160,11 @@ void serial_client_close(struct serial_client *c, bool graceful)
         size_t ctl = c->writing ? c->writing_ctl : 0;
         size_t data = c->writing ? c->writing_data : 0;
         if (c->ctl_len > ctl)
-            net_conn_queue_copy(c->conn, c->ctl + ctl, c->ctl_len - ctl);
+            serial_client__queue_last(c, c->ctl + ctl, c->ctl_len - ctl);
         if (serial_client__buf_len(&c->to_net) > data)
-            net_conn_queue_copy(c->conn, c->to_net.data + c->to_net.head + data,
-                                serial_client__buf_len(&c->to_net) - data);
+            serial_client__queue_last(c, c->to_net.data + c->to_net.head + data,
+                                      serial_client__buf_len(&c->to_net) -
+                                          data);
     }
     net_conn_close(c->conn, graceful && was_open);
 }
@@ -193,14 +195,17 @@ static void on_connected(void *owner, struct net_conn *conn, int status)
 static void on_gone(void *owner, struct net_conn *conn, int status)
 {
     struct serial_client *c = owner;
-    (void)conn;
 
     if (c->relay_hs && c->phase == CLIENT_DIALING) {
+        /* TLS 1.3: the relay refuses our certificate after our side of
+         * the handshake is done, so its alert arrives here */
+        const char *tls = net_conn_tls_error(conn);
         serial_client__relay_free(c);
         c->p.ops->on_dialed(c->p.port, c,
-                            status == UV_EOF
-                                ? "the relay closed during the handshake"
-                                : uv_strerror(status));
+                            tls                ? tls
+                            : status == UV_EOF ? "the relay closed during "
+                                                 "the handshake"
+                                               : uv_strerror(status));
         return;
     }
     if (!serial_client__open(c))

@@ -8,6 +8,7 @@
 #include "net_conn.h"
 #include "serial_client.h"
 #include "serial_telnet.h"
+#include "stream_codec.h"
 
 /* Per direction: what one read at full speed brings (ser2net's tuned
  * setting, and a 4 Mbaud line's worth of 160 ms), and the most a slow
@@ -17,6 +18,11 @@
 #define CTL_SIZE 4096
 /* Reading the socket is not worth a system call for less room. */
 #define NET_READ_MIN 4096
+/* transport = lz4: what one read of the relay's frames may bring, and
+ * what the handshake's read may have brought past the answer. */
+#define WIRE_SIZE BUF_SIZE
+/* A decoded frame lands in an empty to_tty (lz4 input). */
+_Static_assert(CODEC_MAX_CHUNK <= BUF_SIZE, "a frame must fit in to_tty");
 /* A linear buffer: bytes [head, tail) are pending. */
 struct buf {
     uint8_t *data;
@@ -58,6 +64,14 @@ struct serial_client {
     struct serial_telnet telnet;
     /* connect = HOST:PORT/TARGET: the relay handshake, until it is done */
     struct relay_client *relay_hs;
+    /* lz4 agreed with the relay: frames both ways; wire holds frames
+     * read and not decoded yet [wire_head, wire_tail), decoded into
+     * to_tty once it is empty */
+    bool lz4;
+    struct codec_encoder enc;
+    struct codec_decoder dec;
+    uint8_t *wire;
+    size_t wire_head, wire_tail;
     uint8_t to_tty_mem[BUF_SIZE];
     uint8_t to_net_mem[BUF_SIZE];
 };
@@ -80,6 +94,10 @@ static inline void serial_client__touch(struct serial_client *c)
 
 /* serial_client_io.c */
 void serial_client__flush(struct serial_client *c);
+/* A buffer of the write in flight was written (net_release_fn). */
+void serial_client__write_released(void *ctx, void *base, size_t len);
+/* Telnet-decodes [undecoded, undecoded_end) into to_tty, sends answers. */
+void serial_client__pump_input(struct serial_client *c);
 void serial_client__update_read(struct serial_client *c);
 void serial_client__check_eof(struct serial_client *c);
 bool serial_client__queue_ctl(struct serial_client *c, const uint8_t *bytes,
@@ -89,6 +107,20 @@ void serial_client__on_data(void *owner, struct net_conn *conn,
                             const uint8_t *data, size_t n);
 /* What arrived with the relay's answer: decoded once the port took us. */
 void serial_client__resume_input(struct serial_client *c);
+
+/* serial_client_lz4.c */
+/* lz4 agreed: frames from now on; rest (len bytes) came with the answer.
+ * Returns 0, or -1 when out of memory. */
+int serial_client__lz4_start(struct serial_client *c, const uint8_t *rest,
+                             size_t len);
+void serial_client__lz4_free(struct serial_client *c);
+/* serial_client__flush with lz4: writing_ctl and writing_data, framed. */
+void serial_client__lz4_flush(struct serial_client *c);
+/* Decodes frames from the wire into an empty to_tty, one at a time. */
+void serial_client__lz4_input(struct serial_client *c);
+/* A closing session's last bytes, copied (and framed with lz4). */
+void serial_client__queue_last(struct serial_client *c, const uint8_t *p,
+                               size_t n);
 
 /* serial_client_relay.c */
 /* Connected to a relay: sends the AUTH once its hello is in. */

@@ -11,7 +11,7 @@
 
 static void on_write_done(struct serial_client *c);
 
-static void release_ctl(void *ctx, void *base, size_t len)
+void serial_client__write_released(void *ctx, void *base, size_t len)
 {
     struct serial_client *c = ctx;
     (void)base;
@@ -41,14 +41,19 @@ void serial_client__flush(struct serial_client *c)
         return;
     c->writing_ctl = c->ctl_len;
     c->writing_data = serial_client__buf_len(&c->to_net);
+    if (c->lz4) {
+        serial_client__lz4_flush(c);
+        return;
+    }
     if (c->writing_ctl) {
         c->writing++;
-        net_conn_queue(c->conn, c->ctl, c->writing_ctl, release_ctl, c);
+        net_conn_queue(c->conn, c->ctl, c->writing_ctl,
+                       serial_client__write_released, c);
     }
     if (c->writing_data) {
         c->writing++;
         net_conn_queue(c->conn, c->to_net.data + c->to_net.head,
-                       c->writing_data, release_ctl, c);
+                       c->writing_data, serial_client__write_released, c);
     }
     if (c->writing)
         net_conn_flush(c->conn);
@@ -79,17 +84,19 @@ static size_t to_tty_room(const struct serial_client *c)
 void serial_client__check_eof(struct serial_client *c)
 {
     if (serial_client__open(c) && c->eof && c->to_tty.head == c->to_tty.tail &&
-        c->undecoded == c->undecoded_end)
+        c->undecoded == c->undecoded_end && c->wire_head == c->wire_tail)
         c->p.ops->on_gone(c->p.port, c, "closed by peer", true);
 }
 
 /* Reading stops while the device has a buffer's worth to take, or the
- * telnet decoder waits for room for its answers. */
+ * telnet decoder waits for room for its answers; with lz4, while frames
+ * read wait to be decoded. */
 void serial_client__update_read(struct serial_client *c)
 {
     bool want = serial_client__open(c) && !c->eof &&
-                c->undecoded == c->undecoded_end &&
-                to_tty_room(c) >= NET_READ_MIN;
+                (c->lz4 ? c->wire_head == c->wire_tail
+                        : c->undecoded == c->undecoded_end &&
+                              to_tty_room(c) >= NET_READ_MIN);
 
     if (want)
         net_conn_read_start(c->conn);
@@ -100,7 +107,7 @@ void serial_client__update_read(struct serial_client *c)
 /* Decodes the client's telnet input and sends the answers, until all is
  * decoded, or a write in flight will call back here once the answers
  * made room (the socket took everything: decode on at once). */
-static void pump_input(struct serial_client *c)
+void serial_client__pump_input(struct serial_client *c)
 {
     do {
         serial_telnet_input(&c->telnet, c->to_tty.data, &c->undecoded,
@@ -129,13 +136,18 @@ static void hand_to_device(struct serial_client *c)
  * (serial_client__relay_data): decoded once the port took the client. */
 void serial_client__resume_input(struct serial_client *c)
 {
+    if (c->lz4 && serial_client__open(c)) {
+        serial_client__lz4_input(c);
+        hand_to_device(c);
+        return;
+    }
     if (!serial_client__open(c) || c->undecoded == c->undecoded_end)
         return;
     if (!c->telnet_on) {
         c->to_tty.tail = c->undecoded_end;
         c->undecoded = c->undecoded_end = c->to_tty.tail;
     } else {
-        pump_input(c);
+        serial_client__pump_input(c);
     }
     hand_to_device(c);
 }
@@ -146,6 +158,15 @@ void serial_client__on_alloc(void *owner, struct net_conn *conn, uv_buf_t *out)
     struct buf *b = &c->to_tty;
     (void)conn;
 
+    if (c->lz4) { /* frames: into the wire buffer, once it is decoded */
+        if (c->wire_head != c->wire_tail) {
+            *out = uv_buf_init(NULL, 0);
+            return;
+        }
+        c->wire_head = c->wire_tail = 0;
+        *out = uv_buf_init((char *)c->wire, WIRE_SIZE);
+        return;
+    }
     if (c->undecoded != c->undecoded_end) {
         *out = uv_buf_init(NULL, 0); /* decoding waits: read later */
         return;
@@ -175,13 +196,16 @@ void serial_client__on_data(void *owner, struct net_conn *conn,
     }
     if (!serial_client__open(c))
         return;
-    c->bytes_in += n;
+    c->bytes_in += c->lz4 ? 0 : n; /* lz4: counted once decoded */
     serial_client__touch(c);
-    if (!c->telnet_on) {
+    if (c->lz4) { /* it landed at the wire's tail */
+        c->wire_tail += n;
+        serial_client__lz4_input(c);
+    } else if (!c->telnet_on) {
         c->to_tty.tail += n;
     } else {
         c->undecoded_end = c->undecoded + n;
-        pump_input(c);
+        serial_client__pump_input(c);
     }
     hand_to_device(c);
 }
@@ -193,13 +217,19 @@ static void on_write_done(struct serial_client *c)
         return;
     serial_client__touch(c);
     if (c->undecoded != c->undecoded_end) { /* it waited for answer room */
-        pump_input(c);
+        serial_client__pump_input(c);
         if (!serial_client__open(c))
             return;
         c->p.ops->to_device(c->p.port);
         if (!serial_client__open(c))
             return;
         serial_client__update_read(c);
+    }
+    if (c->lz4) { /* frames that waited for the answers' room */
+        serial_client__lz4_input(c);
+        hand_to_device(c);
+        if (!serial_client__open(c))
+            return;
     }
     serial_client__flush(c);
     /* the device may be read again: the buffer has room */
@@ -249,6 +279,8 @@ void serial_client_to_device_done(struct serial_client *c, size_t n)
         c->to_tty.head = c->to_tty.tail = 0;
         c->undecoded = c->undecoded_end = 0;
     }
+    if (c->lz4) /* the next frame, once the last one is written */
+        serial_client__lz4_input(c);
     serial_client__update_read(c);
     serial_client__check_eof(c);
 }

@@ -75,7 +75,7 @@ void serial_client__relay_start(struct serial_client *c)
     int rc = !c->relay_hs ? -1
                           : relay_client_init(c->relay_hs, id, cfg->target,
                                               secret_len ? secret : NULL,
-                                              secret_len, false);
+                                              secret_len, cfg->lz4);
     memset(secret, 0, sizeof(secret));
     if (rc < 0) {
         relay_failed(c, "handshake",
@@ -104,11 +104,22 @@ void serial_client__relay_data(struct serial_client *c, size_t n)
         relay_failed(c, "handshake", c->relay_hs->error);
         return;
     }
-    /* what came with the answer is the target's first RFC 2217 bytes:
-     * kept for the telnet decoder, which starts with the session */
-    memmove(data, data + used, n - used);
-    c->undecoded = c->to_tty.tail;
-    c->undecoded_end = c->to_tty.tail + (n - used);
+    if (c->p.cfg->lz4)
+        log_info("%s: the relay %s lz4", c->p.label,
+                 c->relay_hs->lz4 ? "agreed to" : "declined");
+    /* what came with the answer is the target's first RFC 2217 bytes
+     * (framed with lz4): kept for the decoders, which start with the
+     * session */
+    if (c->relay_hs->lz4) {
+        if (serial_client__lz4_start(c, data + used, n - used) < 0) {
+            relay_failed(c, "handshake", "out of memory");
+            return;
+        }
+    } else {
+        memmove(data, data + used, n - used);
+        c->undecoded = c->to_tty.tail;
+        c->undecoded_end = c->to_tty.tail + (n - used);
+    }
     serial_client__relay_free(c);
     uv_timer_stop(&c->idle_timer);
     net_conn_read_stop(c->conn);

@@ -33,12 +33,13 @@ void serial_outputs_close(struct serial_outputs *o, uv_close_cb closed)
 
 /* The line a client (or the config) wants; kept as the wish while the
  * device is missing and applied when it is back. Returns 0 or -errno
- * (the driver refused: the line in effect stays). */
+ * (the driver refused: the line in effect stays). A printer has no line:
+ * a relay target's guest settings are answered, not applied. */
 static int set_line(struct serial_outputs *o, const struct serial_line *l)
 {
     char text[SERIAL_LINE_TEXT_MAX];
 
-    if (o->fd >= 0) {
+    if (o->fd >= 0 && o->cfg->kind != SERIAL_KIND_PRINTER) {
         int rc = serial_tty_set_line(o->fd, l);
         if (rc < 0) {
             log_warn("%s: %s refused %s: %s", o->label, o->cfg->device,
@@ -54,7 +55,7 @@ static int set_line(struct serial_outputs *o, const struct serial_line *l)
 static int apply_output(struct serial_outputs *o,
                         enum rfc2217_control_target target, bool on)
 {
-    if (o->fd < 0)
+    if (o->fd < 0 || o->cfg->kind == SERIAL_KIND_PRINTER)
         return 0;
     switch (target) {
     case RFC2217_CTL_DTR: return serial_tty_set_modem(o->fd, SERIAL_DTR, on);
@@ -212,7 +213,9 @@ static int comport_modem_bits(void *ctx)
 static uint8_t comport_linestate(void *ctx)
 {
     struct serial_outputs *o = ctx;
-    return o->fd >= 0 ? serial_tty_linestate(o->fd, &o->line_errors) : 0;
+    return o->fd >= 0 && o->cfg->kind != SERIAL_KIND_PRINTER
+               ? serial_tty_linestate(o->fd, &o->line_errors)
+               : 0;
 }
 
 const struct serial_comport_port_ops serial_outputs_comport_ops = {

@@ -206,5 +206,5 @@ bool serial_port_config_equal(const struct serial_port_config *a,
            tls_config_equal(&a->tls, &b->tls) &&
            strcmp(a->target, b->target) == 0 &&
            str_equal(a->relay_secret_file, b->relay_secret_file) &&
-           str_equal(a->agent_id, b->agent_id);
+           str_equal(a->agent_id, b->agent_id) && a->lz4 == b->lz4;
 }

@@ -59,6 +59,7 @@ struct serial_port_config {
     char target[RELAY_TARGET_MAX + 1];
     char *relay_secret_file;     /* proves us to the relay (NULL with TLS) */
     char *agent_id;              /* how the relay knows us; default hostname */
+    bool lz4;                    /* transport = lz4: framed to the relay */
     struct serial_line settings; /* line until a client changes it */
     bool replace_client;         /* a new client replaces the current one */
     bool allow_any;              /* listen: every address may connect */

@@ -87,7 +87,8 @@ static int finish_security(struct serial_port_config *p,
 }
 
 /* connect = HOST:PORT/TARGET: the relay's serial target speaks RFC 2217
- * to us, and we must prove who we are (a secret, or TLS certificates). */
+ * to us (to a printer port too), and we must prove who we are (a secret,
+ * or TLS certificates). */
 static int finish_relay(struct serial_port_config *p, struct config_parse *cp)
 {
     static const enum serial_key_index relay_only[] = {KEY_RELAY_SECRET_FILE,
@@ -99,13 +100,14 @@ static int finish_relay(struct serial_port_config *p, struct config_parse *cp)
                 return fail_at_key(
                     cp, p, relay_only[i],
                     "only with connect = HOST:PORT/TARGET (a relay)");
+        if (p->lz4) /* frames only a relay decodes */
+            return fail_at_key(
+                cp, p, KEY_TRANSPORT,
+                "lz4 only with connect = HOST:PORT/TARGET (a relay)");
         return 0;
     }
-    if (p->kind == SERIAL_KIND_PRINTER)
-        return fail_at_key(cp, p, KEY_CONNECT,
-                           "%s is a printer: relay targets are ttys (printers "
-                           "reach a relay only as plain TCP for now)",
-                           p->device);
+    /* a printer too: the guest's settings are answered and not applied
+     * (serial_outputs.c), its bytes go to the printer, none come back */
     if (p->key_line[KEY_MODE] && p->mode != SERIAL_MODE_RFC2217)
         return fail_at_key(cp, p, KEY_MODE,
                            "a relay target speaks rfc2217 (the guest's line "

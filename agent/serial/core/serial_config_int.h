@@ -25,6 +25,7 @@ enum serial_key_index {
     KEY_ALLOW,
     KEY_RELAY_SECRET_FILE,
     KEY_AGENT_ID,
+    KEY_TRANSPORT,
     KEY_COUNT
 };
 

@@ -243,6 +243,18 @@ static int key_allow(struct serial_port_config *p, const char *key,
     return 0;
 }
 
+/* transport = raw | lz4, as [usb] transport (lz4: relay targets only). */
+static int key_transport(struct serial_port_config *p, const char *key,
+                         const char *value, struct config_parse *cp)
+{
+    if (strcasecmp(value, "raw") == 0 || strcasecmp(value, "lz4") == 0) {
+        p->lz4 = strcasecmp(value, "lz4") == 0;
+        return 0;
+    }
+    serial_config__fail(cp, p, key, "'%s' is not raw or lz4", value);
+    return -1;
+}
+
 const struct serial_key serial_config__keys[KEY_COUNT] = {
     [KEY_DEVICE] = {"device", key_device},
     [KEY_LISTEN] = {"listen", key_address},
@@ -259,4 +271,5 @@ const struct serial_key serial_config__keys[KEY_COUNT] = {
     [KEY_ALLOW] = {"allow", key_allow},
     [KEY_RELAY_SECRET_FILE] = {"relay_secret_file", key_relay_secret_file},
     [KEY_AGENT_ID] = {"agent_id", key_agent_id},
+    [KEY_TRANSPORT] = {"transport", key_transport},
 };

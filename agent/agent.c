@@ -12,6 +12,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "net_conn.h"
 #include "serial_bridge.h"
 #include "serial_owner.h"
 #include "usb_redirector.h"
@@ -29,6 +30,7 @@ static void on_walk_close(uv_handle_t *handle, void *arg)
 static void agent_finish(struct agent *a)
 {
     uv_timer_stop(&a->deadline);
+    net_conn_end_lingering(); /* theirs to free: not for uv_walk */
     uv_walk(a->loop, on_walk_close, NULL);
 }
 
@@ -170,6 +172,7 @@ int agent_run(struct agent *a)
     } else {
         agent_stop(a, "start-up failed");
     }
+    net_conn_end_lingering();
     uv_walk(a->loop, on_walk_close, NULL);
     uv_run(a->loop, UV_RUN_DEFAULT);
     uv_loop_close(a->loop);

@@ -411,6 +411,7 @@ int relay_run(struct relay *r)
         if (r->listener)
             net_listener_close(r->listener);
         r->listener = NULL;
+        net_conn_end_lingering();
         uv_walk(r->loop, on_walk_close, NULL);
     }
     uv_run(r->loop, UV_RUN_DEFAULT);

@@ -20,6 +20,9 @@
 #define STALL_CHECK_MS 1000
 
 static uint8_t shared_read_buf[NET_CONN_READ_BUF];
+/* Connections closed gracefully and waiting, until they are freed: at
+ * exit they are ended (net_conn_end_lingering). */
+static struct list_node lingering = {&lingering, &lingering};
 
 static void conn_stall_check_update(struct net_conn *c);
 
@@ -29,6 +32,7 @@ uint8_t *net__read_buf(void) { return shared_read_buf; }
 
 void net__free(struct net_conn *c)
 {
+    list_remove(&c->lingering);
     net__tls_free(c);
     free(c);
 }
@@ -79,6 +83,7 @@ struct net_conn *net__new(uv_loop_t *loop)
     c->linger_ms = DEFAULT_LINGER_MS;
     c->keepalive = &net_tcp_ride_out_outages;
     c->kind = &net__socket_kind;
+    list_init(&c->lingering);
     return c;
 }
 
@@ -416,13 +421,32 @@ static void socket_close(struct net_conn *c, bool graceful)
         return;
     }
     uv_timer_start(&c->timer, on_linger_timeout, c->linger_ms, 0);
+    net__lingers(c);
     if (!c->eof) /* read and drop until the peer's FIN */
         uv_read_start(&c->u.stream, on_alloc, on_read);
     else
         uv_read_stop(&c->u.stream);
 }
 
+void net__lingers(struct net_conn *c)
+{
+    if (list_empty(&c->lingering))
+        list_add(&lingering, &c->lingering);
+}
+
+void net_conn_end_lingering(void)
+{
+    for (struct list_node *n = lingering.next; n != &lingering; n = n->next) {
+        struct net_conn *c = list_entry(n, struct net_conn, lingering);
+        c->kind->end_linger(c); /* freed later, in a close callback */
+    }
+}
+
 /* ---- the socket kind ---- */
+
+/* Closing handles twice is harmless: net__close_handles skips those that
+ * are closing already. */
+static void socket_end_linger(struct net_conn *c) { net__close_handles(c); }
 
 static void socket_read(struct net_conn *c, bool on)
 {
@@ -443,5 +467,6 @@ const struct net__kind net__socket_kind = {
     .close = socket_close,
     .stop_delivery = socket_stop_delivery,
     .watch_stall = conn_stall_check_update,
+    .end_linger = socket_end_linger,
     .tls = true,
 };

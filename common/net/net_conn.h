@@ -149,6 +149,13 @@ bool net_conn_congested(const struct net_conn *c);
  * released. The connection frees itself. */
 void net_conn_close(struct net_conn *c, bool graceful);
 
+/* The process is exiting: every connection closed gracefully that still
+ * waits (for its peer's FIN, at most its linger time) stops waiting and
+ * frees itself in the loop's next turn. Call before closing the loop's
+ * remaining handles (uv_walk): closed from outside, with no callback of
+ * this module, such a connection would never be freed. */
+void net_conn_end_lingering(void);
+
 /* The peer's address ("1.2.3.4:5", "[::1]:5", "unix:/path") or what was
  * dialed. */
 const char *net_conn_name(const struct net_conn *c);

@@ -4,6 +4,7 @@
 #ifndef REDIR_NET_CONN_INT_H
 #define REDIR_NET_CONN_INT_H
 
+#include "list.h"
 #include "net_conn.h"
 #include "net_tls.h"
 
@@ -47,6 +48,9 @@ struct net__kind {
     void (*stop_delivery)(struct net_conn *c);
     /* a paused connection's liveness check on or off, as its state asks */
     void (*watch_stall)(struct net_conn *c);
+    /* the process is exiting: a closed connection still lingering (for
+     * the peer's FIN, or for its reader) ends now */
+    void (*end_linger)(struct net_conn *c);
     bool tls; /* can carry TLS (a pair's ends are in one process) */
 };
 
@@ -54,6 +58,9 @@ extern const struct net__kind net__socket_kind, net__pair_kind;
 
 struct net_conn {
     const struct net__kind *kind;
+    /* in the lingering list from a graceful close until freed (only
+     * those: LeakSanitizer must still see any other connection leak) */
+    struct list_node lingering;
     union {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -108,6 +115,9 @@ void net__report_gone(struct net_conn *c, int status);
 void net__fail_later(struct net_conn *c, int status);
 void net__tell_closed(struct net_conn *c);
 void net__free(struct net_conn *c);
+/* c was closed and waits (for the peer's FIN, or for its reader): at exit
+ * net_conn_end_lingering() ends it. */
+void net__lingers(struct net_conn *c);
 
 /* Reports the end of connecting (TCP and, with TLS, the handshake). */
 void net__connected(struct net_conn *c, int status);

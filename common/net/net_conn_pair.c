@@ -194,6 +194,7 @@ static void pair_close(struct net_conn *c, bool graceful)
         net__drop_batch(c);
     if (c->writes && c->peer) {
         uv_timer_start(&c->timer, on_linger_timeout, c->linger_ms, 0);
+        net__lingers(c);
         return;
     }
     pair_finish(c);
@@ -286,5 +287,6 @@ const struct net__kind net__pair_kind = {
     .close = pair_close,
     .stop_delivery = pair_stop_delivery,
     .watch_stall = pair_watch_stall,
+    .end_linger = pair_finish,
     .tls = false,
 };

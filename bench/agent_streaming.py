@@ -28,7 +28,7 @@ streaming phase's CPU (it starts STREAM_DELAY_S before the first read);
 "above the idle rate" subtracts the idle phase's CPU rate over the same
 wall time (agent only): under umockdev the agent polls each emulated
 device's fd every millisecond (epoll refuses its regular-file node), a
-cost a real usbfs device does not have. usbredirect spins under umockdev
+cost a real usbfs device does not have. usbredirect spins here
 (each idle process takes what CPU it gets): its CPU per GiB is mostly
 that spinning, and it slows the guest, so the CPU ratio overstates what
 it would be on real devices (bench/thinclient measures that). Bytes moved are the guest's dd
@@ -144,6 +144,20 @@ def status_kb(pid, field):
 def cpu_s(pids):
     from linuxguest import proc_cpu_seconds
     return sum(proc_cpu_seconds(p) for p in pids)
+
+
+def heap_kb(pids):
+    """Resident kB of the [heap] mappings (brk: glibc's main arena)."""
+    total = 0
+    for p in pids:
+        in_heap = False
+        with open(f"/proc/{p}/smaps") as f:
+            for line in f:
+                if re.match(r"^[0-9a-f]+-[0-9a-f]+ ", line):
+                    in_heap = line.rstrip().endswith("[heap]")
+                elif in_heap and line.startswith("Rss:"):
+                    total += int(line.split()[1])
+    return total
 
 
 def reset_hwm(pids):
@@ -304,7 +318,7 @@ def run_variant(td, variant, imgs, sectors, args):
     ports = [harness.free_port() for _ in imgs]
     script = SCRIPT
     for k, v in dict(DISKS=len(imgs), SECTORS=sectors, IDLE=IDLE_S,
-                     AFTER=AFTER_S, DELAY=STREAM_DELAY_S, ONE_PASSES=args.one_passes,
+                     AFTER=args.after_s, DELAY=STREAM_DELAY_S, ONE_PASSES=args.one_passes,
                      PASSES=args.passes).items():
         script = script.replace(f"@{k}@", str(v))
     guest = guest_class()(td, script, slots=[("server", p) for p in ports],
@@ -329,6 +343,8 @@ def run_variant(td, variant, imgs, sectors, args):
                            "bytes": side.bytes_to_peer()}
             if name in ("one", "all"):
                 reset_hwm(side.pids)
+            if name in ("one", "end"):
+                marks[name]["heap"] = heap_kb(side.pids)
             if name in ("after-one", "after-all"):
                 marks[name]["hwm"] = sum(status_kb(p, "VmHWM")
                                          for p in side.pids)
@@ -345,6 +361,8 @@ def run_variant(td, variant, imgs, sectors, args):
     res = guest.wait_done(timeout=60).require_ok()
     side.stop()
     fig["load1"] = os.getloadavg()
+    fig["after_s"] = args.after_s
+    fig["heap"] = (marks["one"]["heap"], marks["end"]["heap"])
     fig.update(summarize(sampler, marks, res, imgs, args))
     return fig
 
@@ -359,7 +377,7 @@ def summarize(sampler, marks, res, imgs, args):
             raise RuntimeError(f"no RSS sample in phase {a}")
         rss = [x[1] for x in s]
         out[a] = {"median": statistics.median(rss), "max": max(rss),
-                  "last": rss[-1], "anon_last": s[-1][2],
+                  "first": rss[0], "last": rss[-1], "anon_last": s[-1][2],
                   "anon_median": statistics.median(x[2] for x in s),
                   "n": len(s), "secs": marks[b]["t"] - marks[a]["t"]}
     idle_s = marks["one"]["t"] - marks["idle"]["t"]
@@ -399,6 +417,7 @@ def mib(kb):
 
 def print_variant(name, f, ndisks):
     idle = f["idle"]["median"]
+    after_s = f["after_s"]
     print(f"\n{name}: load average {f['load0'][0]:.2f} before, "
           f"{f['load1'][0]:.2f} after (1 min)")
     if f["no_device"]:
@@ -410,12 +429,14 @@ def print_variant(name, f, ndisks):
         ("one streaming: median", f["one"]["median"], None),
         ("one streaming: max sample", f["one"]["max"], None),
         ("one streaming: VmHWM", f["one"]["hwm"], None),
-        (f"{AFTER_S} s after one", f["after-one"]["last"],
+        (f"{after_s} s after one", f["after-one"]["last"],
          f["after-one"]["anon_last"]),
         (f"{ndisks} streaming: median", f["all"]["median"], None),
         (f"{ndisks} streaming: max sample", f["all"]["max"], None),
         (f"{ndisks} streaming: VmHWM", f["all"]["hwm"], None),
-        (f"{AFTER_S} s after {ndisks}", f["after-all"]["last"],
+        (f"right after {ndisks} (first sample)", f["after-all"]["first"],
+         None),
+        (f"{after_s} s after {ndisks}", f["after-all"]["last"],
          f["after-all"]["anon_last"]),
     ]
     for label, kb, anon in rows:
@@ -430,6 +451,8 @@ def print_variant(name, f, ndisks):
               f"{wire}; CPU {p['cpu']:.2f} s = {p['cpu_per_gib']:.2f} s/GiB" +
               (f", {p['net_cpu_per_gib']:.2f} s/GiB above the idle rate"
                if name == "agent" else ""))
+    print(f"  [heap] resident: {mib(f['heap'][0])} MiB idle, "
+          f"{mib(f['heap'][1])} MiB {after_s} s after {ndisks}")
     print(f"  CPU while idle, all attached: {f['idle']['cpu_pct']:.1f} % "
           "of one core")
     inc1 = (f["one"]["hwm"] - idle) / 1024
@@ -440,13 +463,14 @@ def print_variant(name, f, ndisks):
 
 def print_ratios(a, u, ndisks):
     print(f"\nagent / usbredirect ({ndisks} processes summed), same run:")
+    after_s = a["after_s"]
     rows = [
         ("RSS idle, all attached", a["idle"]["median"], u["idle"]["median"]),
         ("anon idle", a["idle"]["anon_median"], u["idle"]["anon_median"]),
         (f"RSS median, {ndisks} streaming", a["all"]["median"],
          u["all"]["median"]),
         (f"VmHWM, {ndisks} streaming", a["all"]["hwm"], u["all"]["hwm"]),
-        (f"RSS {AFTER_S} s after", a["after-all"]["last"],
+        (f"RSS {after_s} s after", a["after-all"]["last"],
          u["after-all"]["last"]),
         ("CPU % of a core, idle", a["idle"]["cpu_pct"],
          u["idle"]["cpu_pct"]),
@@ -477,6 +501,8 @@ def main():
                     help="reads of every disk in the parallel phase")
     ap.add_argument("--one-passes", type=int, default=4,
                     help="reads of the first disk in the one-device phase")
+    ap.add_argument("--after-s", type=int, default=AFTER_S,
+                    help="seconds of nothing after each streaming phase")
     ap.add_argument("--variants", default="agent,usbredirect")
     ap.add_argument("--timeout", type=float, default=1200)
     args = ap.parse_args()

@@ -28,13 +28,15 @@ streaming phase's CPU (it starts STREAM_DELAY_S before the first read);
 "above the idle rate" subtracts the idle phase's CPU rate over the same
 wall time (agent only): under umockdev the agent polls each emulated
 device's fd every millisecond (epoll refuses its regular-file node), a
-cost a real usbfs device does not have. usbredirect spins here
-(each idle process takes what CPU it gets): its CPU per GiB is mostly
-that spinning, and it slows the guest, so the CPU ratio overstates what
-it would be on real devices (bench/thinclient measures that). Bytes moved are the guest's dd
-record counts (checked against what was asked) and, for the agent, its
-Prometheus counter redir_agent_usb_bytes_total{direction="to_peer"}
-(usbredir framing included).
+cost a real usbfs device does not have. usbredirect spins here (each
+idle process takes what CPU it gets): its CPU per GiB is mostly that
+spinning, and it slows the guest, so the CPU ratio overstates what it
+would be on real devices (bench/thinclient measures those). Bytes moved
+are the guest's dd record counts (checked against what was asked) and,
+for the agent, its Prometheus counter
+redir_agent_usb_bytes_total{direction="to_peer"} (usbredir framing
+included). The resident [heap] (glibc's main arena) is read before the
+first and after the last streaming phase.
 
 Prints one table per variant and the ratios agent / usbredirect, and the
 load average before and after: the machine is shared, TCG makes the guest
@@ -318,8 +320,8 @@ def run_variant(td, variant, imgs, sectors, args):
     ports = [harness.free_port() for _ in imgs]
     script = SCRIPT
     for k, v in dict(DISKS=len(imgs), SECTORS=sectors, IDLE=IDLE_S,
-                     AFTER=args.after_s, DELAY=STREAM_DELAY_S, ONE_PASSES=args.one_passes,
-                     PASSES=args.passes).items():
+                     AFTER=args.after_s, DELAY=STREAM_DELAY_S,
+                     ONE_PASSES=args.one_passes, PASSES=args.passes).items():
         script = script.replace(f"@{k}@", str(v))
     guest = guest_class()(td, script, slots=[("server", p) for p in ports],
                           name=f"guest-{variant}", verbose=False)

@@ -118,10 +118,12 @@ echo "PHASE end"
 
 
 def build():
-    if not os.path.exists(os.path.join(BUILD, "agent", "redir-agent")):
-        subprocess.run(["cmake", "-S", ROOT, "-B", BUILD,
-                        "-DCMAKE_BUILD_TYPE=Release", "-DREDIR_SANITIZE=OFF"],
-                       check=True, stdout=subprocess.DEVNULL)
+    # always configured: another bench may have made build-bench without
+    # the tests (and the emulated-device fixture this one needs)
+    subprocess.run(["cmake", "-S", ROOT, "-B", BUILD,
+                    "-DCMAKE_BUILD_TYPE=Release", "-DREDIR_SANITIZE=OFF",
+                    "-DREDIR_BUILD_TESTS=ON"],
+                   check=True, stdout=subprocess.DEVNULL)
     subprocess.run(["cmake", "--build", BUILD, "-j", str(os.cpu_count())],
                    check=True, stdout=subprocess.DEVNULL)
     os.environ["REDIR_AGENT"] = os.path.join(BUILD, "agent", "redir-agent")

@@ -15,6 +15,7 @@
 #include "relay_secret.h"
 #include "stream_codec.h"
 #include "usb_counters.h"
+#include "usb_heap.h"
 
 /* Backpressure: stop reading guest requests while this much is unsent
  * (about 0.7 s of a 100 Mbit link), resume below the low mark. */
@@ -218,6 +219,7 @@ void usb_transport_flush(struct usb_transport *t)
         return;
     encode_staged(t);
     net_conn_flush(t->conn);
+    usb_heap_traffic(t->loop); /* a timer pushed back: no system call */
     if (!t->congested && net_conn_congested(t->conn)) {
         t->congested = true;
         net_conn_read_stop(t->conn);

@@ -31,7 +31,9 @@ def settle(tc, vdi, disk, kbd, agent):
     vdi.sh(f"dd if=/dev/{dev} of=/dev/null bs=1M count=1 iflag=direct 2>/dev/null")
     tc.wait_drivers(disk, {"1.0": "usbfs"})
     assert tc.if_drivers(kbd) == {"1.0": "usbhid", "1.1": "usbhid"}
-    time.sleep(2)
+    # the agent gives the heap back once, 2 s after the last USB traffic
+    # (agent/usb/usb_heap.c): that wakeup comes before the window
+    time.sleep(4)
 
 
 def measure(tc, agent, mode):

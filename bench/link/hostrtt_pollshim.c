@@ -23,7 +23,8 @@ int uv_poll_init(uv_loop_t *loop, uv_poll_t *handle, int fd)
     int rc = real(loop, handle, fd);
     if (rc != UV_EPERM)
         return rc;
-    /* counter 1: readable until read, and nobody reads it */
+    /* counter 1: readable until read, and nobody reads it; never closed
+     * (one per device the agent opens, for the length of a bench run) */
     int efd = eventfd(1, EFD_CLOEXEC | EFD_NONBLOCK);
     return efd < 0 ? rc : real(loop, handle, efd);
 }

@@ -98,7 +98,8 @@ class Peer:
 
     def __init__(self, exe, count, warmup, log):
         self.p = subprocess.Popen([exe, "peer", str(count), str(warmup)],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE,
                                   stderr=open(log, "w"), text=True, bufsize=1)
         self.q = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
@@ -114,7 +115,8 @@ class Peer:
         lines, deadline = [], time.monotonic() + timeout
         while True:
             try:
-                line = self.q.get(timeout=max(0.1, deadline - time.monotonic()))
+                left = deadline - time.monotonic()
+                line = self.q.get(timeout=max(0.1, left))
             except queue.Empty:
                 raise harness.ProcessFailed(f"hostrtt peer: no {word}")
             if line is None:
@@ -288,16 +290,17 @@ def print_table(runs, order, args, load0, load1):
                f"{r['rtt_p99'] / base['rtt_p99']:6.2f} "
                f"{r['cpu_us']:6.0f} {r['vcsw'] + r['icsw']:6.1f}"
                if redir else ""))
+    def spread(x, y, mean, k):
+        return abs(x[k] - y[k]) / mean[k] * 100
+
     print(f"  A/A spread (usbredirect A1 vs A2): p50 "
-          f"{abs(a1['rtt_p50'] - a2['rtt_p50']) / base['rtt_p50'] * 100:.1f} %,"
-          f" p99 "
-          f"{abs(a1['rtt_p99'] - a2['rtt_p99']) / base['rtt_p99'] * 100:.1f} %;"
-          f" device alone 1 vs 2: p50 "
-          f"{abs(d1['rtt_p50'] - d2['rtt_p50']) / dev['rtt_p50'] * 100:.1f} %")
+          f"{spread(a1, a2, base, 'rtt_p50'):.1f} %, p99 "
+          f"{spread(a1, a2, base, 'rtt_p99'):.1f} %; device alone 1 vs 2: "
+          f"p50 {spread(d1, d2, dev, 'rtt_p50'):.1f} %")
     for label in ("agent", "agent, poll shim"):
         r = runs[label]
-        add = r["rtt_p50"] - dev["rtt_p50"], r["rtt_p99"] - dev["rtt_p99"]
-        badd = base["rtt_p50"] - dev["rtt_p50"], base["rtt_p99"] - dev["rtt_p99"]
+        add = [r[k] - dev[k] for k in ("rtt_p50", "rtt_p99")]
+        badd = [base[k] - dev[k] for k in ("rtt_p50", "rtt_p99")]
         print(f"  {label} / usbredirect: round trip min "
               f"{r['rtt_min'] / base['rtt_min']:.2f}, p50 "
               f"{r['rtt_p50'] / base['rtt_p50']:.2f}, p99 "

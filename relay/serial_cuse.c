@@ -649,8 +649,6 @@ static void tty_inputs(struct serial_tty *t, uint8_t modemstate)
                     (modemstate & RFC2217_MODEM_RI ? CUSE_TTY_RI : 0));
 }
 
-static void tty_drop_input(struct serial_tty *t) { t->head = t->tail = 0; }
-
 bool serial_cuse_available(void)
 {
     int fd = open(CUSE_DEVICE, O_RDWR | O_CLOEXEC);
@@ -671,6 +669,5 @@ const struct serial_tty_backend serial_tty_cuse = {
     .line = tty_line,
     .outputs = tty_outputs,
     .inputs = tty_inputs,
-    .drop_input = tty_drop_input,
     .close = tty_close,
 };

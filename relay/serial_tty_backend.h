@@ -67,8 +67,6 @@ struct serial_tty_backend {
     int (*outputs)(struct serial_tty *t);
     /* The far port's NOTIFY-MODEMSTATE, for the guest's TIOCMGET. */
     void (*inputs)(struct serial_tty *t, uint8_t modemstate);
-    /* Drops what waits for the guest (a purge, a new session). */
-    void (*drop_input)(struct serial_tty *t);
     /* Removes the link, frees t. */
     void (*close)(struct serial_tty *t);
 };

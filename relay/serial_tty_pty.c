@@ -121,11 +121,6 @@ static void pty_inputs(struct serial_tty *t, uint8_t modemstate)
     (void)modemstate;
 }
 
-static void pty_drop_input(struct serial_tty *t)
-{
-    (void)t; /* the pty's own queue is the guest's to flush */
-}
-
 static void on_poll_closed(uv_handle_t *h)
 {
     struct serial_tty *t = h->data;
@@ -287,6 +282,5 @@ const struct serial_tty_backend serial_tty_pty = {
     .line = pty_line,
     .outputs = pty_outputs,
     .inputs = pty_inputs,
-    .drop_input = pty_drop_input,
     .close = pty_close,
 };

@@ -172,6 +172,8 @@ static void device_close(struct serial_device *d, bool flush_output)
      * UART): drop it when we are leaving anyway. */
     if (flush_output && !is_printer(d))
         serial_tty_flush(d->fd, SERIAL_FLUSH_OUTPUT);
+    if (!is_printer(d))
+        serial_tty_release(d->fd);
     close(d->fd);
     d->fd = -1;
     d->poll_events = 0;

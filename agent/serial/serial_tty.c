@@ -32,6 +32,14 @@ int serial_tty_open(const char *path, bool printer)
     return fd;
 }
 
+void serial_tty_release(int fd)
+{
+    /* the exclusive flag belongs to the tty, not to our fd: while another
+     * program still holds the tty it would outlive us and refuse our own
+     * next open (EBUSY for a user without CAP_SYS_ADMIN) */
+    ioctl(fd, TIOCNXCL);
+}
+
 int serial_tty_set_line(int fd, const struct serial_line *l)
 {
     struct termios2 t;

@@ -22,6 +22,9 @@ enum serial_flush {
  * (-ENOTTY if a tty was asked for and path is something else). */
 int serial_tty_open(const char *path, bool printer);
 
+/* Before closing a tty opened here: gives up its exclusivity. */
+void serial_tty_release(int fd);
+
 /* Applies l (raw mode). Returns 0 or -errno. */
 int serial_tty_set_line(int fd, const struct serial_line *l);
 

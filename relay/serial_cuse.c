@@ -659,6 +659,13 @@ bool serial_cuse_available(void)
     return true;
 }
 
+/* A CUSE device ends with its relay: never one of an earlier run. */
+static bool tty_kept(const struct serial_tty *t)
+{
+    (void)t;
+    return false;
+}
+
 const struct serial_tty_backend serial_tty_cuse = {
     .kind = "cuse",
     .sees =
@@ -670,4 +677,5 @@ const struct serial_tty_backend serial_tty_cuse = {
     .outputs = tty_outputs,
     .inputs = tty_inputs,
     .close = tty_close,
+    .kept = tty_kept,
 };

@@ -29,10 +29,10 @@
 #define TO_TTY_SIZE (2 * NET_CONN_READ_BUF)
 /* An RFC 2217 request: IAC SB 44 cmd value(<= 4, IACs doubled) IAC SE. */
 #define REQUEST_MAX 16
-/* After the relay starts, the guest's output waits this long for an agent
- * before it counts as stale and is dropped: agents redial within their
- * backoff, and a pty kept across a restart (systemd's fd store) holds
- * what the guest wrote while no relay ran. */
+/* When the relay restarted and took its tty back (a pty in systemd's fd
+ * store), the guest's output waits this long for the first agent before
+ * it counts as stale and is dropped: agents redial within their backoff,
+ * and the guest may have written while no relay ran. */
 #define START_GRACE_MS 5000
 
 struct serial_target {
@@ -410,6 +410,8 @@ struct net_conn *serial_target_attach(struct serial_target *st)
     detach(st); /* a session that ended without our noticing yet */
     if (net_conn_pair(st->loop, st->path, ends) < 0)
         return NULL;
+    st->in_grace = false; /* the agent came: later gaps drop as usual */
+    uv_timer_stop(&st->grace);
     st->conn = ends[1];
     net_conn_set_owner(st->conn, &agent_side_ops, st);
     net_conn_set_water(st->conn, TO_AGENT_MAX, TO_AGENT_MAX / 2);
@@ -477,8 +479,11 @@ struct serial_target *serial_target_open(uv_loop_t *loop,
     }
     uv_timer_init(loop, &st->grace);
     st->grace.data = st;
-    uv_timer_start(&st->grace, on_grace_over, START_GRACE_MS, 0);
     uv_unref((uv_handle_t *)&st->grace); /* no reason to keep the loop up */
+    if (st->be->kept(st->tty))
+        uv_timer_start(&st->grace, on_grace_over, START_GRACE_MS, 0);
+    else
+        on_grace_over(&st->grace); /* a new tty: nothing written before us */
     return st;
 }
 

@@ -69,6 +69,9 @@ struct serial_tty_backend {
     void (*inputs)(struct serial_tty *t, uint8_t modemstate);
     /* Removes the link, frees t. */
     void (*close)(struct serial_tty *t);
+    /* Whether t is the tty an earlier run of the relay made (the guest
+     * may have written to it while no relay ran). */
+    bool (*kept)(const struct serial_tty *t);
 };
 
 extern const struct serial_tty_backend serial_tty_pty;

@@ -30,6 +30,7 @@ struct serial_tty {
     uv_poll_t poll;
     int poll_events;
     bool want_write; /* write() came back short: wait for POLLOUT */
+    bool kept;       /* taken back from systemd's fd store at start */
     uint8_t rbuf[PTY_READ_MAX + 1];
 };
 
@@ -233,8 +234,6 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
 {
     struct serial_tty *t = calloc(1, sizeof(*t));
     char name[64];
-    bool kept;
-
     if (!t) {
         log_err("target %s: out of memory", target);
         return NULL;
@@ -242,7 +241,7 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
     *t = (struct serial_tty){.loop = loop, .ev = ev, .owner = owner};
     snprintf(t->name, sizeof(t->name), "%s", target);
     snprintf(t->path, sizeof(t->path), "%s", path);
-    int rc = pty_get(t, name, sizeof(name), &kept);
+    int rc = pty_get(t, name, sizeof(name), &t->kept);
     if (rc == 0)
         rc = pty_link(t, name);
     if (rc == 0)
@@ -259,9 +258,9 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
     }
     t->poll.data = t;
     log_info("target %s: serial pty %s%s linked at %s", target, name,
-             kept ? " (kept across the restart: QEMU's open file stays "
-                    "valid)"
-                  : "",
+             t->kept ? " (kept across the restart: QEMU's open file stays "
+                       "valid)"
+                     : "",
              path);
     log_notice("target %s: %s is a pty: the guest's speed, stop bits and "
                "flow control reach the agent; its data bits, parity, modem "
@@ -273,6 +272,8 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
     return t;
 }
 
+static bool pty_kept(const struct serial_tty *t) { return t->kept; }
+
 const struct serial_tty_backend serial_tty_pty = {
     .kind = "pty",
     .sees = 0,
@@ -283,4 +284,5 @@ const struct serial_tty_backend serial_tty_pty = {
     .outputs = pty_outputs,
     .inputs = pty_inputs,
     .close = pty_close,
+    .kept = pty_kept,
 };

@@ -315,7 +315,8 @@ static void detach(struct serial_target *st)
         return;
     net_conn_close(st->conn, false);
     st->conn = NULL;
-    st->head = st->tail = 0;
+    /* to_tty keeps what the port sent before the end: the guest still
+     * reads it, before whatever a next session brings */
     serial_target_port_forget(st->port);
     /* no port behind the tty now: the guest's TIOCMGET reads its modem
      * inputs (CTS, DSR, CD, RI) off, as with a cable pulled, not the last

@@ -126,10 +126,23 @@ static void render_modem(const char *name, int lines, struct strbuf *out)
 }
 
 /* The families of per-serial-target series. */
+static void render_errors(const char *name, const uint64_t *n,
+                          struct strbuf *out)
+{
+    static const char *const kind[] = {"break", "framing", "parity", "overrun"};
+
+    for (size_t k = 0; k < sizeof(kind) / sizeof(kind[0]); k++)
+        strbuf_printf(out,
+                      "redir_relay_serial_port_line_errors_total{target="
+                      "\"%s\",kind=\"%s\"} %llu\n",
+                      name, kind[k], (unsigned long long)n[k]);
+}
+
 enum serial_family {
     SERIAL_ATTACHED,
     SERIAL_LINE,
     SERIAL_MODEM,
+    SERIAL_ERRORS,
     SERIAL_FAMILIES
 };
 
@@ -139,13 +152,19 @@ static void render_serial_family(struct relay *r, enum serial_family which,
                                  struct strbuf *out)
 {
     static const char *const names[SERIAL_FAMILIES] = {
-        "agent_attached", "line_info", "port_modem_line"};
+        "agent_attached", "line_info", "port_modem_line",
+        "port_line_errors_total"};
+    static const char *const type[SERIAL_FAMILIES] = {"gauge", "gauge", "gauge",
+                                                      "counter"};
     static const char *const help[SERIAL_FAMILIES] = {
         "1 while an agent's session carries the serial target's port.",
         "The guest's line settings as the serial target's tty shows them "
         "(a pty hides data bits and parity: unknown).",
         "The agent's port's modem inputs as it last reported them (no "
-        "series until it does in a session)."};
+        "series until it does in a session).",
+        "Line errors (break, framing, parity, overrun) the agent's port "
+        "reported since the relay started; one report may stand for "
+        "several errors between two polls of the port."};
     bool headed = false;
 
     for (size_t i = 0; i < r->cfg->n_targets; i++) {
@@ -159,8 +178,8 @@ static void render_serial_family(struct relay *r, enum serial_family which,
         if (!headed)
             strbuf_printf(out,
                           "# HELP redir_relay_serial_%s %s\n"
-                          "# TYPE redir_relay_serial_%s gauge\n",
-                          names[which], help[which], names[which]);
+                          "# TYPE redir_relay_serial_%s %s\n",
+                          names[which], help[which], names[which], type[which]);
         headed = true;
         const char *name = relay_target_name(r->targets[i]);
         if (which == SERIAL_ATTACHED)
@@ -170,8 +189,10 @@ static void render_serial_family(struct relay *r, enum serial_family which,
                           name, s.attached);
         else if (which == SERIAL_LINE)
             render_line(name, &s, out);
-        else
+        else if (which == SERIAL_MODEM)
             render_modem(name, s.modem, out);
+        else
+            render_errors(name, s.line_errors, out);
     }
 }
 

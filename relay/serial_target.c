@@ -68,6 +68,8 @@ void serial_target_status(const struct serial_target *st,
     st->be->line(st->tty, &out->line);
     out->framing_seen = st->be->sees & SERIAL_TTY_SEES_FRAMING;
     out->modem = serial_target_port_modem_lines(st->port);
+    for (int k = 0; k < SERIAL_LINE_ERROR_KINDS; k++)
+        out->line_errors[k] = serial_target_port_errors(st->port, k);
 }
 
 /* ---- toward the agent: RFC 2217 requests ---- */
@@ -372,7 +374,14 @@ static void send_state(struct serial_target *st)
     struct serial_line now;
     int outputs = st->be->outputs(st->tty);
 
+    /* the port's line errors too (RFC 2217's default mask is none): for
+     * the log and the metrics; the agent polls its port for modem lines
+     * already, the same poll serves these */
+    uint8_t errors = RFC2217_LINE_BREAK | RFC2217_LINE_FRAMING |
+                     RFC2217_LINE_PARITY | RFC2217_LINE_OVERRUN;
+
     st->told = false;
+    send_request(st, RFC2217_SET_LINESTATE_MASK, &errors, 1);
     st->be->line(st->tty, &now);
     send_line(st, &now);
     if (outputs < 0)

@@ -10,6 +10,7 @@
 
 #include "relay_config.h"
 #include "serial_line.h"
+#include "serial_target_port.h"
 
 struct net_conn;
 struct serial_target;
@@ -40,6 +41,9 @@ struct serial_target_status {
                                 on a pty, which hides them) */
     int modem; /* the agent's port's RFC2217_MODEM_CD/RI/DSR/CTS bits, -1
                   until it reports them in this session */
+    /* line error reports since the start: break, framing, parity, overrun
+     * (serial_target_port.h's order) */
+    uint64_t line_errors[SERIAL_LINE_ERROR_KINDS];
 };
 void serial_target_status(const struct serial_target *st,
                           struct serial_target_status *out);

@@ -27,8 +27,9 @@ struct serial_target_port {
     char target[RELAY_TARGET_MAX + 1];
     int modem;         /* RFC2217_MODEM_* line bits, -1: not reported */
     uint8_t linestate; /* the errors last reported */
-    unsigned logged;   /* lines logged in this window */
-    unsigned held;     /* changes not logged in it */
+    uint64_t errors[SERIAL_LINE_ERROR_KINDS]; /* reports, by kind */
+    unsigned logged;                          /* lines logged in this window */
+    unsigned held;                            /* changes not logged in it */
 };
 
 static const char *modem_text(int lines, char *buf, size_t len)
@@ -105,8 +106,15 @@ void serial_target_port_linestate(struct serial_target_port *p, uint8_t state)
     char text[TEXT_MAX];
     uint8_t errors = state & LINE_ERRORS;
 
+    static const uint8_t kind_bit[SERIAL_LINE_ERROR_KINDS] = {
+        RFC2217_LINE_BREAK, RFC2217_LINE_FRAMING, RFC2217_LINE_PARITY,
+        RFC2217_LINE_OVERRUN};
+
     if (errors == p->linestate)
         return;
+    for (int k = 0; k < SERIAL_LINE_ERROR_KINDS; k++)
+        if (errors & ~p->linestate & kind_bit[k]) /* a new report */
+            p->errors[k]++;
     p->linestate = errors;
     if (errors && may_log(p))
         log_info("target %s: the agent's port reports line errors:%s",
@@ -122,6 +130,12 @@ void serial_target_port_forget(struct serial_target_port *p)
 int serial_target_port_modem_lines(const struct serial_target_port *p)
 {
     return p->modem;
+}
+
+uint64_t serial_target_port_errors(const struct serial_target_port *p,
+                                   enum serial_line_error_kind kind)
+{
+    return p->errors[kind];
 }
 
 struct serial_target_port *serial_target_port_new(uv_loop_t *loop,

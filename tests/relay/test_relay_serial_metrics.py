@@ -144,6 +144,42 @@ def check_modem(relay, mport, modem_file, off):
           "change logged once")
 
 
+def set_icount(path, frame, parity, overrun, brk):
+    """What the agent's next TIOCGICOUNT on its port returns."""
+    tmp = path + ".new"
+    with open(tmp, "w") as f:
+        f.write(f"{frame} {parity} {overrun} {brk}\n")
+    os.replace(tmp, path)
+
+
+def error_series(s, target=COM):
+    return {k: s.get(f'redir_relay_serial_port_line_errors_total{{target='
+                     f'"{target}",kind="{k}"}}')
+            for k in ("break", "framing", "parity", "overrun")}
+
+
+def check_errors(relay, mport, icount_file, off):
+    """Line errors the agent's port counts (TIOCGICOUNT) show as counters:
+    each new report once, not once per poll of the agent."""
+    zero = {"break": 0, "framing": 0, "parity": 0, "overrun": 0}
+    assert error_series(prom.checked_samples(mport)) == zero
+    set_icount(icount_file, 1, 0, 0, 0)
+    wait_metrics(mport, lambda s: error_series(s)["framing"] == 1,
+                 "a framing error counted")
+    relay.wait_log(r"reports line errors: framing", start_offset=off)
+    # the agent polls every 250 ms: a poll without news clears the state,
+    # so the next errors are a new report (within one poll they would be
+    # one report: counted once)
+    time.sleep(1.0)
+    set_icount(icount_file, 3, 1, 0, 1)  # more framing, parity, a BREAK
+    want = {"break": 1, "framing": 2, "parity": 1, "overrun": 0}
+    wait_metrics(mport, lambda s: error_series(s) == want, f"errors {want}")
+    time.sleep(1.0)  # more polls, counters unchanged: nothing new
+    got = error_series(prom.checked_samples(mport))
+    assert got == want, got
+    print(f"line errors counted per report: {got}")
+
+
 def check_bytes(mport, guest, phys):
     """The serial session's bytes are in redir_relay_bytes_total."""
     def qemu(s, d):
@@ -236,6 +272,9 @@ def test(td):
     modem_file = td.file("modem-bits")
     set_modem(modem_file, TIOCM_CTS | TIOCM_DSR)
     os.environ["REDIR_IOCTL_MODEM"] = modem_file  # the agent's TIOCMGET
+    icount_file = td.file("icount")
+    set_icount(icount_file, 0, 0, 0, 0)
+    os.environ["REDIR_IOCTL_ICOUNT"] = icount_file  # and TIOCGICOUNT
     com, com3 = td.file("com2"), td.file("com3")
     relay = relayharness.Relay(td)
     mport = harness.free_port()
@@ -266,6 +305,7 @@ def test(td):
         phys.termios2()), 5, "the port at 9600 2 stop bits")
     print(f"agent attached; its port at {t['ospeed']} with 2 stop bits")
     check_modem(relay, mport, modem_file, off)
+    check_errors(relay, mport, icount_file, off)
     check_bytes(mport, guest, phys)
     s = prom.checked_samples(mport)
     assert s['redir_relay_serial_agent_attached{target="vm1-com3"}'] == 0

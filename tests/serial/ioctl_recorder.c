@@ -3,10 +3,13 @@
  * break and termios ioctls a program issues (ptys cannot show DTR, RTS,
  * BREAK, parity or data size) to $REDIR_IOCTL_LOG, one line each, then
  * passes them on; with $REDIR_IOCTL_MODEM, TIOCMGET answers the TIOCM_*
- * bits written in that file (a pty has no modem inputs to show). */
+ * bits written in that file (a pty has no modem inputs to show); with
+ * $REDIR_IOCTL_ICOUNT, TIOCGICOUNT answers the error counters written in
+ * that file, "FRAME PARITY OVERRUN BRK" (a pty has no line errors). */
 #include <asm/termbits.h>
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <linux/serial.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +52,26 @@ static int fake_modem(int *bits)
         return -1;
     text[n] = '\0';
     *bits = (int)strtol(text, NULL, 0);
+    return 0;
+}
+
+/* TIOCGICOUNT from $REDIR_IOCTL_ICOUNT: 0, or -1 to ask the tty. */
+static int fake_icount(struct serial_icounter_struct *c)
+{
+    const char *path = getenv("REDIR_IOCTL_ICOUNT");
+    char text[64];
+    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return -1;
+    text[n] = '\0';
+    memset(c, 0, sizeof(*c));
+    if (sscanf(text, "%d %d %d %d", &c->frame, &c->parity, &c->overrun,
+               &c->brk) != 4)
+        return -1;
     return 0;
 }
 
@@ -103,6 +126,8 @@ int ioctl(int fd, unsigned long request, ...)
     if (line[0])
         record(line);
     if (request == TIOCMGET && fake_modem(arg) == 0)
+        return 0;
+    if (request == TIOCGICOUNT && fake_icount(arg) == 0)
         return 0;
     return real(fd, request, arg);
 }

@@ -219,7 +219,7 @@ void usb_transport_flush(struct usb_transport *t)
         return;
     encode_staged(t);
     net_conn_flush(t->conn);
-    usb_heap_traffic(t->loop); /* a timer pushed back: no system call */
+    usb_heap_traffic(t->loop); /* a store of the loop time */
     if (!t->congested && net_conn_congested(t->conn)) {
         t->congested = true;
         net_conn_read_stop(t->conn);

@@ -25,10 +25,10 @@ import signal
 import subprocess
 import sys
 import termios
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "serial"))
+import relay_guest as rg  # noqa: E402
 import serial_harness as sh  # noqa: E402
 from serial_harness import harness  # noqa: E402
 import relayharness  # noqa: E402
@@ -36,35 +36,6 @@ import relayharness  # noqa: E402
 INNER = "--in-namespace"
 SYSTEMD = "/usr/lib/systemd/systemd"
 UNIT = "redir-relay-fdstore.service"
-
-
-def guest_set(fd, speed, cflags):
-    """What QEMU does for the guest's UART: one tcsetattr."""
-    iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
-    cflag &= ~(termios.CSIZE | termios.PARENB | termios.CSTOPB)
-    termios.tcsetattr(fd, termios.TCSANOW,
-                      [iflag, oflag, cflag | cflags, lflag, speed, speed, cc])
-
-
-def wait_port(phys, ospeed, stop2, timeout=5.0):
-    def ok():
-        t = phys.termios2()
-        return t["ospeed"] == ospeed and bool(t["cflag"] & sh.CSTOPB) == stop2
-    harness.wait_for(ok, timeout, f"the port at {ospeed} stop2={stop2}")
-
-
-def read_exact(fd, n, timeout=20):
-    got = bytearray()
-    deadline = time.monotonic() + timeout
-    while len(got) < n:
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"got {bytes(got)!r}, want {n} bytes")
-        select.select([fd], [], [], 0.2)
-        try:
-            got += os.read(fd, n - len(got))
-        except BlockingIOError:
-            pass
-    return bytes(got)
 
 
 class UserManager:
@@ -193,14 +164,14 @@ def survive(sd, relay, log, guest, phys, how, kill):
     restarted(sd, log, old, how)
     wait_log(log, r"serial pty \S+ \(kept across the restart", off)
     wait_log(log, r"attached to target 'com1'", off)
-    wait_port(phys, 9600, True)              # the guest's settings again
-    assert read_exact(phys.master, 12) == b"\x00while-down\xff"
+    rg.wait_port(phys, 9600, True, timeout=5.0)  # the guest's settings again
+    assert rg.read_exact(phys.master, 12, timeout=20) == b"\x00while-down\xff"
     os.write(phys.master, b"\xffback\x00")
-    assert read_exact(guest, 6) == b"\xffback\x00"
-    guest_set(guest, termios.B115200, termios.CS8)
-    wait_port(phys, 115200, False)
-    guest_set(guest, termios.B9600, termios.CS8 | termios.CSTOPB)
-    wait_port(phys, 9600, True)
+    assert rg.read_exact(guest, 6, timeout=20) == b"\xffback\x00"
+    rg.guest_set(guest, termios.B115200, termios.CS8)
+    rg.wait_port(phys, 115200, False, timeout=5.0)
+    rg.guest_set(guest, termios.B9600, termios.CS8 | termios.CSTOPB)
+    rg.wait_port(phys, 9600, True, timeout=5.0)
     print(f"{how}: the guest's fd went on; bytes written while no relay "
           "ran arrived; settings re-applied; data both ways")
 
@@ -232,10 +203,10 @@ def run(td, sd):
         "com1", phys.link, connect=f"{relay.port}/com1",
         relay_secret_file=relay.secret_path, line="115200 8N1"))
     wait_log(log, r"attached to target 'com1'")
-    guest_set(guest, termios.B9600, termios.CS8 | termios.CSTOPB)
-    wait_port(phys, 9600, True)
+    rg.guest_set(guest, termios.B9600, termios.CS8 | termios.CSTOPB)
+    rg.wait_port(phys, 9600, True, timeout=5.0)
     os.write(guest, b"\x00first\xff")
-    assert read_exact(phys.master, 7) == b"\x00first\xff"
+    assert rg.read_exact(phys.master, 7, timeout=20) == b"\x00first\xff"
 
     survive(sd, relay, log, guest, phys, "relay crash (SIGKILL)",
             lambda pid: os.kill(int(pid), signal.SIGKILL))

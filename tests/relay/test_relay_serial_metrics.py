@@ -33,6 +33,7 @@ import prom  # noqa: E402 - relayharness puts tests/e2e on the path
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "serial"))
+import relay_guest as rg  # noqa: E402
 import serial_harness as sh  # noqa: E402
 
 # <asm/termios.h> TIOCM_* (what the agent's TIOCMGET returns)
@@ -53,16 +54,6 @@ def set_modem(path, bits):
     with open(tmp, "w") as f:
         f.write(f"{bits:#x}\n")
     os.replace(tmp, path)
-
-
-def guest_set(fd, speed, cflags):
-    """What QEMU does for the guest's UART: one tcsetattr."""
-    iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
-    cflag &= ~(termios.CSIZE | termios.PARENB | termios.PARODD |
-               termios.CSTOPB)
-    cflag |= cflags
-    termios.tcsetattr(fd, termios.TCSANOW,
-                      [iflag, oflag, cflag, lflag, speed, speed, cc])
 
 
 def modem_series(s, target=COM):
@@ -112,7 +103,7 @@ def check_idle(relay, mport):
 
 
 def check_line(mport, guest):
-    guest_set(guest, termios.B9600, termios.CS7 | termios.PARENB |
+    rg.guest_set(guest, termios.B9600, termios.CS7 | termios.PARENB |
               termios.CSTOPB)
     want = (f'redir_relay_serial_line_info{{target="{COM}",speed="9600",'
             f'data_bits="unknown",parity="unknown",stop_bits="2"}}')

@@ -38,19 +38,29 @@ static void record(const char *line)
     close(log);
 }
 
-/* TIOCMGET from $REDIR_IOCTL_MODEM ("0x120"): 0, or -1 to ask the tty. */
-static int fake_modem(int *bits)
+/* The text of the file $env names (the test rewrites it at will), or
+ * NULL when unset or empty: then the tty answers. */
+static const char *fake_text(const char *env, char *text, size_t len)
 {
-    const char *path = getenv("REDIR_IOCTL_MODEM");
-    char text[32];
+    const char *path = getenv(env);
     int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
+    ssize_t n = fd >= 0 ? read(fd, text, len - 1) : -1;
 
     if (fd >= 0)
         close(fd);
     if (n <= 0)
-        return -1;
+        return NULL;
     text[n] = '\0';
+    return text;
+}
+
+/* TIOCMGET from $REDIR_IOCTL_MODEM ("0x120"): 0, or -1 to ask the tty. */
+static int fake_modem(int *bits)
+{
+    char text[32];
+
+    if (!fake_text("REDIR_IOCTL_MODEM", text, sizeof(text)))
+        return -1;
     *bits = (int)strtol(text, NULL, 0);
     return 0;
 }
@@ -58,16 +68,10 @@ static int fake_modem(int *bits)
 /* TIOCGICOUNT from $REDIR_IOCTL_ICOUNT: 0, or -1 to ask the tty. */
 static int fake_icount(struct serial_icounter_struct *c)
 {
-    const char *path = getenv("REDIR_IOCTL_ICOUNT");
     char text[64];
-    int fd = path ? open(path, O_RDONLY | O_CLOEXEC) : -1;
-    ssize_t n = fd >= 0 ? read(fd, text, sizeof(text) - 1) : -1;
 
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
+    if (!fake_text("REDIR_IOCTL_ICOUNT", text, sizeof(text)))
         return -1;
-    text[n] = '\0';
     memset(c, 0, sizeof(*c));
     if (sscanf(text, "%d %d %d %d", &c->frame, &c->parity, &c->overrun,
                &c->brk) != 4)

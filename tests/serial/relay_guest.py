@@ -49,12 +49,13 @@ def guest_set(fd, speed, cflags):
 
 def wait_port(phys, ospeed, stop2, timeout=FOLLOW_S):
     """The port's pty shows speed ospeed and stop2 (two stop bits) within
-    timeout, as read with TCGETS2 on its master."""
+    timeout, as read with TCGETS2 on its master; returns when it did
+    (time.monotonic())."""
     deadline = time.monotonic() + timeout
     while True:
         t = phys.termios2()
         if t["ospeed"] == ospeed and bool(t["cflag"] & sh.CSTOPB) == stop2:
-            return
+            return time.monotonic()
         if time.monotonic() > deadline:
             raise AssertionError(f"the port did not follow within {timeout} "
                                  f"s: {t}, want {ospeed} stop2={stop2}")

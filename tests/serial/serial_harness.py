@@ -22,6 +22,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 import tty
 
@@ -406,3 +407,36 @@ def pump(sock, pty, to_device, to_net, timeout=60, telnet=None):
     finally:
         sock.setblocking(True)
     return bytes(got_tty), bytes(got_net)
+
+
+class FifoReader:
+    """A printer consuming jobs: reads the FIFO at path in a thread."""
+
+    def __init__(self, path):
+        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+        self.data = bytearray()
+        self.stopping = False
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self):
+        while not self.stopping:
+            select.select([self.fd], [], [], 0.05)
+            try:
+                chunk = os.read(self.fd, 65536)
+            except BlockingIOError:
+                continue
+            if chunk:
+                self.data += chunk
+            else:
+                time.sleep(0.02)     # no writer at the moment
+
+    def wait_for(self, n, timeout=30):
+        harness.wait_for(lambda: len(self.data) >= n, timeout,
+                         f"{n} bytes at the printer (have {len(self.data)})")
+        return bytes(self.data)
+
+    def close(self):
+        self.stopping = True
+        self.thread.join()
+        os.close(self.fd)

@@ -6,8 +6,6 @@ refuses it: timer-driven writes) receive exactly the bytes sent, the tail
 of a job included; a printer whose reader goes away is reopened when one
 is back."""
 import os
-import select
-import threading
 import time
 
 import serial_harness as sh
@@ -16,41 +14,8 @@ from serial_harness import harness
 JOB = 1 << 20
 
 
-class FifoReader:
-    """Reads the FIFO in a thread, like a printer consuming a job."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        self.data = bytearray()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopping:
-            select.select([self.fd], [], [], 0.05)
-            try:
-                chunk = os.read(self.fd, 65536)
-            except BlockingIOError:
-                continue
-            if chunk:
-                self.data += chunk
-            else:
-                time.sleep(0.02)     # no writer at the moment
-
-    def wait_for(self, n, timeout=30):
-        harness.wait_for(lambda: len(self.data) >= n, timeout,
-                         f"{n} bytes at the printer (have {len(self.data)})")
-        return bytes(self.data)
-
-    def close(self):
-        self.stopping = True
-        self.thread.join()
-        os.close(self.fd)
-
-
 def check_fifo(agent, path, port):
-    reader = FifoReader(path)
+    reader = sh.FifoReader(path)
     agent.wait_log(r"\[serial.lp\] .*lp0 opened \(printer, write-only\)")
     s = sh.connect(port)
     job = sh.random_payload(JOB, 9)
@@ -68,7 +33,7 @@ def check_fifo(agent, path, port):
     s.sendall(b"lost job")
     agent.wait_log(r"\[serial.lp\] .*lp0 vanished", start_offset=off)
     sh.wait_closed(s)
-    reader = FifoReader(path)
+    reader = sh.FifoReader(path)
     agent.wait_log(r"\[serial.lp\] .*lp0 opened", start_offset=off)
     s = sh.connect(port)
     s.sendall(b"second job")

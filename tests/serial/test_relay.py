@@ -11,77 +11,17 @@ path reopened) and the relay restarting (a new pty, the agent dialing
 again) with settings and data going on; a new agent connection
 re-applying the guest's last settings; a wrong secret refused."""
 import os
-import select
 import termios
 import time
 
 import serial_harness as sh
 from serial_harness import harness
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-import sys  # noqa: E402
-sys.path.insert(0, os.path.join(os.path.dirname(HERE), "relay"))
-import relayharness  # noqa: E402
+import relay_guest as rg
+import relayharness  # noqa: E402  (path set by relay_guest)
 
 SIZE = 1 << 20
 FOLLOW_S = 1.0  # the issue's goal: settings follow within a second
-
-
-def guest_set(fd, speed, cflags):
-    """What QEMU does for the guest's UART: one tcsetattr."""
-    iflag, oflag, cflag, lflag, _, _, cc = termios.tcgetattr(fd)
-    cflag &= ~(termios.CSIZE | termios.PARENB | termios.PARODD |
-               termios.CSTOPB)
-    cflag |= cflags
-    termios.tcsetattr(fd, termios.TCSANOW,
-                      [iflag, oflag, cflag, lflag, speed, speed, cc])
-
-
-def wait_port(phys, ospeed, stop2):
-    deadline = time.monotonic() + FOLLOW_S
-    while True:
-        t = phys.termios2()
-        if t["ospeed"] == ospeed and bool(t["cflag"] & sh.CSTOPB) == stop2:
-            return time.monotonic()
-        if time.monotonic() > deadline:
-            raise AssertionError(f"port did not follow within {FOLLOW_S} s: "
-                                 f"{t}, want {ospeed} stop2={stop2}")
-        time.sleep(0.01)
-
-
-def pump_fds(a, b_master, to_b, to_a, timeout=60):
-    """to_b written on a, read on b_master; to_a the other way."""
-    sa = sb = 0
-    got_a, got_b = bytearray(), bytearray()
-    deadline = time.monotonic() + timeout
-    while len(got_a) < len(to_a) or len(got_b) < len(to_b):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"guest got {len(got_a)}/{len(to_a)}, port "
-                               f"got {len(got_b)}/{len(to_b)}")
-        w = ([a] if sa < len(to_b) else []) + \
-            ([b_master] if sb < len(to_a) else [])
-        r, w, _ = select.select([a, b_master], w, [], 0.2)
-        if a in w:
-            try:
-                sa += os.write(a, to_b[sa:sa + 65536])
-            except BlockingIOError:
-                pass
-        if b_master in w:
-            try:
-                sb += os.write(b_master, to_a[sb:sb + 65536])
-            except BlockingIOError:
-                pass
-        if a in r:
-            try:
-                got_a += os.read(a, 65536)
-            except BlockingIOError:
-                pass
-        if b_master in r:
-            try:
-                got_b += os.read(b_master, 65536)
-            except BlockingIOError:
-                pass
-    return bytes(got_a), bytes(got_b)
 
 
 def test(td):
@@ -107,16 +47,16 @@ def test(td):
              True),
             (termios.B115200, termios.CS8, False)):
         t0 = time.monotonic()
-        guest_set(guest, speed, cflags)
+        rg.guest_set(guest, speed, cflags)
         ospeed = 9600 if speed == termios.B9600 else 115200
-        took = wait_port(phys, ospeed, stop2) - t0
+        took = rg.wait_port(phys, ospeed, stop2, timeout=FOLLOW_S) - t0
         print(f"port at {ospeed} stop2={stop2} {took * 1000:.0f} ms after "
               "the guest's tcsetattr")
     relay.wait_log(r"is a pty: .*data bits")
 
     to_port = sh.random_payload(SIZE, 5)
     to_guest = sh.random_payload(SIZE, 6)
-    got_guest, got_port = pump_fds(guest, phys.master, to_port, to_guest)
+    got_guest, got_port = rg.pump_fds(guest, phys.master, to_port, to_guest)
     assert got_port == to_port, "guest -> port corrupted"
     assert got_guest == to_guest, "port -> guest corrupted"
     print("1 MiB each way intact (0x00 and 0xff included)")
@@ -125,9 +65,9 @@ def test(td):
     # kept the slave open, so the session goes on
     os.close(guest)
     guest = os.open(com, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    guest_set(guest, termios.B19200, termios.CS8 | termios.CSTOPB)
-    wait_port(phys, 19200, True)
-    got_guest, got_port = pump_fds(guest, phys.master, b"\x00\xffqemu",
+    rg.guest_set(guest, termios.B19200, termios.CS8 | termios.CSTOPB)
+    rg.wait_port(phys, 19200, True, timeout=FOLLOW_S)
+    got_guest, got_port = rg.pump_fds(guest, phys.master, b"\x00\xffqemu",
                                    b"\xff\x00back")
     assert (got_port, got_guest) == (b"\x00\xffqemu", b"\xff\x00back")
     print("QEMU restart: settings and data go on")
@@ -141,17 +81,17 @@ def test(td):
     relay.wait_log(r"attached to target 'com1'", start_offset=off,
                    timeout=30)
     guest = os.open(com, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
-    guest_set(guest, termios.B57600, termios.CS8)
-    wait_port(phys, 57600, False)
-    got_guest, got_port = pump_fds(guest, phys.master, b"\x00relay\xff",
+    rg.guest_set(guest, termios.B57600, termios.CS8)
+    rg.wait_port(phys, 57600, False, timeout=FOLLOW_S)
+    got_guest, got_port = rg.pump_fds(guest, phys.master, b"\x00relay\xff",
                                    b"\xffagain\x00")
     assert (got_port, got_guest) == (b"\x00relay\xff", b"\xffagain\x00")
     print("relay restart: the agent is back, settings and data go on")
 
     # the guest picks 9600 2 stop bits, then the agent reconnects (here:
     # restarts): the relay tells the new session the guest's settings
-    guest_set(guest, termios.B9600, termios.CS8 | termios.CSTOPB)
-    wait_port(phys, 9600, True)
+    rg.guest_set(guest, termios.B9600, termios.CS8 | termios.CSTOPB)
+    rg.wait_port(phys, 9600, True, timeout=FOLLOW_S)
     agent.stop()
     off = len(relay.log_text(0))
     phys2 = sh.Pty(td.file("phys"))  # the agent restarts on a fresh port
@@ -160,7 +100,7 @@ def test(td):
         "com1", phys2.link, connect=f"{relay.port}/com1",
         relay_secret_file=relay.secret_path, line="115200 8N1"))
     relay.wait_log(r"attached to target 'com1'", start_offset=off)
-    wait_port(phys2, 9600, True)
+    rg.wait_port(phys2, 9600, True, timeout=FOLLOW_S)
     print("a new agent session starts from the guest's last settings")
 
     # a wrong secret is refused as for USB

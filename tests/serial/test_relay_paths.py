@@ -28,7 +28,6 @@ Every transfer is checked byte for byte, 0x00 and 0xff included."""
 import os
 import select
 import termios
-import threading
 
 import relay_guest as rg
 import serial_harness as sh
@@ -168,30 +167,6 @@ def qemu_closed(guest, path, phys):
     return guest
 
 
-class FifoPrinter:
-    """A printer consuming jobs: reads the FIFO lp0 in a thread."""
-
-    def __init__(self, path):
-        self.fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        self.data = bytearray()
-        self.stopping = False
-        self.thread = threading.Thread(target=self.run, daemon=True)
-        self.thread.start()
-
-    def run(self):
-        while not self.stopping:
-            select.select([self.fd], [], [], 0.05)
-            try:
-                self.data += os.read(self.fd, 65536)
-            except BlockingIOError:
-                pass
-
-    def close(self):
-        self.stopping = True
-        self.thread.join()
-        os.close(self.fd)
-
-
 def printer(relay, agent, guest, lp):
     """A printer behind a relay target: the guest's settings are answered
     and not applied (a printer has none: no ioctl, no warning), its job
@@ -223,7 +198,7 @@ def test(td):
     guest1, guest2 = rg.open_guest(paths["com1"]), rg.open_guest(paths["com2"])
     guest_lp = rg.open_guest(paths["lp"])
     os.mkfifo(td.file("lp0"))
-    lp = FifoPrinter(td.file("lp0"))
+    lp = sh.FifoReader(td.file("lp0"))
     phys1 = rg.StalePty(td.file("com1-dev"))
     phys2 = rg.StalePty(td.file("com2-dev"))
     agent = sh.SerialAgent(td).start(

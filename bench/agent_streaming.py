@@ -137,12 +137,7 @@ def build():
 # /proc
 # --------------------------------------------------------------------------
 
-def status_kb(pid, field):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+from rss import status_kb  # noqa: E402  (bench/rss.py: /proc/PID/status)
 
 
 def cpu_s(pids):

@@ -16,20 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "rtt_clock.h"
+
 #define REPORT 64
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int echo(const char *dev)
 {
@@ -77,7 +66,7 @@ static int ping(const char *dev, int count, int warmup)
             sum += dt;
         }
     }
-    qsort(t, (size_t)count, sizeof(double), cmp);
+    qsort(t, (size_t)count, sizeof(double), cmp_double);
     printf("RESULT: rtt_p50=%.0f\nRESULT: rtt_p90=%.0f\nRESULT: rtt_p99=%.0f\n"
            "RESULT: rtt_mean=%.0f\nRESULT: rtt_min=%.0f\nRESULT: rtt_n=%d\n",
            t[count / 2], t[count * 9 / 10], t[count * 99 / 100], sum / count,

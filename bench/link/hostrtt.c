@@ -29,6 +29,8 @@
 #include <usbredirfilter.h>
 #include <usbredirparser.h>
 
+#include "rtt_clock.h"
+
 #define LEN 64 /* one full-speed max packet; a CTAPHID-sized exchange */
 #define EP_OUT 0x01
 #define EP_IN 0x82
@@ -37,25 +39,12 @@
 #define WAIT_MS 5000 /* a reply later than this is a hang, not a figure */
 #define MAX_COUNT 1000000
 
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 static void report(double *t, int count)
 {
     double sum = 0;
     for (int i = 0; i < count; i++)
         sum += t[i];
-    qsort(t, (size_t)count, sizeof(double), cmp);
+    qsort(t, (size_t)count, sizeof(double), cmp_double);
     printf("RESULT: rtt_p50=%.1f\nRESULT: rtt_p90=%.1f\nRESULT: rtt_p99=%.1f\n"
            "RESULT: rtt_mean=%.1f\nRESULT: rtt_min=%.1f\nRESULT: rtt_n=%d\n",
            t[count / 2], t[count * 9 / 10], t[count * 99 / 100], sum / count,

@@ -17,9 +17,9 @@ void daemon_pidfile_remove(const char *path);
  * state is e.g. "READY=1", "RELOADING=1", "STOPPING=1". */
 void daemon_notify(const char *state);
 
-/* The most fds one notification carries (the fd store's callers send a
- * pty's two ends). */
-#define DAEMON_NOTIFY_FDS_MAX 4
+/* The most fds one notification carries: the fd store sends one per
+ * message (each has its own FDNAME). */
+#define DAEMON_NOTIFY_FDS_MAX 1
 
 /* The same with fds attached (SCM_RIGHTS), e.g. "FDSTORE=1\nFDNAME=x".
  * Returns 0, -ENOTCONN when not run by systemd, or -errno. */

@@ -91,17 +91,26 @@ def read_exact(fd, n, timeout=10):
     return bytes(got)
 
 
-def wait_taken(pty, timeout=10):
-    """The agent has read everything the device side wrote (the slave's
-    input queue, which the test can see through its own slave fd, is
-    empty)."""
+def wait_taken(pty, timeout=10, settle=0.3):
+    """The agent has read everything the device side wrote: the slave's
+    input queue, which the test can see through its own slave fd, stays
+    empty for `settle` seconds. One empty reading is not enough: the pty
+    moves the master's bytes into that queue from a kernel work item, so
+    the queue is briefly empty while bytes still wait in the pty's flip
+    buffer (an agent stopped at that moment never read them)."""
     buf = bytearray(4)
     deadline = time.monotonic() + timeout
+    empty_since = None
     while True:
         fcntl.ioctl(pty.slave, termios.FIONREAD, buf)
-        if struct.unpack("i", buf)[0] == 0:
+        now = time.monotonic()
+        if struct.unpack("i", buf)[0] != 0:
+            empty_since = None
+        elif empty_since is None:
+            empty_since = now
+        elif now - empty_since >= settle:
             return
-        if time.monotonic() > deadline:
+        if now > deadline:
             raise TimeoutError("the agent did not read the device")
         time.sleep(0.01)
 

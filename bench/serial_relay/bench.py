@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import termios
 import tty
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
@@ -163,6 +164,11 @@ class ViaRelay:
         wait_for("the relay's pty", lambda: os.path.islink(path))
         self.fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         tty.setraw(self.fd)
+        # the line a guest sets (guest.py: stty 115200), as QEMU applies
+        # it: the relay paces its reads of a stream to the guest's speed
+        attr = termios.tcgetattr(self.fd)
+        attr[4] = attr[5] = termios.B115200
+        termios.tcsetattr(self.fd, termios.TCSANOW, attr)
         conf = agent_conf(wd, self.port,
                           f"connect = 127.0.0.1:{rport}/com\n"
                           f"relay_secret_file = {secret}\n")

@@ -7,7 +7,11 @@ COM2/COM3, one per path, in the same boot:
     mode = raw -> the port;
   * relay (ttyS2):  QEMU -chardev serial,path= the relay's serial target
     (a pty) -> redir-relay -> redir-agent connect = RELAY/TARGET (RFC 2217
-    over the relay session, shared secret) -> the port.
+    over the relay session, shared secret) -> the port;
+  * pty (ttyS3):    QEMU -chardev serial,path= a pty whose master is the
+    port itself: no relay, no agent. The relay path starts with such a
+    pty; this one shows what that pty alone costs QEMU (relay/pty is what
+    the relay and agent add beyond it).
 Each port is a pty whose master the bench holds (the thin client's
 adapter), as in bench.py. QEMU's emulated 16550 sits between the guest's
 application and both paths.
@@ -23,7 +27,7 @@ round with the ratios relay/direct (goals: throughput >= 0.8x, RTT <= 1.5x),
 then each process's read/write system calls and CPU per KiB (from /proc).
 
     bench/serial_relay/guest.py [--size KiB] [--rtt N] [--rounds R]
-                                [--rx-trig 1|4|8|14]
+                                [--rx-trig 1|4|8|14] [--pin]
 
 Builds redir-agent and redir-relay in build-bench (release, no sanitizers)
 like bench.py; $REDIR_AGENT / $REDIR_RELAY override the binaries. Needs
@@ -51,7 +55,9 @@ GO = b"G"            # guest_serial.c GO_BYTE
 STALL_S = 60         # no byte for this long: the phase failed
 BOOT_S = 600         # TCG boot on a loaded 2-core host
 LINE_RATE = 115200 / 10   # bytes/s of a real 115200 8N1 line
-PATHS = (("direct", "/dev/ttyS1"), ("relay", "/dev/ttyS2"))
+PATHS = (("direct", "/dev/ttyS1"), ("relay", "/dev/ttyS2"),
+         ("pty", "/dev/ttyS3"))
+PHASES_PER_ROUND = 3 * len(PATHS)  # tx, rx, rtt on each path
 
 
 def build_helper(out):
@@ -76,7 +82,7 @@ class Rig:
     def __init__(self, td):
         self.td = td
         self.procs = []
-        self.ports = {"direct": new_port(td), "relay": new_port(td)}
+        self.ports = {name: new_port(td) for name, _ in PATHS}
 
     def start(self, name, cmd):
         proc = bench.start(cmd, open(self.td.file(f"{name}.log"), "wb"))
@@ -124,6 +130,11 @@ class Rig:
         return ["-chardev", f"serial,id=relay,path={com}",
                 "-device", "isa-serial,chardev=relay,index=2"]
 
+    def pty(self):
+        """QEMU opens the port's own pty: the bench is its other end."""
+        return ["-chardev", f"serial,id=pty,path={self.ports['pty'].device}",
+                "-device", "isa-serial,chardev=pty,index=3"]
+
     def stop(self):
         for _, proc in self.procs:
             bench.stop(proc)
@@ -144,7 +155,7 @@ def plan(rounds):
 def guest_script(phases, size, rtt_rounds, rx_trig):
     devs = dict(PATHS)
     lines = [
-        "for d in /dev/ttyS1 /dev/ttyS2; do",
+        "for d in " + " ".join(dev for _, dev in PATHS) + "; do",
         '    [ -e $d ] || fail "no $d"',
         '    stty -F $d 115200 raw -echo clocal -crtscts || fail "stty $d"',
         "    t=/sys/class/tty/${d#/dev/}/rx_trig_bytes",
@@ -271,21 +282,29 @@ def print_round(r, res):
         x = res[name]
         print(f"{'':9}{name:7} {x['to_port']:17.1f} {x['from_port']:17.1f} "
               f"{x['p50']:11.0f} {x['p99']:11.0f} {x['min']:11.0f}")
-    d, v = res["direct"], res["relay"]
-    print(f"{'':9}{'ratio':7} {v['to_port'] / d['to_port']:16.2f}x "
-          f"{v['from_port'] / d['from_port']:16.2f}x "
-          f"{v['p50'] / d['p50']:10.2f}x {v['p99'] / d['p99']:10.2f}x "
-          f"{v['min'] / d['min']:10.2f}x   (relay / direct)")
-    print(f"{'':9}guest's own write()+tcdrain() rate: direct "
-          f"{d['guest_write']:.1f}, relay {v['guest_write']:.1f} kB/s; "
-          f"a real 115200 8N1 line carries {LINE_RATE / 1e3:.2f} kB/s",
-          flush=True)
+    v = res["relay"]
+    for base in ("direct", "pty"):
+        d = res[base]
+        print(f"{'':9}{'ratio':7} {v['to_port'] / d['to_port']:16.2f}x "
+              f"{v['from_port'] / d['from_port']:16.2f}x "
+              f"{v['p50'] / d['p50']:10.2f}x {v['p99'] / d['p99']:10.2f}x "
+              f"{v['min'] / d['min']:10.2f}x   (relay / {base})")
+    own = ", ".join(f"{name} {res[name]['guest_write']:.1f}"
+                    for name, _ in PATHS)
+    print(f"{'':9}guest's own write()+tcdrain() rate (kB/s): {own}; a real "
+          f"115200 8N1 line carries {LINE_RATE / 1e3:.2f} kB/s", flush=True)
+
+
+def pin(pid, cpu):
+    """Every thread of pid onto one CPU."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
 
 
 def measure(td, a):
     rig = Rig(td)
     try:
-        qemu_args = rig.direct() + rig.relay()
+        qemu_args = rig.direct() + rig.relay() + rig.pty()
         time.sleep(0.5)   # the relay path's RFC 2217 negotiation
         phases = plan(a.rounds)
         helper = build_helper(td.file("guest_serial"))
@@ -293,18 +312,23 @@ def measure(td, a):
             files = {"/bin/guest_serial": (f.read(), 0o755)}
         guest = linuxguest.LinuxGuest(
             td, guest_script(phases, a.size << 10, a.rtt, a.rx_trig or ""),
-            cmdline=["8250.nr_uarts=3"], files=files, extra_args=qemu_args)
+            cmdline=[f"8250.nr_uarts={len(PATHS) + 1}"], files=files, extra_args=qemu_args)
         guest.start()
+        if a.pin:  # QEMU alone on CPU 0, the rest (and this bench) on 1
+            pin(guest.qemu.proc.pid, 0)
+            for pid in [0] + [p.pid for _, p in rig.procs]:
+                pin(pid or os.getpid(), 1)
         load0 = os.getloadavg()[0]
         try:
             results = collect(guest, rig, phases, a)
             res = guest.wait_done(timeout=120).require_ok()
         finally:
             guest.stop()
+        trig = ", ".join(f"{dev[5:]} {res.get('rx_trig_' + dev[5:])}"
+                         for _, dev in PATHS)
         print(f"guest clocksource {res.get('clocksource')}; UARTs: "
               f"{res.get('uarts', '').rstrip(';')}; receive FIFO trigger "
-              f"(bytes): ttyS1 {res.get('rx_trig_ttyS1')}, ttyS2 "
-              f"{res.get('rx_trig_ttyS2')}")
+              f"(bytes): {trig}")
         cpu = ", ".join(f"{n} {bench.cpu_seconds(p.pid):.2f}"
                         for n, p in rig.procs)
         print(f"CPU for the whole run (s): {cpu}")
@@ -316,18 +340,19 @@ def measure(td, a):
 
 
 def collect(guest, rig, phases, a):
-    results = [{"direct": {}, "relay": {}} for _ in range(a.rounds)]
+    results = [{name: {} for name, _ in PATHS} for _ in range(a.rounds)]
     procs = dict((n, p.pid) for n, p in rig.procs)
     pids = {"direct": {"qemu": guest.qemu.proc.pid,
                        "agent": procs["direct-agent"]},
             "relay": {"qemu": guest.qemu.proc.pid, "relay": procs["relay"],
-                      "agent": procs["relay-agent"]}}
+                      "agent": procs["relay-agent"]},
+            "pty": {"qemu": guest.qemu.proc.pid}}
     for seq, mode, name in phases:
-        r = (seq - 1) // 6
+        r = (seq - 1) // PHASES_PER_ROUND
         results[r][name].update(run_phase(guest, rig.ports[name].master, seq,
                                           mode, a.size << 10, a.rtt,
                                           pids[name]))
-        if seq % 6 == 0:
+        if seq % PHASES_PER_ROUND == 0:
             print_round(r, results[r])
     return results
 
@@ -358,11 +383,12 @@ def summary(results):
     """The spread of each ratio over the rounds."""
     keys = (("to_port", "guest->port"), ("from_port", "port->guest"),
             ("p50", "RTT p50"), ("p99", "RTT p99"))
-    parts = []
-    for key, label in keys:
-        ratios = [r["relay"][key] / r["direct"][key] for r in results]
-        parts.append(f"{label} {min(ratios):.2f}-{max(ratios):.2f}x")
-    print(f"relay/direct over {len(results)} rounds: " + ", ".join(parts))
+    for base in ("direct", "pty"):
+        parts = []
+        for key, label in keys:
+            ratios = [r["relay"][key] / r[base][key] for r in results]
+            parts.append(f"{label} {min(ratios):.2f}-{max(ratios):.2f}x")
+        print(f"relay/{base} over {len(results)} rounds: " + ", ".join(parts))
 
 
 def main():
@@ -375,6 +401,10 @@ def main():
     ap.add_argument("--rx-trig", type=int, choices=(1, 4, 8, 14),
                     help="the guest's 16550 receive FIFO trigger level "
                     "(sysfs rx_trig_bytes; the kernel's default: 8)")
+    ap.add_argument("--pin", action="store_true",
+                    help="QEMU's threads on CPU 0, relay, agents and the "
+                    "bench on CPU 1 (a hypervisor whose relay does not take "
+                    "the vCPU's core)")
     a = ap.parse_args()
     if min(a.size, a.rtt, a.rounds) < 1 or a.size > 64 << 10:
         ap.error("--size (1-65536 KiB; guest_serial.c MAX_BYTES), --rtt and "

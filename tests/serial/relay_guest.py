@@ -195,3 +195,24 @@ class StalePty(sh.Pty):
             os.unlink(tmp)
         os.symlink(self.name, tmp)
         os.replace(tmp, self.link)
+
+
+def attached_session(td):
+    """A relay with one serial target com1 (its path opened as QEMU opens
+    it), a port pty and an agent dialing the target, attached and
+    connected. Returns (relay, guest fd, port Pty, agent, the agent's
+    [serial.com1] section for starting another)."""
+    import relayharness
+    com = td.file("com1")
+    relay = relayharness.Relay(td)
+    relay.start(f"[relay]\nlisten = 127.0.0.1:{relay.port}\n"
+                f"secret_file = {relay.secret_path}\nlog_level = debug\n"
+                f"[target.com1]\nkind = serial\npath = {com}\n").wait_ready()
+    guest = open_guest(com)
+    phys = sh.Pty(td.file("phys"))
+    section = sh.port_section("com1", phys.link, connect=f"{relay.port}/com1",
+                              relay_secret_file=relay.secret_path)
+    agent = sh.SerialAgent(td).start(section)
+    relay.wait_log(r"attached to target 'com1'")
+    agent.wait_log(r"client \S+ connected")
+    return relay, guest, phys, agent, section

@@ -16,7 +16,6 @@ import termios
 import relay_guest as rg
 import serial_harness as sh
 from serial_harness import harness
-import relayharness  # noqa: E402  (path set by relay_guest)
 
 HALF = 8 * 1024
 
@@ -27,18 +26,7 @@ def write_bytewise(fd, data):
 
 
 def test(td):
-    com = td.file("com1")
-    relay = relayharness.Relay(td)
-    relay.start(f"[relay]\nlisten = 127.0.0.1:{relay.port}\n"
-                f"secret_file = {relay.secret_path}\nlog_level = debug\n"
-                f"[target.com1]\nkind = serial\npath = {com}\n").wait_ready()
-    guest = rg.open_guest(com)
-    phys = sh.Pty(td.file("phys"))
-    section = sh.port_section("com1", phys.link, connect=f"{relay.port}/com1",
-                              relay_secret_file=relay.secret_path)
-    agent = sh.SerialAgent(td).start(section)
-    relay.wait_log(r"attached to target 'com1'")
-    agent.wait_log(r"client \S+ connected")
+    relay, guest, phys, agent, section = rg.attached_session(td)
     rg.guest_set(guest, termios.B115200, termios.CS8)
     rg.wait_port(phys, 115200, False)
 

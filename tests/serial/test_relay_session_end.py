@@ -11,24 +11,12 @@ its buffer for the guest when the session ended."""
 import relay_guest as rg
 import serial_harness as sh
 from serial_harness import harness
-import relayharness  # noqa: E402  (path set by relay_guest)
 
 SIZE = 64 * 1024  # more than the pty holds, what the relay always takes
 
 
 def test(td):
-    com = td.file("com1")
-    relay = relayharness.Relay(td)
-    relay.start(f"[relay]\nlisten = 127.0.0.1:{relay.port}\n"
-                f"secret_file = {relay.secret_path}\nlog_level = debug\n"
-                f"[target.com1]\nkind = serial\npath = {com}\n").wait_ready()
-    guest = rg.open_guest(com)
-    phys = sh.Pty(td.file("phys"))
-    section = sh.port_section("com1", phys.link, connect=f"{relay.port}/com1",
-                              relay_secret_file=relay.secret_path)
-    agent = sh.SerialAgent(td).start(section)
-    relay.wait_log(r"attached to target 'com1'")
-    agent.wait_log(r"client \S+ connected")
+    relay, guest, phys, agent, section = rg.attached_session(td)
 
     last = sh.random_payload(SIZE, 7)
     phys.write_all(last)

@@ -10,7 +10,6 @@ while the relay is resting between reads; a lone byte after the stream
 still arrives; the session stays up. Failures answered: bytes lost or
 reordered at a rest's edge, a rest that never ends (the stream stalls),
 the guest's new speed ignored until the stream stops."""
-import os
 import termios
 
 import relay_guest as rg

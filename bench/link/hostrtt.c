@@ -12,7 +12,12 @@
  * peer: prints "LISTENING <port>" (127.0.0.1, any port), then after the
  * handshake and the warm-up "READY"; a line on stdin starts the COUNT timed
  * round trips (results, then "DONE"); then a line "count M" runs M untimed
- * ones ("COUNTED", for a tracer attached meanwhile); EOF ends it. */
+ * ones ("COUNTED", for a tracer attached meanwhile); EOF ends it.
+ *
+ * Another device (bench/link/vmrtt.py: a configfs Loopback gadget, whose
+ * endpoint addresses the UDC assigns): HOSTRTT_DEVICE=VID:PID (direct) and
+ * HOSTRTT_ENDPOINTS=OUT:IN (both modes), in hex; unset, the emulated
+ * loopback's 1209:100b and 01:82. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <libusb.h>
@@ -31,13 +36,50 @@
 
 #include "rtt_clock.h"
 
-#define LEN 64 /* one full-speed max packet; a CTAPHID-sized exchange */
-#define EP_OUT 0x01
+#define LEN 64      /* one full-speed max packet; a CTAPHID-sized exchange */
+#define EP_OUT 0x01 /* the emulated loopback's; HOSTRTT_ENDPOINTS others */
 #define EP_IN 0x82
-#define VID 0x1209
+#define VID 0x1209 /* the emulated loopback's; HOSTRTT_DEVICE another */
 #define PID 0x100b
 #define WAIT_MS 5000 /* a reply later than this is a hang, not a figure */
 #define MAX_COUNT 1000000
+
+/* The device and endpoints in use (HOSTRTT_DEVICE, HOSTRTT_ENDPOINTS). */
+static uint16_t vid = VID, pid = PID;
+static uint8_t ep_out = EP_OUT, ep_in = EP_IN;
+
+/* "XXXX:YYYY" (hex) into a, b, each at most max; -1 if malformed. */
+static int parse_pair(const char *s, unsigned max, unsigned *a, unsigned *b)
+{
+    char tail;
+    if (sscanf(s, "%x:%x%c", a, b, &tail) != 2 || *a > max || *b > max)
+        return -1;
+    return 0;
+}
+
+static int choose_device(void)
+{
+    const char *dev = getenv("HOSTRTT_DEVICE");
+    const char *eps = getenv("HOSTRTT_ENDPOINTS");
+    unsigned a, b;
+    if (dev) {
+        if (parse_pair(dev, 0xffff, &a, &b) < 0) {
+            fprintf(stderr, "HOSTRTT_DEVICE=%s: not VID:PID in hex\n", dev);
+            return -1;
+        }
+        vid = (uint16_t)a;
+        pid = (uint16_t)b;
+    }
+    if (eps) {
+        if (parse_pair(eps, 0xff, &a, &b) < 0 || (a & 0x80) || !(b & 0x80)) {
+            fprintf(stderr, "HOSTRTT_ENDPOINTS=%s: not OUT:IN in hex\n", eps);
+            return -1;
+        }
+        ep_out = (uint8_t)a;
+        ep_in = (uint8_t)b;
+    }
+    return 0;
+}
 
 static void report(double *t, int count)
 {
@@ -65,9 +107,9 @@ static int direct_once(libusb_device_handle *h, int i)
     uint8_t out[LEN], in[LEN];
     int n = 0, rc;
     fill(out, i);
-    rc = libusb_bulk_transfer(h, EP_OUT, out, LEN, &n, WAIT_MS);
+    rc = libusb_bulk_transfer(h, ep_out, out, LEN, &n, WAIT_MS);
     if (rc == 0 && n == LEN)
-        rc = libusb_bulk_transfer(h, EP_IN, in, LEN, &n, WAIT_MS);
+        rc = libusb_bulk_transfer(h, ep_in, in, LEN, &n, WAIT_MS);
     if (rc != 0 || n != LEN || memcmp(in, out, LEN) != 0) {
         fprintf(stderr, "round trip %d: %s, %d bytes\n", i,
                 libusb_error_name(rc), n);
@@ -81,7 +123,7 @@ static int direct(int count, int warmup, double *t)
     libusb_context *ctx = NULL;
     libusb_device_handle *h = NULL;
     int rc = libusb_init(&ctx);
-    if (rc == 0 && !(h = libusb_open_device_with_vid_pid(ctx, VID, PID)))
+    if (rc == 0 && !(h = libusb_open_device_with_vid_pid(ctx, vid, pid)))
         rc = LIBUSB_ERROR_NO_DEVICE;
     if (rc == 0)
         rc = libusb_claim_interface(h, 0);
@@ -228,7 +270,7 @@ static int peer_once(struct peer *pe, int i)
     static uint64_t id;
     uint8_t out[LEN];
     fill(out, i);
-    if (bulk(pe, EP_OUT, out, ++id) < 0 || bulk(pe, EP_IN, NULL, ++id) < 0 ||
+    if (bulk(pe, ep_out, out, ++id) < 0 || bulk(pe, ep_in, NULL, ++id) < 0 ||
         memcmp(pe->data, out, LEN) != 0) {
         fprintf(stderr, "round trip %d: status %d, %d bytes\n", i, pe->status,
                 pe->len);
@@ -344,6 +386,8 @@ int main(int argc, char **argv)
     double *t = count > 0 && count <= MAX_COUNT && warmup >= 0
                     ? calloc((size_t)count, sizeof(double))
                     : NULL;
+    if (choose_device() < 0)
+        return 2;
     if (argc == 4 && t && strcmp(argv[1], "direct") == 0)
         return direct(count, warmup, t);
     if (argc == 4 && t && strcmp(argv[1], "peer") == 0)

@@ -79,6 +79,8 @@ static void transport_conn_setup(struct usb_transport *t, struct net_conn *c)
     net_conn_set_owner(c, &transport_conn_ops, t);
     net_conn_set_water(c, OUT_HIGH_WATER, OUT_LOW_WATER);
     net_conn_set_unsent_limit(c, UNSENT_LIMIT);
+    net_conn_set_sync_release(c, true); /* releases free usbredirhost's
+                                           buffers, nothing more */
 }
 
 struct usb_transport *
@@ -100,6 +102,7 @@ usb_transport_dial(uv_loop_t *loop, const struct endpoint *to,
     }
     net_conn_set_water(t->conn, OUT_HIGH_WATER, OUT_LOW_WATER);
     net_conn_set_unsent_limit(t->conn, UNSENT_LIMIT);
+    net_conn_set_sync_release(t->conn, true);
     if (tls && net_conn_start_tls(t->conn, tls, peer_name) < 0) {
         net_conn_set_owner(t->conn, NULL, NULL);
         net_conn_close(t->conn, false);

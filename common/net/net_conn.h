@@ -96,6 +96,14 @@ void net_conn_set_keepalive(struct net_conn *c,
 /* Congested from high bytes queued, drained at low (default: never). */
 void net_conn_set_water(struct net_conn *c, size_t high, size_t low);
 
+/* The owner's release callbacks (and on_drained) may run inside its own
+ * net_conn_flush: a plain socket with nothing in flight then writes at
+ * once, and what the kernel takes whole needs no libuv write request,
+ * which spares a loop turn's bookkeeping and an epoll_ctl per write.
+ * Only for owners whose release callbacks do not call back into the
+ * connection (default: off; TLS connections always defer). */
+void net_conn_set_sync_release(struct net_conn *c, bool on);
+
 /* At most this much written but not yet sent may sit in the kernel
  * (TCP_NOTSENT_LOWAT; default: as much as the send buffer holds, up to
  * 4 MiB). Below it the data waits in the connection's own queue, where the

@@ -73,18 +73,19 @@ struct net_conn {
     uv_connect_t connect_req;
     uv_shutdown_t shutdown_req;
     enum conn_phase phase;
-    bool stream_init; /* u is initialized and must be closed */
-    bool resolving;   /* resolve_req in flight */
-    bool reading;     /* the owner wants reads */
-    bool gone;        /* on_gone was reported (or is not wanted) */
-    bool eof;         /* the peer finished sending: no more reads */
-    bool failed;      /* the connection failed: writes are dropped */
-    bool congested;   /* queued reached high water */
-    bool closed_told; /* on_closed was called */
-    int handles_open; /* closing handles not yet called back */
-    int write_error;  /* a batch failed to submit; reported from the loop */
-    unsigned writes;  /* batches in flight */
-    size_t queued;    /* bytes batched or in flight */
+    bool stream_init;  /* u is initialized and must be closed */
+    bool resolving;    /* resolve_req in flight */
+    bool reading;      /* the owner wants reads */
+    bool gone;         /* on_gone was reported (or is not wanted) */
+    bool eof;          /* the peer finished sending: no more reads */
+    bool failed;       /* the connection failed: writes are dropped */
+    bool congested;    /* queued reached high water */
+    bool sync_release; /* releases may run inside net_conn_flush */
+    bool closed_told;  /* on_closed was called */
+    int handles_open;  /* closing handles not yet called back */
+    int write_error;   /* a batch failed to submit; reported from the loop */
+    unsigned writes;   /* batches in flight */
+    size_t queued;     /* bytes batched or in flight */
     size_t high_water, low_water;
     uint32_t linger_ms;
     int unsent_limit; /* TCP_NOTSENT_LOWAT, 0: the kernel's default */

@@ -91,9 +91,50 @@ static void on_written(uv_write_t *req, int status)
 
 void net_conn_flush(struct net_conn *c) { c->kind->flush(c); }
 
+void net_conn_set_sync_release(struct net_conn *c, bool on)
+{
+    c->sync_release = on;
+}
+
+/* What the kernel takes of b at once, when the owner allows releases
+ * inside its flush and nothing is in flight (ordering): 0 otherwise, or
+ * when the socket is full or failing (uv_write then waits or reports). */
+static size_t socket_write_now(struct net_conn *c, struct write_batch *b)
+{
+    int n;
+
+    if (!c->sync_release || c->tls || c->writes || c->phase != PHASE_OPEN)
+        return 0;
+    n = uv_try_write(&c->u.stream, b->bufs, b->n);
+    return n > 0 ? (size_t)n : 0;
+}
+
+/* b's bytes from `done` on, as buffers for uv_write (which copies the
+ * array; b keeps the original buffers for their release). */
+static unsigned rest_of(const struct write_batch *b, size_t done,
+                        uv_buf_t rest[BATCH_MAX])
+{
+    unsigned k = 0;
+
+    for (unsigned i = 0; i < b->n; i++) {
+        size_t len = b->bufs[i].len;
+        if (done >= len) {
+            done -= len;
+            continue;
+        }
+        rest[k++] = uv_buf_init(b->bufs[i].base + done, (unsigned)(len - done));
+        done = 0;
+    }
+    return k;
+}
+
+/* From net_conn_flush (the owner), net__queue_raw (a full batch) and the
+ * TLS and closing paths. */
 void net__socket_flush(struct net_conn *c)
 {
     struct write_batch *b;
+    uv_buf_t rest[BATCH_MAX];
+    size_t done;
 
     if (c->tls && c->phase == PHASE_OPEN)
         net__tls_seal(c);
@@ -101,7 +142,14 @@ void net__socket_flush(struct net_conn *c)
     if (!b)
         return;
     c->batch = NULL;
-    int rc = uv_write(&b->req, &c->u.stream, b->bufs, b->n, on_written);
+    done = socket_write_now(c, b);
+    if (done == b->bytes) {
+        c->writes++; /* on_written's accounting, without a request */
+        on_written(&b->req, 0);
+        return;
+    }
+    unsigned n = rest_of(b, done, rest);
+    int rc = uv_write(&b->req, &c->u.stream, rest, n, on_written);
     if (rc == 0) {
         c->writes++;
         return;

@@ -62,21 +62,33 @@ def pkg(*names):
                           text=True).stdout.split()
 
 
-def build(work):
-    if not os.environ.get("REDIR_AGENT"):
-        if not os.path.exists(os.path.join(BUILD, "CMakeCache.txt")):
-            subprocess.run(["cmake", "-S", ROOT, "-B", BUILD,
-                            "-DCMAKE_BUILD_TYPE=Release",
-                            "-DREDIR_SANITIZE=OFF"], check=True,
-                           stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", BUILD, "-j", str(os.cpu_count())],
+def build_release(*targets):
+    """The release build in build-bench (configured if needed): targets,
+    or everything."""
+    if not os.path.exists(os.path.join(BUILD, "CMakeCache.txt")):
+        subprocess.run(["cmake", "-S", ROOT, "-B", BUILD,
+                        "-DCMAKE_BUILD_TYPE=Release", "-DREDIR_SANITIZE=OFF"],
                        check=True, stdout=subprocess.DEVNULL)
-        os.environ["REDIR_AGENT"] = os.path.join(BUILD, "agent", "redir-agent")
-        os.environ["REDIR_USBEMU"] = os.path.join(BUILD, "tests", "fixture",
-                                                  "usbemu")
+    subprocess.run(["cmake", "--build", BUILD, "-j", str(os.cpu_count())] +
+                   [a for t in targets for a in ("--target", t)],
+                   check=True, stdout=subprocess.DEVNULL)
+
+
+def build_hostrtt(work):
+    """hostrtt.c built into work (dynamically linked)."""
     exe = os.path.join(work, "hostrtt")
     subprocess.run(CC + [os.path.join(HERE, "hostrtt.c"), "-o", exe] +
                    pkg("libusb-1.0", "libusbredirparser-0.5"), check=True)
+    return exe
+
+
+def build(work):
+    if not os.environ.get("REDIR_AGENT"):
+        build_release()
+        os.environ["REDIR_AGENT"] = os.path.join(BUILD, "agent", "redir-agent")
+        os.environ["REDIR_USBEMU"] = os.path.join(BUILD, "tests", "fixture",
+                                                  "usbemu")
+    exe = build_hostrtt(work)
     shim = os.path.join(work, "hostrtt_pollshim.so")
     subprocess.run(CC + ["-shared", "-fPIC",
                          os.path.join(HERE, "hostrtt_pollshim.c"), "-o",
@@ -265,6 +277,21 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
+def row(r, dev, base):
+    """A run's min/p50/p90/p99 and, against the device alone (dev) and the
+    baseline (base; None for the device itself), what it adds and its
+    ratios: the columns every round-trip table starts with."""
+    out = (f"{r['rtt_min']:6.0f} {r['rtt_p50']:7.0f} {r['rtt_p90']:7.0f} "
+           f"{r['rtt_p99']:8.0f} ")
+    if base is None:
+        return out
+    return out + (f"{r['rtt_min'] - dev['rtt_min']:+7.0f} "
+                  f"{r['rtt_p50'] - dev['rtt_p50']:+8.0f} "
+                  f"{r['rtt_p99'] - dev['rtt_p99']:+8.0f} "
+                  f"{r['rtt_p50'] / base['rtt_p50']:6.2f} "
+                  f"{r['rtt_p99'] / base['rtt_p99']:6.2f} ")
+
+
 def print_table(runs, order, args, load0, load1):
     d1, d2 = runs["device alone 1"], runs["device alone 2"]
     a1, a2 = runs["usbredirect A1"], runs["usbredirect A2"]
@@ -281,14 +308,8 @@ def print_table(runs, order, args, load0, load1):
     for label, _ in order:
         r = runs[label]
         redir = "cpu_us" in r
-        print(f"  {label:17} {r['rtt_min']:6.0f} {r['rtt_p50']:7.0f} "
-              f"{r['rtt_p90']:7.0f} {r['rtt_p99']:8.0f} " +
-              (f"{r['rtt_min'] - dev['rtt_min']:+7.0f} "
-               f"{r['rtt_p50'] - dev['rtt_p50']:+8.0f} "
-               f"{r['rtt_p99'] - dev['rtt_p99']:+8.0f} "
-               f"{r['rtt_p50'] / base['rtt_p50']:6.2f} "
-               f"{r['rtt_p99'] / base['rtt_p99']:6.2f} "
-               f"{r['cpu_us']:6.0f} {r['vcsw'] + r['icsw']:6.1f}"
+        print(f"  {label:17} " + row(r, dev, base if redir else None) +
+              (f"{r['cpu_us']:6.0f} {r['vcsw'] + r['icsw']:6.1f}"
                if redir else ""))
     def spread(x, y, mean, k):
         return abs(x[k] - y[k]) / mean[k] * 100
@@ -342,17 +363,26 @@ def bench(td, args):
             runs[label] = run_direct(exe, fx, args)
         else:
             runs[label] = run_redirector(td, exe, shim, fx, kind, label, args)
-        r = runs[label]
-        print(f"  {label}: " + ", ".join(
-            f"{k[4:]} {r[k]:.1f}" for k in STATS) + " us", flush=True)
+        print_run(label, runs[label])
     print_table(runs, order, args, load0, loadavg())
     fx.stop()
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def print_run(label, r):
+    print(f"  {label}: " + ", ".join(
+        f"{k[4:]} {r[k]:.1f}" for k in STATS) + " us", flush=True)
+
+
+def round_trip_args(doc):
+    """The options every round-trip bench takes (doc: its docstring)."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--warmup", type=int, default=200)
+    return ap
+
+
+def main():
+    ap = round_trip_args(__doc__)
     ap.add_argument("--strace", type=int, default=300,
                     help="untimed round trips under strace (0: none)")
     ap.add_argument("--timer-slack-ns", type=int, default=1,

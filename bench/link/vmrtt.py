@@ -138,18 +138,16 @@ usbredirect's (which includes its spin). Whether the agent adds under
 at p50 here, every redirector adds ~0.5 ms even at the minimum); that
 needs KVM or hardware.
 """
-import argparse
 import os
-import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-BUILD = os.path.join(ROOT, "build-bench")
 sys.path.insert(0, os.path.join(ROOT, "tests", "thinclient"))
 from thinclient import Gadget, ThinClient, harness, program_files  # noqa: E402
+import hostrtt  # noqa: E402  (the same round trips on the host: shared parts)
+from hostrtt import STATS, loadavg, parse_results  # noqa: E402
 
-STATS = ("rtt_p50", "rtt_p90", "rtt_p99", "rtt_mean", "rtt_min")
 LOOP_PID = 0x710b         # the rig's pid.codes range (VID 1209)
 LOOP_QLEN = 32            # OUT requests queued by the function (default)
 LOOP_BUFLEN = 4096        # bytes per request (default); >= 64 is all we need
@@ -157,13 +155,6 @@ REPLY_S = 120             # startup, handshake, warm-up: a hang, not a slow VM
 SLOWEST_RTT_S = 0.05      # mean round trip allowed under TCG on a loaded host
 USER_HZ = 100
 IDLE_S = 2                # connected, no transfers: the redirector's CPU
-CC = ["gcc", "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror"]
-
-
-def pkg(*names):
-    return subprocess.run(["pkg-config", "--cflags", "--libs", *names],
-                          check=True, capture_output=True,
-                          text=True).stdout.split()
 
 
 def build(work):
@@ -171,19 +162,9 @@ def build(work):
     (dynamically linked: program_files() copies its libraries)."""
     agent = os.environ.get("REDIR_AGENT")
     if not agent:
-        if not os.path.exists(os.path.join(BUILD, "CMakeCache.txt")):
-            subprocess.run(["cmake", "-S", ROOT, "-B", BUILD,
-                            "-DCMAKE_BUILD_TYPE=Release",
-                            "-DREDIR_SANITIZE=OFF"], check=True,
-                           stdout=subprocess.DEVNULL)
-        subprocess.run(["cmake", "--build", BUILD, "-j", str(os.cpu_count()),
-                        "--target", "redir-agent"], check=True,
-                       stdout=subprocess.DEVNULL)
-        agent = os.path.join(BUILD, "agent", "redir-agent")
-    exe = os.path.join(work, "hostrtt")
-    subprocess.run(CC + [os.path.join(HERE, "hostrtt.c"), "-o", exe] +
-                   pkg("libusb-1.0", "libusbredirparser-0.5"), check=True)
-    return agent, exe
+        hostrtt.build_release("redir-agent")
+        agent = os.path.join(hostrtt.BUILD, "agent", "redir-agent")
+    return agent, hostrtt.build_hostrtt(work)
 
 
 def loopback_gadget():
@@ -219,15 +200,6 @@ def plug_loopback(tc):
           f"OUT 0x{ep_out[0][0]} IN 0x{ep_in[0][0]} (max packet "
           f"{int(ep_in[0][3], 16)}), no host driver", flush=True)
     return g, f"{ep_out[0][0]}:{ep_in[0][0]}"
-
-
-def parse_results(lines):
-    res = {}
-    for line in lines:
-        if line.startswith("RESULT: "):
-            k, v = line[8:].split("=")
-            res[k] = float(v)
-    return res
 
 
 def run_direct(tc, g, eps, args):
@@ -356,15 +328,10 @@ def print_table(runs, order, args, load0, load1, tc):
           f"{'p99 xA':>6} {'CPU/rt':>6} {'csw/rt':>6} {'idle%':>5}")
     for label, kind in order:
         r = runs[label]
-        print(f"  {label:15} {r['rtt_min']:6.0f} {r['rtt_p50']:7.0f} "
-              f"{r['rtt_p90']:7.0f} {r['rtt_p99']:8.0f} " +
-              (f"{r['rtt_min'] - dev['rtt_min']:+7.0f} "
-               f"{r['rtt_p50'] - dev['rtt_p50']:+8.0f} "
-               f"{r['rtt_p99'] - dev['rtt_p99']:+8.0f} "
-               f"{r['rtt_p50'] / base['rtt_p50']:6.2f} "
-               f"{r['rtt_p99'] / base['rtt_p99']:6.2f} "
-               f"{r['cpu_us']:6.0f} {r['csw']:6.1f} {r['idle_pct']:5.0f}"
-               if kind != "direct" else ""))
+        redir = kind != "direct"
+        print(f"  {label:15} " + hostrtt.row(r, dev, base if redir else None) +
+              (f"{r['cpu_us']:6.0f} {r['csw']:6.1f} {r['idle_pct']:5.0f}"
+               if redir else ""))
     print(f"  A/A spread (usbredirect, {len(bases)} runs, (max-min)/mean): "
           f"p50 {spread(bases, 'rtt_p50'):.1f} %, p99 "
           f"{spread(bases, 'rtt_p99'):.1f} %; device alone 1 vs 2: p50 "
@@ -390,10 +357,10 @@ def print_table(runs, order, args, load0, load1, tc):
 
 
 def bench(td, args):
-    agent, hostrtt = build(td.path)
+    agent, rtt_exe = build(td.path)
     tc = ThinClient(td, agent=agent, usbredirect=True, smp=args.smp,
                     modules=("usb_f_ss_lb",),
-                    files=program_files({"/usr/bin/hostrtt": hostrtt})).start()
+                    files=program_files({"/usr/bin/hostrtt": rtt_exe})).start()
     g, eps = plug_loopback(tc)
     order = [("device alone 1", "direct"), ("usbredirect A1", "usbredirect")]
     for i in range(args.rounds):
@@ -407,23 +374,14 @@ def bench(td, args):
             runs[label] = run_direct(tc, g, eps, args)
         else:
             runs[label] = run_redirector(tc, g, eps, kind, n, args)
-        r = runs[label]
-        print(f"  {label}: " + ", ".join(
-            f"{k[4:]} {r[k]:.1f}" for k in STATS) + " us", flush=True)
+        hostrtt.print_run(label, runs[label])
     load1 = loadavg()
     print_table(runs, order, args, load0, load1, tc)
     tc.stop()
 
 
-def loadavg():
-    with open("/proc/loadavg") as f:
-        return " ".join(f.read().split()[:3])
-
-
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--warmup", type=int, default=200)
+    ap = hostrtt.round_trip_args(__doc__)
     ap.add_argument("--rounds", type=int, default=1,
                     help="agent runs, each followed by a usbredirect run")
     ap.add_argument("--smp", type=int, default=1,

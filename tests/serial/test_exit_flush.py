@@ -20,7 +20,7 @@ import serial_harness as sh
 from serial_harness import harness
 
 SIZE = 16 << 20  # more than the sockets and the agent can hold
-RESUME_S = 0.15  # the peer reads again this long after SIGTERM
+RESUME_S = 0.05  # the peer reads again this long after SIGTERM (the linger: 0.5)
 RCVBUF = 4096  # the peer's window: the agent's own queue is what fills
 
 

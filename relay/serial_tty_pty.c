@@ -10,32 +10,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/timerfd.h>
 #include <unistd.h>
 
 #include "fdstore.h"
 #include "log.h"
+#include "net_pace.h"
 #include "serial_pty.h"
 #include "serial_tty_backend.h"
 
 /* One read of the guest's output (plus the packet-mode status byte). */
 #define PTY_READ_MAX 16384
 
-/* Pacing the reads. QEMU's 16550 writes the pty one byte per system call,
- * far faster than the line it models; read as soon as it is readable, the
- * pty gave a few bytes per wakeup and every hop behind it (relay, agent)
- * woke as often, which slowed QEMU itself to 0.51-0.70x of the rate it
- * wrote the same pty at with nothing behind it (bench/serial_relay/
- * guest.py, 2 cores, QEMU pinned to one of them or not). So after handing bytes
- * on, while the port would still be sending the bytes before (a stream), the
- * pty rests for half the time the port needs to send them at the guest's
- * speed: the port still has bytes to send when the next batch comes (no
- * gap inside a Modbus RTU frame), a lone byte or the start of a burst (a
- * keystroke, a request) goes at once with no timer behind it, and a
- * stream arrives in batches of hundreds. */
-#define PACE_MAX_NS 2000000 /* the longest rest: 2 ms */
-#define PACE_MIN_NS 20000   /* shorter rests cost more than they save */
-#define PACE_BATCH 1024     /* a read this big amortises its wakeups: no rest */
+/* QEMU's 16550 writes the pty one byte per system call, far faster than
+ * the line it models: read as soon as it was readable, the pty gave a few
+ * bytes per wakeup and every hop behind it (relay, agent) woke as often,
+ * which slowed QEMU itself to 0.51-0.70x of the rate it wrote the same
+ * pty at with nothing behind it (bench/serial_relay/guest.py). So a
+ * stream is read in batches (common/net/net_pace.c), at the pace of the
+ * guest's line; a lone byte goes at once. */
 
 struct serial_tty {
     uv_loop_t *loop;
@@ -46,48 +38,15 @@ struct serial_tty {
     int master, slave; /* slave kept open: QEMU closing it is no hang-up */
     uv_poll_t poll;
     int poll_events;
-    uint64_t char_ns;    /* one character at the guest's line; 0: not known */
-    uint64_t busy_until; /* uv_hrtime: the port sends the last batch */
-    int pace_fd;         /* timerfd ending a rest, -1 without one */
-    uv_poll_t pace_poll;
-    bool resting;    /* the pty is not read until pace_fd fires */
-    int handles;     /* poll and pace_poll open: freed at 0 */
-    bool want_write; /* write() came back short: wait for POLLOUT */
-    bool kept;       /* taken back from systemd's fd store at start */
+    struct net_pace *pace; /* the guest's stream read in batches */
+    bool want_write;       /* write() came back short: wait for POLLOUT */
+    bool kept;             /* taken back from systemd's fd store at start */
     uint8_t rbuf[PTY_READ_MAX + 1];
 };
 
 static void pty_update(struct serial_tty *t);
 
-/* The guest set its line: the time of one character there (start bit,
- * data, parity, stop). */
-static void pty_learn_line(struct serial_tty *t, const struct serial_line *l)
-{
-    unsigned bits = 1 + l->data_bits + (l->parity != SERIAL_PARITY_NONE) +
-                    (l->stop == SERIAL_STOP_1 ? 1 : 2);
-
-    t->char_ns = l->baud ? (uint64_t)bits * 1000000000u / l->baud : 0;
-}
-
-/* n bytes went on: in a stream, rest before reading again (see
- * PACE_MAX_NS). */
-static void pty_rest(struct serial_tty *t, size_t n)
-{
-    uint64_t now = uv_hrtime(), ns = t->char_ns * n / 2;
-    bool stream = now < t->busy_until;
-    struct itimerspec when = {0};
-
-    t->busy_until = now + t->char_ns * n;
-    if (!stream || n >= PACE_BATCH || t->pace_fd < 0 || ns < PACE_MIN_NS)
-        return;
-    if (ns > PACE_MAX_NS)
-        ns = PACE_MAX_NS;
-    when.it_value.tv_nsec = (long)ns;
-    if (timerfd_settime(t->pace_fd, 0, &when, NULL) == 0)
-        t->resting = true;
-}
-
-/* From on_poll (the pty is readable) and on_pace (a rest ended). */
+/* From on_poll (the pty is readable) and on_rested (a rest ended). */
 static void pty_read(struct serial_tty *t)
 {
     size_t room = t->ev->room(t->owner);
@@ -104,30 +63,23 @@ static void pty_read(struct serial_tty *t)
         struct serial_line now;
         if ((t->rbuf[0] & TIOCPKT_IOCTL) &&
             serial_pty_line(t->master, &now) == 0) {
-            pty_learn_line(t, &now);
+            net_pace_line(t->pace, &now);
             t->ev->line(t->owner, &now);
         }
         return;
     }
     if (n > 1) {
         t->ev->data(t->owner, t->rbuf + 1, (size_t)n - 1);
-        pty_rest(t, (size_t)n - 1);
+        net_pace_after(t->pace, (size_t)n - 1);
     }
 }
 
-/* The rest is over: read what came meanwhile at once (the pty is
- * readable if anything did; no loop turn spent waiting to be told). */
-static void on_pace(uv_poll_t *h, int status, int events)
+/* A rest is over: read what came meanwhile at once (the pty is readable
+ * if anything did; no loop turn spent waiting to be told). */
+static void on_rested(void *arg)
 {
-    struct serial_tty *t = h->data;
-    uint64_t expirations;
+    struct serial_tty *t = arg;
 
-    (void)status;
-    (void)events;
-    if (read(t->pace_fd, &expirations, sizeof(expirations)) < 0 &&
-        errno != EAGAIN)
-        log_warn("target %s: the pacing timer: %s", t->name, strerror(errno));
-    t->resting = false;
     if (t->ev->room(t->owner))
         pty_read(t);
     pty_update(t);
@@ -154,8 +106,10 @@ static void on_poll(uv_poll_t *h, int status, int events)
  * the pty meanwhile: nothing is lost). */
 static void pty_update(struct serial_tty *t)
 {
-    int events = (!t->resting && t->ev->room(t->owner) ? UV_READABLE : 0) |
-                 (t->want_write ? UV_WRITABLE : 0);
+    int events =
+        (!net_pace_resting(t->pace) && t->ev->room(t->owner) ? UV_READABLE
+                                                             : 0) |
+        (t->want_write ? UV_WRITABLE : 0);
 
     if (events != t->poll_events) {
         uv_poll_start(&t->poll, events, on_poll);
@@ -200,12 +154,8 @@ static void on_poll_closed(uv_handle_t *h)
 {
     struct serial_tty *t = h->data;
 
-    if (--t->handles > 0)
-        return;
     close(t->master);
     close(t->slave);
-    if (t->pace_fd >= 0)
-        close(t->pace_fd);
     free(t);
 }
 
@@ -228,9 +178,8 @@ static void pty_close(struct serial_tty *t)
     fdstore_remove(m);
     fdstore_remove(s);
     unlink(t->path);
+    net_pace_free(t->pace);
     uv_close((uv_handle_t *)&t->poll, on_poll_closed);
-    if (t->pace_fd >= 0)
-        uv_close((uv_handle_t *)&t->pace_poll, on_poll_closed);
 }
 
 /* path -> the slave, replaced atomically (QEMU may be opening it). */
@@ -307,33 +256,14 @@ static int pty_get(struct serial_tty *t, char *name, size_t len, bool *kept)
     return rc;
 }
 
-/* Without a timer the pty is read as soon as it is readable: slower for
- * QEMU, not wrong. */
-static void pty_pace_init(struct serial_tty *t)
+/* Out of memory for it, the pty is read as it comes. */
+static void pty_pace_start(struct serial_tty *t)
 {
     struct serial_line l;
-    int rc;
 
-    if (serial_pty_line(t->master, &l) == 0)
-        pty_learn_line(t, &l);
-    t->pace_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    rc = t->pace_fd < 0 ? uv_translate_sys_error(errno)
-                        : uv_poll_init(t->loop, &t->pace_poll, t->pace_fd);
-    if (rc == 0) {
-        t->pace_poll.data = t;
-        t->handles++;
-        rc = uv_poll_start(&t->pace_poll, UV_READABLE, on_pace);
-        if (rc == 0)
-            return;
-        uv_close((uv_handle_t *)&t->pace_poll, NULL); /* t outlives it */
-        t->handles--;
-    }
-    log_warn("target %s: no pacing timer (%s): the pty is read byte by byte "
-             "as QEMU writes it",
-             t->name, uv_strerror(rc));
-    if (t->pace_fd >= 0)
-        close(t->pace_fd);
-    t->pace_fd = -1;
+    t->pace = net_pace_new(t->loop, t->name, on_rested, t);
+    if (t->pace && serial_pty_line(t->master, &l) == 0)
+        net_pace_line(t->pace, &l);
 }
 
 static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
@@ -347,8 +277,7 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
         log_err("target %s: out of memory", target);
         return NULL;
     }
-    *t = (struct serial_tty){
-        .loop = loop, .ev = ev, .owner = owner, .pace_fd = -1, .handles = 1};
+    *t = (struct serial_tty){.loop = loop, .ev = ev, .owner = owner};
     snprintf(t->name, sizeof(t->name), "%s", target);
     snprintf(t->path, sizeof(t->path), "%s", path);
     int rc = pty_get(t, name, sizeof(name), &t->kept);
@@ -367,7 +296,7 @@ static struct serial_tty *pty_open(uv_loop_t *loop, const char *target,
         return NULL;
     }
     t->poll.data = t;
-    pty_pace_init(t);
+    pty_pace_start(t);
     log_info("target %s: serial pty %s%s linked at %s", target, name,
              t->kept ? " (kept across the restart: QEMU's open file stays "
                        "valid)"

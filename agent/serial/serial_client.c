@@ -63,6 +63,7 @@ static void client_release(struct serial_client *c)
         return;
     serial_client__relay_free(c);
     serial_client__lz4_free(c);
+    net_pace_free(c->pace);
     void (*on_freed)(void *) = c->silent ? NULL : c->p.ops->on_freed;
     void *port = c->p.port;
     free(c);
@@ -82,6 +83,8 @@ static struct serial_client *client_new(const struct serial_client_params *p)
     if (!c)
         return NULL;
     c->p = *p;
+    if (p->cfg->kind == SERIAL_KIND_TTY)
+        c->pace = net_pace_new(p->loop, p->label, serial_client__rested, c);
     uv_timer_init(p->loop, &c->idle_timer);
     uv_timer_init(p->loop, &c->poll_timer);
     c->idle_timer.data = c->poll_timer.data = c;
@@ -150,6 +153,8 @@ void serial_client_close(struct serial_client *c, bool graceful)
         return;
     bool was_open = c->phase == CLIENT_OPEN;
     c->phase = CLIENT_CLOSING;
+    net_pace_free(c->pace); /* no rest ends in a closing client */
+    c->pace = NULL;
     if (c->telnet_on)
         serial_comport_stop(&c->telnet.comport);
     uv_close((uv_handle_t *)&c->idle_timer, on_timer_closed);

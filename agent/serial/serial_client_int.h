@@ -6,6 +6,7 @@
 #define REDIR_SERIAL_CLIENT_INT_H
 
 #include "net_conn.h"
+#include "net_pace.h"
 #include "serial_client.h"
 #include "serial_telnet.h"
 #include "stream_codec.h"
@@ -45,6 +46,9 @@ struct serial_client {
     unsigned writing; /* buffers of the write in flight */
     size_t writing_ctl, writing_data;
     uv_timer_t idle_timer, poll_timer;
+    /* the client's stream read in batches at the port's pace (a tty; a
+     * printer takes bytes as fast as they come): NULL, never resting */
+    struct net_pace *pace;
     int handles; /* timers not yet closed, and the connection */
     char name[NET_CONN_NAME_MAX];
     uint64_t since_ms, active_ms;
@@ -99,6 +103,8 @@ void serial_client__write_released(void *ctx, void *base, size_t len);
 /* Telnet-decodes [undecoded, undecoded_end) into to_tty, sends answers. */
 void serial_client__pump_input(struct serial_client *c);
 void serial_client__update_read(struct serial_client *c);
+/* A rest of the client's pace ended: read again (net_pace's resume). */
+void serial_client__rested(void *arg);
 void serial_client__check_eof(struct serial_client *c);
 bool serial_client__queue_ctl(struct serial_client *c, const uint8_t *bytes,
                               size_t len);

@@ -94,6 +94,7 @@ void serial_client__check_eof(struct serial_client *c)
 void serial_client__update_read(struct serial_client *c)
 {
     bool want = serial_client__open(c) && !c->eof &&
+                !net_pace_resting(c->pace) &&
                 (c->lz4 ? c->wire_head == c->wire_tail
                         : c->undecoded == c->undecoded_end &&
                               to_tty_room(c) >= NET_READ_MIN);
@@ -102,6 +103,14 @@ void serial_client__update_read(struct serial_client *c)
         net_conn_read_start(c->conn);
     else if (c->phase == CLIENT_OPEN)
         net_conn_read_stop(c->conn);
+}
+
+void serial_client__rested(void *arg)
+{
+    struct serial_client *c = arg;
+
+    if (serial_client__open(c))
+        serial_client__update_read(c);
 }
 
 /* Decodes the client's telnet input and sends the answers, until all is
@@ -198,6 +207,10 @@ void serial_client__on_data(void *owner, struct net_conn *conn,
         return;
     c->bytes_in += c->lz4 ? 0 : n; /* lz4: counted once decoded */
     serial_client__touch(c);
+    if (c->pace) { /* a stream from the peer: read in batches */
+        net_pace_line(c->pace, c->p.ops->comport->line(c->p.comport));
+        net_pace_after(c->pace, n);
+    }
     if (c->lz4) { /* it landed at the wire's tail */
         c->wire_tail += n;
         serial_client__lz4_input(c);

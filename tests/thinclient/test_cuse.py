@@ -263,6 +263,8 @@ def test(td):
     # BREAK on and off both reached the agent (SET-CONTROL 5, then 6 after
     # tcsendbreak's 100 ms); its TIOCSBRK on ttyACM0 fails: f_acm does not
     # announce USB_CDC_CAP_BRK, so cdc_acm answers EOPNOTSUPP
+    # the relay ends the BREAK on its own timer, after the steps returned
+    agent.wait_log(r"RFC 2217 request 5 value 6$", start_offset=off)
     on = agent.log_stamp(r"RFC 2217 request 5 value 5$", off)
     brk_off = agent.log_stamp(r"RFC 2217 request 5 value 6$", off)
     assert 0.05 <= brk_off - on <= 1.0, (on, brk_off)

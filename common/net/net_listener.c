@@ -3,6 +3,7 @@
  * owner as a net_conn, once its guard let it in. */
 #include "net_listener.h"
 
+#include <errno.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -204,6 +205,25 @@ static bool unix_socket_in_use(const char *path)
     return used;
 }
 
+/* uv_pipe_bind says EACCES when the socket's directory does not exist:
+ * name the directory, which is what the admin has to create. */
+static void unix_explain_dir(struct net_listener *l, char *why, size_t why_len)
+{
+    char dir[sizeof(l->ep.path)];
+    char *slash;
+    struct stat st;
+
+    snprintf(dir, sizeof(dir), "%s", l->ep.path);
+    slash = strrchr(dir, '/');
+    if (!slash || slash == dir)
+        return;
+    *slash = '\0';
+    if (stat(dir, &st) < 0 && errno == ENOENT)
+        snprintf(why, why_len,
+                 "cannot listen on %s: directory %s does not exist", l->name,
+                 dir);
+}
+
 static int listen_unix(struct net_listener *l, uv_loop_t *loop, unsigned mode,
                        char *why, size_t why_len)
 {
@@ -218,6 +238,8 @@ static int listen_unix(struct net_listener *l, uv_loop_t *loop, unsigned mode,
     int rc = uv_pipe_bind(&l->u.pipe, l->ep.path);
     if (mode)
         umask(old);
+    if (rc == UV_EACCES) /* libuv reports a missing directory so too */
+        unix_explain_dir(l, why, why_len);
     return rc;
 }
 

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """The command line as an admin meets it: --help, --version, --check-config,
-and bad configs refused with FILE:LINE: what is wrong, exit status 1."""
+and bad configs refused with FILE:LINE: what is wrong, exit status 1; a
+control socket whose directory is missing names the directory."""
 import os
 import subprocess
 
@@ -47,6 +48,15 @@ def test(td):
             assert what in first, (text, first)
     r = run("-c", td.file("missing.ini"), "-f")
     assert r.returncode == 1 and "missing.ini: cannot open: No such file" in r.stderr
+
+    # a control socket in a directory that does not exist (a manual run
+    # without the service's RuntimeDirectory): the directory is named,
+    # not libuv's "permission denied"
+    sock = td.file("nodir/control.sock")
+    r = run("-f", "-c", td.write("nodir.ini", f"[agent]\ncontrol_socket = "
+                                 f"{sock}\n"))
+    assert r.returncode == 1, r
+    assert f"directory {td.file('nodir')} does not exist" in r.stderr, r.stderr
 
 
 harness.main(test)

@@ -66,16 +66,24 @@ void fdstore_init(void)
     unsetenv("LISTEN_FDNAMES");
 }
 
+/* A name is stored once; more fds under it are stale copies (systemd
+ * keeps every fd sent under a name, e.g. a pair stored again after an
+ * earlier run could not adopt it): closed here, so that dropping the
+ * unclaimed ones later never removes the name the caller stores anew. */
 int fdstore_take(const char *name)
 {
+    int fd = -1;
+
     for (size_t i = 0; i < n_passed; i++) {
-        if (passed[i].fd >= 0 && strcmp(passed[i].name, name) == 0) {
-            int fd = passed[i].fd;
-            passed[i].fd = -1;
-            return fd;
-        }
+        if (passed[i].fd < 0 || strcmp(passed[i].name, name) != 0)
+            continue;
+        if (fd < 0)
+            fd = passed[i].fd;
+        else
+            close(passed[i].fd);
+        passed[i].fd = -1;
     }
-    return -1;
+    return fd;
 }
 
 int fdstore_put(const char *name, int fd)

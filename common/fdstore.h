@@ -16,7 +16,8 @@
 void fdstore_init(void);
 
 /* The fd passed back under name, or -1; each is handed out once and is
- * then the caller's (close-on-exec set). */
+ * then the caller's (close-on-exec set). More fds under the same name are
+ * stale copies: closed. */
 int fdstore_take(const char *name);
 
 /* Stores each fd under its name (FDSTORE=1): systemd keeps duplicates.

@@ -222,6 +222,8 @@ static int pty_adopt(struct serial_tty *t, char *name, size_t len)
     if (t->slave >= 0)
         close(t->slave);
     t->master = t->slave = -1;
+    fdstore_remove(m); /* systemd keeps every fd sent under a name: the */
+    fdstore_remove(s); /* new pair must not join the unusable one */
     return 0;
 }
 

@@ -183,6 +183,22 @@ static void test_fdstore_passed(void)
     CHECK(fcntl(4, F_GETFD) < 0 && fcntl(5, F_GETFD) < 0, "closed");
     CHECK(fcntl(3, F_GETFD) >= 0, "the taken one is the caller's");
     close(3);
+    /* two fds under one name (stale copies): one taken, the other closed,
+     * and dropping the unclaimed does not touch the name */
+    nul = open("/dev/null", O_RDONLY);
+    hi = fcntl(nul, F_DUPFD, 10);
+    close(nul);
+    for (int fd = 3; fd <= 4; fd++)
+        dup2(hi, fd);
+    close(hi);
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", "2", 1);
+    setenv("LISTEN_FDNAMES", "p:p", 1);
+    fdstore_init();
+    CHECK(fdstore_take("p") == 3, "the first of a name");
+    CHECK(fcntl(4, F_GETFD) < 0, "its stale copy closed");
+    CHECK(fdstore_drop_unclaimed() == 0, "a copy counted unclaimed");
+    close(3);
 }
 
 /* FDSTORE=1 with the fd, FDSTOREREMOVE=1, nothing once kept. */

@@ -5,6 +5,7 @@
  * failures; per serial target, its agent, the guest's line settings and
  * the agent's port's modem lines. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
@@ -146,10 +147,17 @@ enum serial_family {
     SERIAL_FAMILIES
 };
 
+/* A serial target's state, read once per scrape for all families (a pty
+ * target's line is an ioctl). */
+struct serial_row {
+    const char *name;
+    struct serial_target_status s;
+};
+
 /* One family's series, one or more per serial target (no family without
  * a series: none without serial targets, no modem lines unreported). */
-static void render_serial_family(struct relay *r, enum serial_family which,
-                                 struct strbuf *out)
+static void render_serial_family(const struct serial_row *rows, size_t n,
+                                 enum serial_family which, struct strbuf *out)
 {
     static const char *const names[SERIAL_FAMILIES] = {
         "agent_attached", "line_info", "port_modem_line",
@@ -167,12 +175,8 @@ static void render_serial_family(struct relay *r, enum serial_family which,
         "several errors between two polls of the port."};
     bool headed = false;
 
-    for (size_t i = 0; i < r->cfg->n_targets; i++) {
-        const struct serial_target *st = serial_at(r, i);
-        struct serial_target_status s;
-        if (!st)
-            continue;
-        serial_target_status(st, &s);
+    for (size_t i = 0; i < n; i++) {
+        const struct serial_target_status s = rows[i].s;
         if (which == SERIAL_MODEM && s.modem < 0)
             continue;
         if (!headed)
@@ -181,7 +185,7 @@ static void render_serial_family(struct relay *r, enum serial_family which,
                           "# TYPE redir_relay_serial_%s %s\n",
                           names[which], help[which], names[which], type[which]);
         headed = true;
-        const char *name = relay_target_name(r->targets[i]);
+        const char *name = rows[i].name;
         if (which == SERIAL_ATTACHED)
             strbuf_printf(out,
                           "redir_relay_serial_agent_attached{target=\"%s\"} "
@@ -194,6 +198,26 @@ static void render_serial_family(struct relay *r, enum serial_family which,
         else
             render_errors(name, s.line_errors, out);
     }
+}
+
+static void render_serial(struct relay *r, struct strbuf *out)
+{
+    size_t n = 0;
+    struct serial_row *rows =
+        calloc(r->cfg->n_targets ? r->cfg->n_targets : 1, sizeof(*rows));
+
+    if (!rows)
+        return; /* out of memory: the scrape goes without them */
+    for (size_t i = 0; i < r->cfg->n_targets; i++) {
+        const struct serial_target *st = serial_at(r, i);
+        if (!st)
+            continue;
+        rows[n].name = relay_target_name(r->targets[i]);
+        serial_target_status(st, &rows[n++].s);
+    }
+    for (int which = 0; which < SERIAL_FAMILIES; which++)
+        render_serial_family(rows, n, (enum serial_family)which, out);
+    free(rows);
 }
 
 static void render(void *ctx, struct strbuf *out)
@@ -236,8 +260,7 @@ static void render(void *ctx, struct strbuf *out)
                   (unsigned long long)t.chardev_pauses);
     one(out, "qemu_connect_failures_total", "counter",
         "Failed connections to QEMU chardevs.", t.qemu_connect_failures);
-    for (int which = 0; which < SERIAL_FAMILIES; which++)
-        render_serial_family(r, (enum serial_family)which, out);
+    render_serial(r, out);
 }
 
 int relay_metrics_start(struct relay *r)

@@ -73,14 +73,20 @@ static struct usb_transport *transport_new(struct usb_counters *counters,
     return t;
 }
 
-static void transport_conn_setup(struct usb_transport *t, struct net_conn *c)
+/* Dialed or accepted, a transport's connection is tuned the same way. */
+static void transport_conn_tune(struct net_conn *c)
 {
-    t->conn = c;
-    net_conn_set_owner(c, &transport_conn_ops, t);
     net_conn_set_water(c, OUT_HIGH_WATER, OUT_LOW_WATER);
     net_conn_set_unsent_limit(c, UNSENT_LIMIT);
     net_conn_set_sync_release(c, true); /* releases free usbredirhost's
                                            buffers, nothing more */
+}
+
+static void transport_conn_setup(struct usb_transport *t, struct net_conn *c)
+{
+    t->conn = c;
+    net_conn_set_owner(c, &transport_conn_ops, t);
+    transport_conn_tune(c);
 }
 
 struct usb_transport *
@@ -100,9 +106,7 @@ usb_transport_dial(uv_loop_t *loop, const struct endpoint *to,
         free(t);
         return NULL;
     }
-    net_conn_set_water(t->conn, OUT_HIGH_WATER, OUT_LOW_WATER);
-    net_conn_set_unsent_limit(t->conn, UNSENT_LIMIT);
-    net_conn_set_sync_release(t->conn, true);
+    transport_conn_tune(t->conn);
     if (tls && net_conn_start_tls(t->conn, tls, peer_name) < 0) {
         net_conn_set_owner(t->conn, NULL, NULL);
         net_conn_close(t->conn, false);

@@ -55,6 +55,9 @@ enum { /* NOTIFY-LINESTATE bits this server can observe (not timeouts) */
        RFC2217_LINE_PARITY = 0x04,
        RFC2217_LINE_OVERRUN = 0x02,
        RFC2217_LINE_DATA_READY = 0x01,
+       /* the port's receive errors, which a LINESTATE-MASK asks for */
+       RFC2217_LINE_ERRORS = RFC2217_LINE_BREAK | RFC2217_LINE_FRAMING |
+                             RFC2217_LINE_PARITY | RFC2217_LINE_OVERRUN,
 };
 
 /* A parsed client request: IAC SB COM-PORT-OPTION cmd value... IAC SE. */

@@ -142,14 +142,33 @@ const char *serial_flow_name(enum serial_flow flow)
                : "?";
 }
 
-const char *serial_line_str(const struct serial_line *l, char *buf, size_t len)
+const char *serial_parity_name(enum serial_parity parity)
 {
-    static const char *const stops[] = {[SERIAL_STOP_1] = "1",
+    static const char *const names[] = {[SERIAL_PARITY_NONE] = "none",
+                                        [SERIAL_PARITY_ODD] = "odd",
+                                        [SERIAL_PARITY_EVEN] = "even",
+                                        [SERIAL_PARITY_MARK] = "mark",
+                                        [SERIAL_PARITY_SPACE] = "space"};
+
+    return (unsigned)parity < sizeof(names) / sizeof(names[0]) ? names[parity]
+                                                               : "?";
+}
+
+const char *serial_stop_name(enum serial_stop stop)
+{
+    static const char *const names[] = {[SERIAL_STOP_1] = "1",
                                         [SERIAL_STOP_2] = "2",
                                         [SERIAL_STOP_1_5] = "1.5"};
+
+    return (unsigned)stop < sizeof(names) / sizeof(names[0]) ? names[stop]
+                                                             : "?";
+}
+
+const char *serial_line_str(const struct serial_line *l, char *buf, size_t len)
+{
     int n = snprintf(buf, len, "%u %u%c%s", (unsigned)l->baud,
                      (unsigned)l->data_bits, parity_letters[l->parity],
-                     stops[l->stop]);
+                     serial_stop_name(l->stop));
 
     if (n < 0 || (size_t)n >= len)
         return buf;

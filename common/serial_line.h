@@ -57,6 +57,10 @@ bool serial_line_equal(const struct serial_line *a,
 int serial_flow_parse(const char *text, enum serial_flow *flow);
 const char *serial_flow_name(enum serial_flow flow);
 
+/* For metrics labels: "none", "odd", ...; "1", "2", "1.5". */
+const char *serial_parity_name(enum serial_parity parity);
+const char *serial_stop_name(enum serial_stop stop);
+
 /* For logs: "115200 8N1", "9600 7E2 rtscts". */
 const char *serial_line_str(const struct serial_line *l, char *buf, size_t len);
 

@@ -94,9 +94,6 @@ static const struct serial_target *serial_at(const struct relay *r, size_t i)
 static void render_line(const char *name, const struct serial_target_status *s,
                         struct strbuf *out)
 {
-    static const char *const parity[] = {"none", "odd", "even", "mark",
-                                         "space"};
-    static const char *const stop[] = {"1", "2", "1.5"};
     const struct serial_line *l = &s->line;
     char bits[4];
 
@@ -105,8 +102,8 @@ static void render_line(const char *name, const struct serial_target_status *s,
                   "redir_relay_serial_line_info{target=\"%s\",speed=\"%u\","
                   "data_bits=\"%s\",parity=\"%s\",stop_bits=\"%s\"} 1\n",
                   name, l->baud, s->framing_seen ? bits : "unknown",
-                  s->framing_seen ? parity[l->parity] : "unknown",
-                  stop[l->stop]);
+                  s->framing_seen ? serial_parity_name(l->parity) : "unknown",
+                  serial_stop_name(l->stop));
 }
 
 static void render_modem(const char *name, int lines, struct strbuf *out)

@@ -46,7 +46,6 @@ struct serial_target {
     struct telnet_options opts;
     struct serial_line line;         /* what the agent was last told */
     bool told;                       /* line is valid for this session */
-    uint8_t modemstate;              /* the agent's port, last reported */
     struct serial_target_port *port; /* its state, for status and logs */
     uv_timer_t grace;                /* START_GRACE_MS after the start */
     bool in_grace;
@@ -263,11 +262,12 @@ static void agent_subneg(struct serial_target *st, const struct telnet_event *e)
     if (e->option != TELNET_OPT_COM_PORT || e->len < 2)
         return;
     if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_MODEMSTATE)) {
+        int before = serial_target_port_modem_lines(st->port);
+
         serial_target_port_modem(st->port, e->data[1]);
-        if (e->data[1] != st->modemstate) {
-            st->modemstate = e->data[1];
-            st->be->inputs(st->tty, st->modemstate);
-        }
+        int lines = serial_target_port_modem_lines(st->port);
+        if (lines != before)
+            st->be->inputs(st->tty, (uint8_t)lines);
     } else if (e->data[0] == RFC2217_SERVER(RFC2217_NOTIFY_LINESTATE)) {
         serial_target_port_linestate(st->port, e->data[1]);
     }
@@ -319,14 +319,12 @@ static void detach(struct serial_target *st)
     st->conn = NULL;
     /* to_tty keeps what the port sent before the end: the guest still
      * reads it, before whatever a next session brings */
-    serial_target_port_forget(st->port);
     /* no port behind the tty now: the guest's TIOCMGET reads its modem
      * inputs (CTS, DSR, CD, RI) off, as with a cable pulled, not the last
      * agent's lines */
-    if (st->modemstate) {
-        st->modemstate = 0;
+    if (serial_target_port_modem_lines(st->port) > 0)
         st->be->inputs(st->tty, 0);
-    }
+    serial_target_port_forget(st->port);
     target_update(st);
 }
 
@@ -377,8 +375,7 @@ static void send_state(struct serial_target *st)
     /* the port's line errors too (RFC 2217's default mask is none): for
      * the log and the metrics; the agent polls its port for modem lines
      * already, the same poll serves these */
-    uint8_t errors = RFC2217_LINE_BREAK | RFC2217_LINE_FRAMING |
-                     RFC2217_LINE_PARITY | RFC2217_LINE_OVERRUN;
+    uint8_t errors = RFC2217_LINE_ERRORS;
 
     st->told = false;
     send_request(st, RFC2217_SET_LINESTATE_MASK, &errors, 1);

@@ -17,8 +17,6 @@
 /* ...per window, then one line when it ends: how many changes were held
  * back and the state they ended in. */
 #define LOG_WINDOW_MS 10000
-/* NOTIFY-LINESTATE's error bits: break, framing, parity, overrun. */
-#define LINE_ERRORS 0x1e
 /* "CTS on DSR on CD off RI off", and the errors' names. */
 #define TEXT_MAX 64
 
@@ -104,7 +102,7 @@ void serial_target_port_modem(struct serial_target_port *p, uint8_t state)
 void serial_target_port_linestate(struct serial_target_port *p, uint8_t state)
 {
     char text[TEXT_MAX];
-    uint8_t errors = state & LINE_ERRORS;
+    uint8_t errors = state & RFC2217_LINE_ERRORS;
 
     static const uint8_t kind_bit[SERIAL_LINE_ERROR_KINDS] = {
         RFC2217_LINE_BREAK, RFC2217_LINE_FRAMING, RFC2217_LINE_PARITY,

@@ -2,7 +2,8 @@
 /* A serial target's tty as a CUSE character device the relay serves on
  * its one libuv loop: QEMU's tcsetattr, TIOCMSET and TCSBRK arrive here as
  * they are (every setting, modem line and BREAK), the guest's bytes both
- * ways through bounded buffers, poll() through FUSE poll notifications. */
+ * ways through bounded buffers (its stream toward the agent in batches),
+ * poll() through FUSE poll notifications. */
 #define FUSE_USE_VERSION 35
 
 #include <cuse_lowlevel.h>
@@ -18,6 +19,7 @@
 
 #include "cuse_tty.h"
 #include "log.h"
+#include "net_pace.h"
 #include "serial_tty_backend.h"
 
 #define CUSE_DEVICE "/dev/cuse"
@@ -27,6 +29,9 @@
 /* Reads and writes a caller may block in at once (each one an open
  * FUSE request); more fail with EAGAIN rather than pile up. */
 #define HELD_MAX 16
+/* The guest's stream, handed on in batches of at most this much while
+ * the port still sends the batch before (see give_output). */
+#define BATCH_MAX 1024
 /* Requests handled per wakeup before other handles get the loop. */
 #define REQUESTS_PER_WAKEUP 64
 /* The device's name under /dev (DEVNAME= for the kernel): the directory
@@ -64,6 +69,9 @@ struct serial_tty {
     unsigned held;
     bool linked;
     bool full; /* the guest was told there is no room (poll, EAGAIN) */
+    struct net_pace *pace; /* when the guest's stream is handed on */
+    size_t batched;        /* bytes in batch, not handed on yet */
+    uint8_t batch[BATCH_MAX];
     uint8_t in[INPUT_MAX];
     size_t head, tail; /* [head, tail): for the guest's reads */
 };
@@ -240,16 +248,51 @@ static size_t tty_write(struct serial_tty *t, const uint8_t *p, size_t n)
 
 /* ---- the guest writes: toward the agent's port ---- */
 
+/* QEMU's 16550 writes one byte per request, and a request must be
+ * answered before QEMU (holding its big lock) goes on: it cannot be left
+ * unread for a while as a pty is. So each is answered at once, but while
+ * the port would still be sending the bytes handed on before (a stream;
+ * common/net/net_pace.c), new ones wait in batch: one packet to the agent,
+ * and one wakeup of the thin client, per batch instead of per byte. A lone
+ * byte goes at once. */
+static void hand_on(struct serial_tty *t, const uint8_t *p, size_t n)
+{
+    t->ev->data(t->owner, p, n);
+    net_pace_after(t->pace, n);
+}
+
+/* Before anything else reaches the agent (settings, modem lines, BREAK)
+ * and when the guest closes: the batch goes first, in order. From the
+ * ioctl and release handlers and when a rest ends. */
+static void flush_batch(struct serial_tty *t)
+{
+    size_t n = t->batched;
+
+    t->batched = 0;
+    if (n)
+        hand_on(t, t->batch, n);
+}
+
+static void on_rested(void *arg) { flush_batch(arg); }
+
 static size_t give_output(struct serial_tty *t, const uint8_t *p, size_t n)
 {
     size_t room = t->ev->room(t->owner);
 
+    room = room > t->batched ? room - t->batched : 0;
     if (n > room) {
         n = room;
         t->full = true;
     }
-    if (n)
-        t->ev->data(t->owner, p, n);
+    if (!n)
+        return 0;
+    if (net_pace_resting(t->pace) && n <= BATCH_MAX - t->batched) {
+        memcpy(t->batch + t->batched, p, n);
+        t->batched += n;
+        return n;
+    }
+    flush_batch(t);
+    hand_on(t, p, n);
     return n;
 }
 
@@ -340,6 +383,7 @@ static void cuse_release(fuse_req_t req, struct fuse_file_info *fi)
         fuse_pollhandle_destroy(o->ph);
     free(o);
     fuse_reply_err(req, 0);
+    flush_batch(t);
     if (cuse_tty_closed(t->tty)) /* HUPCL: the last close drops DTR/RTS */
         forward_outputs(t, before);
     log_debug("target %s: %s closed", t->name, t->path);
@@ -359,8 +403,12 @@ static void apply(struct serial_tty *t, const struct cuse_tty_result *r,
 {
     struct serial_line l;
 
+    if (r->changed & CUSE_TTY_FLUSH_OUT)
+        t->batched = 0; /* tcflush(TCOFLUSH): never sent, now never will */
+    flush_batch(t);     /* what the guest wrote before goes before this */
     if (r->changed & CUSE_TTY_CHANGED_LINE) {
         cuse_tty_line(t->tty, &l);
+        net_pace_line(t->pace, &l);
         t->ev->line(t->owner, &l);
     }
     if (r->changed & CUSE_TTY_CHANGED_MODEM)
@@ -577,6 +625,8 @@ static void tty_close(struct serial_tty *t)
     bool polled = t->poll.loop != NULL;
 
     uv_timer_stop(&t->brk_timer); /* the target is gone: no more events */
+    net_pace_free(t->pace);       /* and nothing batched goes anywhere */
+    t->pace = NULL;
     if (t->linked)
         unlink(t->path);
     if (polled)
@@ -588,6 +638,16 @@ static void tty_close(struct serial_tty *t)
     }
     if (!polled)
         on_poll_closed((uv_handle_t *)&t->poll);
+}
+
+/* Out of memory for it, every write is handed on as it comes. */
+static void pace_start(struct serial_tty *t)
+{
+    struct serial_line l;
+
+    t->pace = net_pace_new(t->loop, t->name, on_rested, t);
+    cuse_tty_line(t->tty, &l);
+    net_pace_line(t->pace, &l);
 }
 
 static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
@@ -617,6 +677,7 @@ static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
     uv_timer_init(loop, &t->brk_timer);
     t->brk_timer.data = t;
     t->poll.data = t;
+    pace_start(t);
     int rc = session_open(t);
     if (rc < 0) {
         log_err("target %s: cannot create the CUSE tty /dev/%s through %s: "

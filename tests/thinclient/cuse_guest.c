@@ -10,6 +10,10 @@
  *   cuse_guest steps PATH LOG STEP...   STEP: 9600-7E2 | 115200-8N1 |
  *                                        modem-off | modem-on | break
  *   cuse_guest pump PATH SENDFILE RECVFILE NBYTES TIMEOUT_S
+ *   cuse_guest bytes PATH SENDFILE NBYTES 9600|115200
+ *        the line set to that speed 8N1, then NBYTES of SENDFILE written
+ *        one byte per write(), waiting in poll() on EAGAIN: how QEMU's
+ *        16550 hands a guest's stream to its chardev
  *   cuse_guest qemu LOG STEP... -- QEMU ARGS...
  *        QEMU itself: its 16550 (isa-serial at 0x3f8) on -chardev
  *        serial,path=..., the guest's register writes made through
@@ -281,6 +285,32 @@ static int pump(char **argv)
     return sent == n && got == n ? 0 : 1;
 }
 
+static int bytes(char **argv)
+{
+    size_t n = strtoul(argv[4], NULL, 10), sent = 0;
+    unsigned char *out = slurp(argv[3], n);
+    int fd = open(argv[2], O_RDWR | O_NONBLOCK | O_NOCTTY);
+    double t0 = now_ms();
+
+    if (fd < 0)
+        die("open");
+    serial_init(fd, strcmp(argv[5], "9600") == 0 ? B9600 : B115200, 8, 'N', 1);
+    while (sent < n) {
+        ssize_t w = write(fd, out + sent, 1);
+        struct pollfd p = {fd, POLLOUT, 0};
+        if (w == 1)
+            sent++;
+        else if (w < 0 && errno == EAGAIN)
+            poll(&p, 1, 1000);
+        else
+            die("write");
+    }
+    printf("OK wrote %zu bytes one per write() in %.0f ms\n", n, now_ms() - t0);
+    close(fd);
+    free(out);
+    return 0;
+}
+
 /* ---- QEMU's 16550 through qtest ---- */
 
 #define QTEST_SOCK "/tmp/cuse-qtest.sock"
@@ -520,6 +550,8 @@ int main(int argc, char **argv)
         return steps(argc, argv);
     if (argc == 7 && strcmp(argv[1], "pump") == 0)
         return pump(argv);
+    if (argc == 6 && strcmp(argv[1], "bytes") == 0)
+        return bytes(argv);
     if (argc == 3 && strcmp(argv[1], "hostile") == 0)
         return hostile(argv[2]);
     if (argc >= 5 && strcmp(argv[1], "qemu") == 0)

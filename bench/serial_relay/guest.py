@@ -27,7 +27,14 @@ round with the ratios relay/direct (goals: throughput >= 0.8x, RTT <= 1.5x),
 then each process's read/write system calls and CPU per KiB (from /proc).
 
     bench/serial_relay/guest.py [--size KiB] [--rtt N] [--rounds R]
-                                [--rx-trig 1|4|8|14] [--pin]
+                                [--rx-trig 1|4|8|14] [--pin] [--line BAUD]
+
+--line BAUD measures what a user behind a real adapter gets: the guest
+opens its ports at BAUD and the bench moves bytes at each port no faster
+than a BAUD 8N1 wire (a pty has no line rate of its own). A 16550 in QEMU
+goes no faster than 115200 (its base_baud), and through the relay the port
+follows the guest's setting, so that is the fastest line a relay target's
+guest can ask for.
 
 Builds redir-agent and redir-relay in build-bench (release, no sanitizers)
 like bench.py; $REDIR_AGENT / $REDIR_RELAY override the binaries. Needs
@@ -54,7 +61,7 @@ from linuxguest import harness  # noqa: E402
 GO = b"G"            # guest_serial.c GO_BYTE
 STALL_S = 60         # no byte for this long: the phase failed
 BOOT_S = 600         # TCG boot on a loaded 2-core host
-LINE_RATE = 115200 / 10   # bytes/s of a real 115200 8N1 line
+LINE_TICK_S = 0.005  # --line: the port side's longest nap (58 B at 115200)
 PATHS = (("direct", "/dev/ttyS1"), ("relay", "/dev/ttyS2"),
          ("pty", "/dev/ttyS3"))
 PHASES_PER_ROUND = 3 * len(PATHS)  # tx, rx, rtt on each path
@@ -152,12 +159,12 @@ def plan(rounds):
     return out
 
 
-def guest_script(phases, size, rtt_rounds, rx_trig):
+def guest_script(phases, size, rtt_rounds, rx_trig, baud):
     devs = dict(PATHS)
     lines = [
         "for d in " + " ".join(dev for _, dev in PATHS) + "; do",
         '    [ -e $d ] || fail "no $d"',
-        '    stty -F $d 115200 raw -echo clocal -crtscts || fail "stty $d"',
+        f'    stty -F $d {baud} raw -echo clocal -crtscts || fail "stty $d"',
         "    t=/sys/class/tty/${d#/dev/}/rx_trig_bytes",
         f'    [ -z "{rx_trig}" ] || echo {rx_trig} > $t || fail "$t"',
         '    result rx_trig_${d#/dev/} "$(cat $t)"',
@@ -199,23 +206,75 @@ def write_exact(fd, data):
         off = bench.write_some(fd, data, off)
 
 
-def host_tx(fd, n):
+class Line:
+    """What a UART at `baud` 8N1 lets through since start(): the port side
+    of --line. A pty has no line rate; the bench reads and writes its
+    master no faster than the wire would, so a path's queues fill and its
+    backpressure works as in front of a real adapter."""
+
+    def __init__(self, baud):
+        self.rate = baud / 10   # bytes/s: start, 8 data bits, stop
+        self.t0 = time.monotonic()
+
+    def room(self, done):
+        """Bytes the line may move now, having moved `done`: a 16-byte
+        FIFO's worth ahead, as a 16550 or an FTDI chip holds."""
+        room = int((time.monotonic() - self.t0) * self.rate) + 16 - done
+        if room <= 0:
+            time.sleep(min(LINE_TICK_S, (1 - room) / self.rate))
+        return max(room, 0)
+
+
+def read_paced(fd, n, line):
+    got = bytearray()
+    while len(got) < n:
+        room = line.room(len(got))
+        if not room:
+            continue
+        if not select.select([fd], [], [], STALL_S)[0]:
+            raise RuntimeError(f"port: {len(got)}/{n} bytes, then silence")
+        try:
+            got += os.read(fd, min(room, n - len(got)))
+        except BlockingIOError:
+            continue
+    return bytes(got)
+
+
+def write_paced(fd, data, line):
+    off = 0
+    while off < len(data):
+        room = line.room(off)
+        if not room:
+            continue
+        if not select.select([], [fd], [], STALL_S)[1]:
+            raise RuntimeError(f"port: wrote {off}/{len(data)}, then stuck")
+        try:
+            off += os.write(fd, data[off:off + room])
+        except BlockingIOError:
+            continue
+
+
+def host_tx(fd, n, baud):
     """The guest writes n bytes after the go byte: read them at the port,
     timed from the go byte to the last (as the guest times port -> guest:
-    one-way latency and the guest's start, under a millisecond, count)."""
+    one-way latency and the guest's start, under a millisecond, count).
+    baud: read no faster than such a line (None: as fast as they come)."""
     t0 = time.monotonic()
     os.write(fd, GO)
-    data = read_exact(fd, n)
+    data = read_paced(fd, n, Line(baud)) if baud else read_exact(fd, n)
     return {"crc": zlib.crc32(data), "rate": n / (time.monotonic() - t0)}
 
 
-def host_rx(fd, n):
+def host_rx(fd, n, baud):
     """Write n random bytes into the port for the guest to read, once the
-    guest's go byte came."""
+    guest's go byte came (no faster than a line at baud, if given)."""
     data = os.urandom(n)
     while read_exact(fd, 1) != GO:
         pass
-    write_exact(fd, data)
+    if baud:
+        write_paced(fd, data, Line(baud))
+    else:
+        write_exact(fd, data)
     return {"crc": zlib.crc32(data)}
 
 
@@ -240,17 +299,18 @@ def counts(pids):
     return {name: io_counts(pid) for name, pid in pids.items()}
 
 
-def run_phase(guest, master, seq, mode, size, rtt_rounds, pids):
+def run_phase(guest, master, seq, mode, a, pids):
     """One phase on one path: the bench's side of it, the guest's figures
     checked and converted, and what each process spent on it."""
+    size, rtt_rounds = a.size << 10, a.rtt
     guest.wait_serial(rf"^BENCH-READY {seq} ", BOOT_S if seq == 1 else 120)
     if mode != "rx":   # in rx, the guest may have sent its go byte
         bench.drain(master)
     before = counts(pids)
     if mode == "tx":
-        host = host_tx(master, size)
+        host = host_tx(master, size, a.line)
     elif mode == "rx":
-        host = host_rx(master, size)
+        host = host_rx(master, size, a.line)
     else:
         host = host_rtt(master, rtt_rounds)
     # the whole line: the console file can end in the middle of one
@@ -274,7 +334,7 @@ def run_phase(guest, master, seq, mode, size, rtt_rounds, pids):
             "min": int(g["min_ns"]) / 1e3, "cost_rtt": cost}
 
 
-def print_round(r, res):
+def print_round(r, res, baud):
     print(f"round {r + 1}: {'':7} {'guest->port kB/s':>17} "
           f"{'port->guest kB/s':>17} {'RTT p50 us':>11} {'RTT p99 us':>11}"
           f" {'RTT min us':>11}")
@@ -291,8 +351,10 @@ def print_round(r, res):
               f"{v['min'] / d['min']:10.2f}x   (relay / {base})")
     own = ", ".join(f"{name} {res[name]['guest_write']:.1f}"
                     for name, _ in PATHS)
-    print(f"{'':9}guest's own write()+tcdrain() rate (kB/s): {own}; a real "
-          f"115200 8N1 line carries {LINE_RATE / 1e3:.2f} kB/s", flush=True)
+    paced = "the ports at" if baud else "a real"
+    print(f"{'':9}guest's own write()+tcdrain() rate (kB/s): {own}; {paced} "
+          f"{baud or 115200} 8N1 line carries {(baud or 115200) / 10e3:.2f} "
+          "kB/s", flush=True)
 
 
 def pin(pid, cpu):
@@ -311,7 +373,8 @@ def measure(td, a):
         with open(helper, "rb") as f:
             files = {"/bin/guest_serial": (f.read(), 0o755)}
         guest = linuxguest.LinuxGuest(
-            td, guest_script(phases, a.size << 10, a.rtt, a.rx_trig or ""),
+            td, guest_script(phases, a.size << 10, a.rtt, a.rx_trig or "",
+                         a.line or 115200),
             cmdline=[f"8250.nr_uarts={len(PATHS) + 1}"], files=files, extra_args=qemu_args)
         guest.start()
         if a.pin:  # QEMU alone on CPU 0, the rest (and this bench) on 1
@@ -350,10 +413,9 @@ def collect(guest, rig, phases, a):
     for seq, mode, name in phases:
         r = (seq - 1) // PHASES_PER_ROUND
         results[r][name].update(run_phase(guest, rig.ports[name].master, seq,
-                                          mode, a.size << 10, a.rtt,
-                                          pids[name]))
+                                          mode, a, pids[name]))
         if seq % PHASES_PER_ROUND == 0:
-            print_round(r, results[r])
+            print_round(r, results[r], a.line)
     return results
 
 
@@ -405,7 +467,15 @@ def main():
                     help="QEMU's threads on CPU 0, relay, agents and the "
                     "bench on CPU 1 (a hypervisor whose relay does not take "
                     "the vCPU's core)")
+    ap.add_argument("--line", type=int, metavar="BAUD",
+                    help="the guest opens its ports at BAUD (at most "
+                    "115200, its 16550's base rate) and each port moves "
+                    "bytes no faster than a BAUD 8N1 line: what a user "
+                    "behind a real adapter gets (default: the guest at "
+                    "115200, the ports as fast as the paths go)")
     a = ap.parse_args()
+    if a.line is not None and not 50 <= a.line <= 115200:
+        ap.error("--line: 50-115200 (a 16550 in QEMU: base_baud 115200)")
     if min(a.size, a.rtt, a.rounds) < 1 or a.size > 64 << 10:
         ap.error("--size (1-65536 KiB; guest_serial.c MAX_BYTES), --rtt and "
                  "--rounds must be at least 1")

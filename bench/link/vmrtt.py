@@ -59,6 +59,15 @@ fighting the host's other load: usbredirect's p50 1.7-12.6 ms between runs,
 A/A spread 146 %).
 
     bench/link/vmrtt.py [--count 2000] [--warmup 200] [--rounds 1] [--smp 1]
+                        [--awake]
+
+--awake runs a nice-19 busy loop in the VM during every run, so its vCPU
+never halts (usbredirect's spin keeps it from halting in its own runs):
+what is left of a difference then is not the cost of waking an idle
+CPU. On a quiet host (2026-12-03, load 0.5-0.7, 3 rounds, 1500 round
+trips): agent / usbredirect p50 1.04 and 1.04 in two plain boots, 0.83
+with --awake (0.90-0.98 after its slow first pair); the minimum 1.04-1.08
+in all three.
 Uses $REDIR_AGENT, else a release build in build-bench/ (built if needed).
 Needs usbredirect (scripts/install-test-deps.sh) and the thin-client rig's
 dependencies; one boot, 35 s (--rounds 1) to 100 s (--rounds 5) here.
@@ -204,9 +213,10 @@ def plug_loopback(tc):
 
 def run_direct(tc, g, eps, args):
     timeout = REPLY_S + (args.count + args.warmup) * SLOWEST_RTT_S
-    rc, out = tc.run(f"HOSTRTT_DEVICE={g.vidpid} HOSTRTT_ENDPOINTS={eps} "
-                     f"/usr/bin/hostrtt direct {args.count} {args.warmup} "
-                     "2>&1", timeout=timeout)
+    with Awake(tc, args.awake):
+        rc, out = tc.run(f"HOSTRTT_DEVICE={g.vidpid} HOSTRTT_ENDPOINTS={eps} "
+                         f"/usr/bin/hostrtt direct {args.count} "
+                         f"{args.warmup} 2>&1", timeout=timeout)
     if rc != 0:
         raise harness.ProcessFailed(f"hostrtt direct (rc {rc}): {out}")
     return parse_results(out.splitlines())
@@ -285,7 +295,33 @@ def start_redirector(tc, g, kind, port, n):
                           name=f"agent-{n}")
 
 
+class Awake:
+    """--awake: a nice-19 busy loop in the VM for a run, so its vCPU never
+    halts (usbredirect's own spin does that for its runs): what is left
+    of a difference then is not the cost of waking an idle CPU."""
+
+    def __init__(self, tc, on):
+        self.tc, self.on = tc, on
+
+    def __enter__(self):
+        self.proc = None
+        if self.on:
+            self.tc.put_file("/tmp/spin.sh", "while :; do :; done\n")
+            self.proc = self.tc.start_agent(None, name="awake", argv=[
+                "nice", "-n", "19", "sh", "/tmp/spin.sh"])
+        return self
+
+    def __exit__(self, *exc):
+        if self.proc:
+            self.proc.stop(expect_rc=None)
+
+
 def run_redirector(tc, g, eps, kind, n, args):
+    with Awake(tc, args.awake):
+        return run_redirector_once(tc, g, eps, kind, n, args)
+
+
+def run_redirector_once(tc, g, eps, kind, n, args):
     peer = Peer(tc, n, eps, args)
     red = start_redirector(tc, g, kind, peer.port, n)
     try:
@@ -384,6 +420,9 @@ def main():
     ap = hostrtt.round_trip_args(__doc__)
     ap.add_argument("--rounds", type=int, default=1,
                     help="agent runs, each followed by a usbredirect run")
+    ap.add_argument("--awake", action="store_true",
+                    help="a nice-19 busy loop in the VM during every run: "
+                    "its vCPU never halts, as usbredirect's spin keeps it")
     ap.add_argument("--smp", type=int, default=1,
                     help="the thin client's vCPUs (the rig's default: 1)")
     args = ap.parse_args()

@@ -56,6 +56,7 @@ DIRECT_PORT = 7200
 QEMU = "/usr/bin/qemu-system-x86_64"
 QEMU_DATA = "/usr/share/qemu-rig"
 BIOS = f"{QEMU_DATA}/uart-tx.bin"
+IDLE_BIOS = f"{QEMU_DATA}/uart-idle.bin"
 PORT_PROG = "/usr/bin/vm_port"
 PATHS = ("direct", "cuse", "pty")
 SILENCE_S = 60   # vm_port gives up after this long without a byte
@@ -128,6 +129,24 @@ def uart_tx_bios(blocks, baud=115200):
     return bytes(image)
 
 
+def uart_idle_bios():
+    """Firmware for --idle: the 16550 at 115200 8N1 with the modem-status
+    interrupt enabled (IER bit 3), as a guest's driver has it while the
+    port is open without CLOCAL or with RTS/CTS, then a halt forever."""
+    code = bytes([
+        0xBA, 0xFB, 0x03, 0xB0, 0x83, 0xEE,   # LCR = DLAB | 8N1
+        0xBA, 0xF8, 0x03, 0xB0, 0x01, 0xEE,   # DLL = 1
+        0x42, 0xB0, 0x00, 0xEE,               # DLM = 0
+        0xBA, 0xFB, 0x03, 0xB0, 0x03, 0xEE,   # LCR = 8N1
+        0xBA, 0xF9, 0x03, 0xB0, 0x08, 0xEE,   # IER = MSI
+        0xF4, 0xEB, 0xFD,                     # hlt; jmp hlt
+    ])
+    image = bytearray(b"\xf4" * 65536)
+    image[:len(code)] = code
+    image[0xFFF0:0xFFF5] = bytes([0xEA, 0x00, 0x00, 0x00, 0xF0])
+    return bytes(image)
+
+
 def vm_files(work, blocks, baud):
     qemu = shutil.which(os.environ.get("REDIR_QEMU", "qemu-system-x86_64"))
     assert qemu, "qemu-system-x86_64 not found: scripts/install-deps.sh"
@@ -139,6 +158,7 @@ def vm_files(work, blocks, baud):
     tcg = "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"
     files[tcg] = (open(tcg, "rb").read(), 0o644)
     files[BIOS] = uart_tx_bios(blocks, baud)
+    files[IDLE_BIOS] = uart_idle_bios()
     files[PORT_PROG] = (open(sink, "rb").read(), 0o755)
     return files
 
@@ -211,6 +231,41 @@ def report(results, paths, baud):
         for p in paths))
 
 
+def io_calls(tc, pid):
+    io = dict(line.split(": ") for line in
+              tc.sh(f"cat /proc/{pid}/io").splitlines() if ": " in line)
+    return int(io["syscr"]) + int(io["syscw"])
+
+
+def run_idle(tc, relay, path, seconds, seq):
+    """A guest with the port open and idle: what the relay and the agent
+    do meanwhile. QEMU asks a tty chardev for its modem lines every 10 ms
+    while the guest has the modem-status interrupt on (hw/char/serial.c);
+    on a CUSE tty each ask is a request the relay answers."""
+    off = relay.log_offset()
+    agent = tc.start_agent(agent_ini(path), name=f"agent-{seq}")
+    agent.wait_log(r"\[serial.port\] .*opened")
+    if path != "direct":
+        relay.wait_log(rf"attached to target 'com{1 if path == 'cuse' else 2}'",
+                       start_offset=off)
+    tc.sh(f"bg /tmp/qemu-{seq}.log {QEMU} -machine pc -accel tcg -nodefaults "
+          f"-display none -m 16 -L {QEMU_DATA} -bios {IDLE_BIOS} -chardev "
+          f"{chardev(path)} -device isa-serial,chardev=c >/dev/null\n"
+          f"sleep 2; pidof qemu-system-x86_64 > /tmp/qemu.pid")
+    qpid = int(tc.sh("cat /tmp/qemu.pid").split()[0])
+    pids = {"relay": relay.pid, "agent": agent.pid}
+    before = {k: (cpu_s(tc, p), io_calls(tc, p)) for k, p in pids.items()}
+    time.sleep(seconds)
+    after = {k: (cpu_s(tc, p), io_calls(tc, p)) for k, p in pids.items()}
+    tc.sh(f"kill {qpid}; wait_until 10 eval '! kill -0 {qpid} 2>/dev/null'")
+    agent.stop()
+    row = {k: ((after[k][1] - before[k][1]) / seconds,
+               (after[k][0] - before[k][0]) / seconds * 100) for k in pids}
+    print(f"  {path:6} relay {row['relay'][0]:6.1f} calls/s "
+          f"{row['relay'][1]:5.2f} % CPU; agent {row['agent'][0]:6.1f} "
+          f"calls/s {row['agent'][1]:5.2f} % CPU (TCG)", flush=True)
+
+
 def measure(td, a):
     blocks = max(1, a.kib // 64)
     n = blocks * 65536
@@ -230,6 +285,13 @@ def measure(td, a):
             "/usr/sbin/redir-relay", "-f", "-c", "/tmp/relay.ini"])
         relay.wait_log(r"target com1: serial tty /dev/redir-relay/com1 \(CUSE")
         tc.sh("wait_until 5 test -e /run/com1 && wait_until 5 test -e /run/com2")
+        if a.idle:
+            print(f"== a guest idle with its port open (modem-status "
+                  f"interrupt on), {a.idle} s each: read+write calls and CPU")
+            for seq, path in enumerate(a.paths):
+                run_idle(tc, relay, path, a.idle, seq + 1)
+            relay.stop()
+            return
         results, seq = [], 0
         for r in range(a.rounds):
             print(f"round {r + 1}:", flush=True)
@@ -255,6 +317,9 @@ def main():
                     help="the speed the guest sets (115200 / N): the relay "
                     "and the agent batch a stream the guest sends faster "
                     "than that")
+    ap.add_argument("--idle", type=int, metavar="S",
+                    help="instead: each path with a guest idle for S "
+                    "seconds, the relay's and the agent's calls and CPU")
     ap.add_argument("--paths", default=",".join(PATHS),
                     help="which paths, comma-separated (default: all)")
     a = ap.parse_args()

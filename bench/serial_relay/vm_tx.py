@@ -167,23 +167,40 @@ def cpu_s(tc, pid):
     return tc.cpu_seconds(pid) if pid else 0.0
 
 
-def run_path(tc, relay, path, n, seq):
-    """One transfer down one path; {kB/s, CPU s per process}."""
+def start_agent(tc, relay, path, seq):
+    """The agent for one path, its port open and (through the relay)
+    attached to the path's target."""
     off = relay.log_offset()
     agent = tc.start_agent(agent_ini(path), name=f"agent-{seq}")
     agent.wait_log(r"\[serial.port\] .*opened")
     if path != "direct":
         relay.wait_log(rf"attached to target 'com{1 if path == 'cuse' else 2}'",
                        start_offset=off)
+    return agent
+
+
+def start_qemu(tc, path, bios, seq, settle_s):
+    """The inner QEMU with firmware bios on the path's chardev: its pid."""
+    tc.sh(f"bg /tmp/qemu-{seq}.log {QEMU} -machine pc -accel tcg -nodefaults "
+          f"-display none -m 16 -L {QEMU_DATA} -bios {bios} -chardev "
+          f"{chardev(path)} -device isa-serial,chardev=c >/dev/null\n"
+          f"sleep {settle_s}; pidof qemu-system-x86_64 > /tmp/qemu.pid")
+    return int(tc.sh("cat /tmp/qemu.pid").split()[0])
+
+
+def stop(tc, qpid, agent):
+    tc.sh(f"kill {qpid}; wait_until 10 eval '! kill -0 {qpid} 2>/dev/null'")
+    agent.stop()
+
+
+def run_path(tc, relay, path, n, seq):
+    """One transfer down one path; {kB/s, CPU s per process}."""
+    agent = start_agent(tc, relay, path, seq)
     ready = f"/tmp/port-{seq}.ready"
     tc.sh(f"rm -f {ready}\nbg /tmp/port-{seq}.out {PORT_PROG} /dev/ttyGS0 "
           f"{n} {ready} {SILENCE_S} >/dev/null\nwait_until 5 test -e {ready}")
     before = {"relay": cpu_s(tc, relay.pid), "agent": cpu_s(tc, agent.pid)}
-    tc.sh(f"bg /tmp/qemu-{seq}.log {QEMU} -machine pc -accel tcg -nodefaults "
-          f"-display none -m 16 -L {QEMU_DATA} -bios {BIOS} -chardev "
-          f"{chardev(path)} -device isa-serial,chardev=c >/dev/null\n"
-          f"sleep 0.2; pidof qemu-system-x86_64 > /tmp/qemu.pid")
-    qpid = int(tc.sh("cat /tmp/qemu.pid").split()[0])
+    qpid = start_qemu(tc, path, BIOS, seq, 0.2)
     t0 = time.monotonic()
     harness.wait_for(lambda: "OK" in tc.sh(f"cat /tmp/port-{seq}.out") or
                      "FAIL" in tc.sh(f"cat /tmp/port-{seq}.out"),
@@ -193,8 +210,7 @@ def run_path(tc, relay, path, n, seq):
     cost = {"relay": cpu_s(tc, relay.pid) - before["relay"],
             "agent": cpu_s(tc, agent.pid) - before["agent"],
             "qemu": cpu_s(tc, qpid)}
-    tc.sh(f"kill {qpid}; wait_until 10 eval '! kill -0 {qpid} 2>/dev/null'")
-    agent.stop()
+    stop(tc, qpid, agent)
     m = re.search(r"OK bytes (\d+) span_us (\d+) kB/s ([\d.]+)", out)
     assert m, f"{path}: {out}\nQEMU: " + tc.sh(f"cat /tmp/qemu-{seq}.log")
     print(f"  {path:6} {float(m.group(3)):8.2f} kB/s ({n} bytes in "
@@ -242,23 +258,13 @@ def run_idle(tc, relay, path, seconds, seq):
     do meanwhile. QEMU asks a tty chardev for its modem lines every 10 ms
     while the guest has the modem-status interrupt on (hw/char/serial.c);
     on a CUSE tty each ask is a request the relay answers."""
-    off = relay.log_offset()
-    agent = tc.start_agent(agent_ini(path), name=f"agent-{seq}")
-    agent.wait_log(r"\[serial.port\] .*opened")
-    if path != "direct":
-        relay.wait_log(rf"attached to target 'com{1 if path == 'cuse' else 2}'",
-                       start_offset=off)
-    tc.sh(f"bg /tmp/qemu-{seq}.log {QEMU} -machine pc -accel tcg -nodefaults "
-          f"-display none -m 16 -L {QEMU_DATA} -bios {IDLE_BIOS} -chardev "
-          f"{chardev(path)} -device isa-serial,chardev=c >/dev/null\n"
-          f"sleep 2; pidof qemu-system-x86_64 > /tmp/qemu.pid")
-    qpid = int(tc.sh("cat /tmp/qemu.pid").split()[0])
+    agent = start_agent(tc, relay, path, seq)
+    qpid = start_qemu(tc, path, IDLE_BIOS, seq, 2)
     pids = {"relay": relay.pid, "agent": agent.pid}
     before = {k: (cpu_s(tc, p), io_calls(tc, p)) for k, p in pids.items()}
     time.sleep(seconds)
     after = {k: (cpu_s(tc, p), io_calls(tc, p)) for k, p in pids.items()}
-    tc.sh(f"kill {qpid}; wait_until 10 eval '! kill -0 {qpid} 2>/dev/null'")
-    agent.stop()
+    stop(tc, qpid, agent)
     row = {k: ((after[k][1] - before[k][1]) / seconds,
                (after[k][0] - before[k][0]) / seconds * 100) for k in pids}
     print(f"  {path:6} relay {row['relay'][0]:6.1f} calls/s "

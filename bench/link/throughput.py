@@ -27,7 +27,8 @@ rounds) and against the link rate.
                              [--workloads files,fs-read,...]
                              [--base DIR]  # lz4-base: DIR/redir-{agent,relay}
 --only also takes raw-relay (the relay's hop without lz4), tls, and the
-*-base variants (binaries of another build, for before/after in one run).
+*-base variants (raw-base, lz4-base, tls-base: binaries of another build,
+for before/after in one run).
 Needs root (network namespaces). Uses a release build in build-rel/.
 """
 import argparse
@@ -186,6 +187,7 @@ def subst(text, values):
 VARIANTS = {
     "usbredirect": ("usbredirect", None, False, False, "new"),
     "raw": ("agent raw", "raw", False, False, "new"),
+    "raw-base": ("agent raw (base)", "raw", False, False, "base"),
     "raw-relay": ("agent raw+relay", "raw", True, False, "new"),
     "lz4": ("agent lz4+relay", "lz4", True, False, "new"),
     "lz4-base": ("lz4+relay (base)", "lz4", True, False, "base"),

@@ -58,8 +58,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", relay.cfg ? err : "out of memory");
         rc = 1;
     } else if (o.check_config) {
-        printf("%s: configuration OK (%zu targets)\n", o.config_path,
-               relay.cfg->n_targets);
+        printf("%s: configuration OK (%zu target%s)\n", o.config_path,
+               relay.cfg->n_targets, relay.cfg->n_targets == 1 ? "" : "s");
         rc = 0;
     } else {
         relay.pidfile = o.pidfile;

@@ -341,9 +341,10 @@ static int relay_listen(struct relay *r)
         return -1;
     }
     relay_guard_listener(r);
-    log_notice("redir-relay %s listening for agents on %s (%zu targets, at "
-               "most %u sessions, %s)",
-               REDIR_VERSION, name, r->cfg->n_targets, r->cfg->max_sessions,
+    log_notice("redir-relay %s listening for agents on %s (%zu target%s, "
+               "at most %u sessions, %s)",
+               REDIR_VERSION, name, r->cfg->n_targets,
+               r->cfg->n_targets == 1 ? "" : "s", r->cfg->max_sessions,
                r->tls ? "TLS 1.3, agents by certificate"
                       : "shared secret, not encrypted");
     return 0;

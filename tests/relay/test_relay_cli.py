@@ -34,7 +34,7 @@ def test(td):
     relay = relayharness.Relay(td)
     good = td.write("good.ini", relay.config({"vm1": "127.0.0.1:4000"}))
     r = run("-c", good, "--check-config")
-    assert r.returncode == 0 and "configuration OK (1 targets)" in r.stdout, r
+    assert r.returncode == 0 and "configuration OK (1 target)" in r.stdout, r
 
     open_secret = td.file("open.secret")
     with open(open_secret, "w") as f:

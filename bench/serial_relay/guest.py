@@ -267,8 +267,10 @@ def host_tx(fd, n, baud):
 
 def host_rx(fd, n, baud):
     """Write n random bytes into the port for the guest to read, once the
-    guest's go byte came (no faster than a line at baud, if given)."""
+    guest answered our go byte with its own (no faster than a line at
+    baud, if given)."""
     data = os.urandom(n)
+    os.write(fd, GO)
     while read_exact(fd, 1) != GO:
         pass
     if baud:
@@ -304,8 +306,7 @@ def run_phase(guest, master, seq, mode, a, pids):
     checked and converted, and what each process spent on it."""
     size, rtt_rounds = a.size << 10, a.rtt
     guest.wait_serial(rf"^BENCH-READY {seq} ", BOOT_S if seq == 1 else 120)
-    if mode != "rx":   # in rx, the guest may have sent its go byte
-        bench.drain(master)
+    bench.drain(master)   # the guest sends nothing before our go byte
     before = counts(pids)
     if mode == "tx":
         host = host_tx(master, size, a.line)

@@ -7,8 +7,8 @@
  *   guest_serial SEQ rtt DEV N  N rounds: write 1 byte, read its echo
  *
  * Each prints "BENCH-READY SEQ MODE DEV N" on stdout (the console the bench
- * watches) once the port is flushed and set raw; tx and rtt then wait for
- * the bench's go byte on DEV, rx sends one to the bench.
+ * watches) once the port is flushed and set raw, then waits for the
+ * bench's go byte on DEV; rx answers it with one of its own.
  * The result is one line "RESULT: benchSEQ=k:v ...": bytes, crc, the
  * guest's CLOCK_MONOTONIC nanoseconds; for rtt the p50/p99/min/max. */
 #include <errno.h>
@@ -176,15 +176,20 @@ static int do_tx(const char *seq, int fd, unsigned char *buf, size_t n)
     return 0;
 }
 
-/* Timed from the go byte the guest sends (the bench sends nothing before
- * it) to the last byte read: timing from the first byte read instead
- * measured only a burst when the reader ran late, the bytes before it
- * having queued up in the guest's tty buffer. */
+/* Timed from the go byte the guest sends (the bench sends nothing after
+ * its own go byte before it) to the last byte read: timing from the first
+ * byte read instead measured only a burst when the reader ran late, the
+ * bytes before it having queued up in the guest's tty buffer. The bench's
+ * go byte first: a guest that started its clock at once counted the time
+ * the bench still spent on the previous phase (draining a port at --line
+ * pace). */
 static int do_rx(const char *seq, int fd, unsigned char *buf, size_t n)
 {
     unsigned char go = GO_BYTE;
-    uint64_t t0 = now_ns();
 
+    if (wait_go(fd) != 0)
+        return die("waiting for the go byte");
+    uint64_t t0 = now_ns();
     if (write_all(fd, &go, 1) != 0)
         return die("write of the go byte");
     if (read_all(fd, buf, n) != 0)

@@ -281,3 +281,16 @@ void cuse_tty_ioctl(struct cuse_tty *t, const struct cuse_tty_call *c,
     default: fail(r, ENOTTY);
     }
 }
+
+bool cuse_tty_drains(unsigned int cmd)
+{
+    switch (cmd) {
+    case TCSETSW:
+    case TCSETSF:
+    case TCSETSW2:
+    case TCSETSF2:
+    case TCSBRK:
+    case TCSBRKP: return true;
+    default: return false;
+    }
+}

@@ -95,4 +95,9 @@ bool cuse_tty_closed(struct cuse_tty *t);
 /* The far port's inputs (CUSE_TTY_CTS | DSR | CD | RI). */
 void cuse_tty_set_inputs(struct cuse_tty *t, int bits);
 
+/* Whether cmd waits for the output written before it (tcdrain(),
+ * TCSETSW, TCSETSF and their termios2 forms, TCSBRK(P)): what the owner
+ * holds back for the agent goes on first. */
+bool cuse_tty_drains(unsigned int cmd);
+
 #endif

@@ -30,7 +30,8 @@
  * FUSE request); more fail with EAGAIN rather than pile up. */
 #define HELD_MAX 16
 /* The guest's stream, handed on in batches of at most this much while
- * the port still sends the batch before (see give_output). */
+ * the port still sends the batch before (see give_output); net_pace
+ * starts no rest after a batch this big (its PACE_BATCH). */
 #define BATCH_MAX 1024
 /* Requests handled per wakeup before other handles get the loop. */
 #define REQUESTS_PER_WAKEUP 64
@@ -248,22 +249,17 @@ static size_t tty_write(struct serial_tty *t, const uint8_t *p, size_t n)
 
 /* ---- the guest writes: toward the agent's port ---- */
 
-/* QEMU's 16550 writes one byte per request, and a request must be
- * answered before QEMU (holding its big lock) goes on: it cannot be left
- * unread for a while as a pty is. So each is answered at once, but while
- * the port would still be sending the bytes handed on before (a stream;
- * common/net/net_pace.c), new ones wait in batch: one packet to the agent,
- * and one wakeup of the thin client, per batch instead of per byte. A lone
- * byte goes at once. */
+/* From give_output and flush_batch: bytes to the agent, and the line's
+ * clock told they are on their way. */
 static void hand_on(struct serial_tty *t, const uint8_t *p, size_t n)
 {
     t->ev->data(t->owner, p, n);
     net_pace_after(t->pace, n);
 }
 
-/* Before anything else reaches the agent (settings, modem lines, BREAK)
- * and when the guest closes: the batch goes first, in order. From the
- * ioctl and release handlers and when a rest ends. */
+/* The batch goes on now, ahead of whatever comes next, so the agent gets
+ * the guest's bytes and its settings, modem lines and BREAK in the order
+ * the guest made them. */
 static void flush_batch(struct serial_tty *t)
 {
     size_t n = t->batched;
@@ -275,24 +271,38 @@ static void flush_batch(struct serial_tty *t)
 
 static void on_rested(void *arg) { flush_batch(arg); }
 
+/* QEMU's 16550 writes one byte per request, and a request must be
+ * answered before QEMU (holding its big lock) goes on: it cannot be left
+ * unread for a while as a pty is. So each is answered at once, but while
+ * the port would still be sending the bytes handed on before (a stream;
+ * common/net/net_pace.c), new ones wait in batch: one packet to the agent,
+ * and one wakeup of the thin client, per batch instead of per byte. A lone
+ * byte goes at once. Only what the session can take whole is batched: a
+ * write cut short goes on at once, as unbatched, so the session fills up
+ * and its drain wakes the held writes (tty_resume). With no agent (room
+ * without limit) the bytes are dropped, not paced. */
 static size_t give_output(struct serial_tty *t, const uint8_t *p, size_t n)
 {
     size_t room = t->ev->room(t->owner);
 
-    room = room > t->batched ? room - t->batched : 0;
+    if (net_pace_resting(t->pace) && room != SIZE_MAX && t->batched <= room &&
+        n <= room - t->batched && n <= BATCH_MAX - t->batched) {
+        memcpy(t->batch + t->batched, p, n);
+        t->batched += n;
+        return n;
+    }
+    flush_batch(t);
+    room = t->ev->room(t->owner);
     if (n > room) {
         n = room;
         t->full = true;
     }
     if (!n)
         return 0;
-    if (net_pace_resting(t->pace) && n <= BATCH_MAX - t->batched) {
-        memcpy(t->batch + t->batched, p, n);
-        t->batched += n;
-        return n;
-    }
-    flush_batch(t);
-    hand_on(t, p, n);
+    if (room == SIZE_MAX)
+        t->ev->data(t->owner, p, n);
+    else
+        hand_on(t, p, n);
     return n;
 }
 
@@ -398,14 +408,15 @@ static void on_break_end(uv_timer_t *timer)
     t->ev->control(t->owner, RFC2217_CTL_BREAK, false);
 }
 
-static void apply(struct serial_tty *t, const struct cuse_tty_result *r,
-                  int modem_before)
+static void apply(struct serial_tty *t, unsigned cmd,
+                  const struct cuse_tty_result *r, int modem_before)
 {
     struct serial_line l;
 
     if (r->changed & CUSE_TTY_FLUSH_OUT)
         t->batched = 0; /* tcflush(TCOFLUSH): never sent, now never will */
-    flush_batch(t);     /* what the guest wrote before goes before this */
+    if (r->changed || cuse_tty_drains(cmd))
+        flush_batch(t); /* the guest's bytes before what this sends */
     if (r->changed & CUSE_TTY_CHANGED_LINE) {
         cuse_tty_line(t->tty, &l);
         net_pace_line(t->pace, &l);
@@ -448,6 +459,7 @@ static void cuse_ioctl(fuse_req_t req, int cmd, void *arg,
         .in_len = in_len,
         .out_cap = out_cap,
         .input_queue = t->tail - t->head,
+        .output_queue = t->batched,
     };
     struct cuse_tty_result r;
     int before = cuse_tty_modem(t->tty);
@@ -467,7 +479,7 @@ static void cuse_ioctl(fuse_req_t req, int cmd, void *arg,
                                    r.out_len ? 1 : 0);
     } else {
         fuse_reply_ioctl(req, r.ret, r.out_len ? r.out : NULL, r.out_len);
-        apply(t, &r, before);
+        apply(t, c.cmd, &r, before);
     }
 }
 

@@ -176,13 +176,13 @@ static int do_tx(const char *seq, int fd, unsigned char *buf, size_t n)
     return 0;
 }
 
-/* Timed from the go byte the guest sends (the bench sends nothing after
- * its own go byte before it) to the last byte read: timing from the first
- * byte read instead measured only a burst when the reader ran late, the
- * bytes before it having queued up in the guest's tty buffer. The bench's
- * go byte first: a guest that started its clock at once counted the time
- * the bench still spent on the previous phase (draining a port at --line
- * pace). */
+/* Timed from the go byte the guest sends in answer to the bench's (the
+ * bench then sends nothing until it has it) to the last byte read. Timing
+ * from the first byte read instead measured only a burst when the reader
+ * ran late, the bytes before it having queued up in the guest's tty
+ * buffer. The bench's go byte comes first: a guest that started its clock
+ * at once counted the time the bench still spent on the previous phase
+ * (draining a port at --line pace). */
 static int do_rx(const char *seq, int fd, unsigned char *buf, size_t n)
 {
     unsigned char go = GO_BYTE;

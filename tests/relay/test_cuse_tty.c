@@ -204,6 +204,18 @@ static void test_break_flush_queues(struct cuse_tty *t)
           "window size");
 }
 
+/* What makes the relay send the guest's held-back bytes first. */
+static void test_drains(void)
+{
+    CHECK(cuse_tty_drains(TCSBRK) && cuse_tty_drains(TCSBRKP), "tcdrain");
+    CHECK(cuse_tty_drains(TCSETSW) && cuse_tty_drains(TCSETSF) &&
+              cuse_tty_drains(TCSETSW2) && cuse_tty_drains(TCSETSF2),
+          "TCSETSW/TCSETSF wait for the output");
+    CHECK(!cuse_tty_drains(TCSETS) && !cuse_tty_drains(TCSETS2) &&
+              !cuse_tty_drains(TIOCMGET) && !cuse_tty_drains(TCGETS),
+          "what QEMU polls or sets at once does not");
+}
+
 int main(void)
 {
     struct cuse_tty *t = cuse_tty_new();
@@ -216,6 +228,7 @@ int main(void)
     test_line(t);
     test_modem(t);
     test_break_flush_queues(t);
+    test_drains();
     cuse_tty_free(t);
     return check_summary();
 }

@@ -288,13 +288,18 @@ static int pump(char **argv)
 static int bytes(char **argv)
 {
     size_t n = strtoul(argv[4], NULL, 10), sent = 0;
-    unsigned char *out = slurp(argv[3], n);
     int fd = open(argv[2], O_RDWR | O_NONBLOCK | O_NOCTTY);
-    double t0 = now_ms();
+    int b9600 = strcmp(argv[5], "9600") == 0;
 
+    if (!b9600 && strcmp(argv[5], "115200") != 0) {
+        printf("FAIL speed %s: 9600 or 115200\n", argv[5]);
+        return 1;
+    }
     if (fd < 0)
         die("open");
-    serial_init(fd, strcmp(argv[5], "9600") == 0 ? B9600 : B115200, 8, 'N', 1);
+    unsigned char *out = slurp(argv[3], n);
+    serial_init(fd, b9600 ? B9600 : B115200, 8, 'N', 1);
+    double t0 = now_ms();
     while (sent < n) {
         ssize_t w = write(fd, out + sent, 1);
         struct pollfd p = {fd, POLLOUT, 0};
@@ -302,8 +307,12 @@ static int bytes(char **argv)
             sent++;
         else if (w < 0 && errno == EAGAIN)
             poll(&p, 1, 1000);
-        else
+        else if (w < 0)
             die("write");
+        else {
+            printf("FAIL write returned %zd after %zu bytes\n", w, sent);
+            return 1;
+        }
     }
     printf("OK wrote %zu bytes one per write() in %.0f ms\n", n, now_ms() - t0);
     close(fd);

@@ -23,9 +23,11 @@ each within 1 s (the issue's goal; latencies printed). stty on ttyACM0
 shows the framing too. Then 1 MiB each way, every byte value and long
 runs of 0x00 and 0xff, compared byte for byte; 8 KiB one byte per
 write() at 9600, as QEMU's 16550 writes, arrive in order and go to the
-agent in batches. The agent restarted: the
-new session gets the guest's last settings (9600 7E2, DTR/RTS) from the
-relay with nobody touching the tty. The relay restarted: the device and
+agent in batches. The agent restarted: the new session gets the guest's
+last settings (9600 7E2, DTR/RTS) from the relay with nobody touching the
+tty; then a blocking writer of 256-byte chunks against a session backed
+up to its limit (agent stopped, small socket buffers) blocks, and
+completes once the agent runs again. The relay restarted: the device and
 its link come back, the agent dials again, the guest (re)opens it (as a
 restarted QEMU would), its settings and data go through again.
 """
@@ -170,6 +172,35 @@ def byte_stream(tc, acm, relay):
     tc.sh(f"head -c {STREAM} /tmp/from-port-want | cmp - /tmp/stream.got")
     assert writes < STREAM * 1.5, f"relay: {writes} writes for {STREAM} bytes"
     return writes / STREAM, float(re.search(r"in (\d+) ms", text).group(1))
+
+
+def backed_up_writer(tc, acm, agent):
+    """A blocking writer of small chunks while the session is backed up to
+    its limit (the agent stopped; the test made the sockets' buffers
+    small): it blocks, and once the agent runs again it completes and
+    every byte arrives in order: the held-write path with batching at
+    work (9600 on the tty). It does not force the race review found in
+    the first batching version (a write the full session cut short was
+    batched in part, and if the session's pump read during the rest,
+    nothing woke its held remainder): that version passed this too."""
+    gs = acm.nodes["gs0"]
+    tc.sh("rm -f /tmp/bk.got /tmp/bk.ready /tmp/bk.done\n"
+          f"bg /tmp/bkr.log sh -c 'exec 4<>{gs}; stty raw -echo <&4; "
+          f"touch /tmp/bk.ready; head -c {SIZE} <&4 > /tmp/bk.got' "
+          ">/dev/null\nwait_until 5 test -e /tmp/bk.ready")
+    agent.signal(19)   # SIGSTOP
+    tc.sh(f"bg /tmp/bkw.log sh -c 'dd if=/tmp/from-port-want of=/run/com1 "
+          f"bs=256 2>/dev/null && touch /tmp/bk.done' >/dev/null")
+    time.sleep(3)
+    stuck = tc.sh("test -e /tmp/bk.done && echo done || echo blocked").strip()
+    agent.signal(18)   # SIGCONT
+    assert stuck == "blocked", "the writer never blocked: buffers too big"
+    tc.sh("wait_until 60 test -e /tmp/bk.done", timeout=70)
+    tc.sh(f"wait_until 60 eval '[ \"$(stat -c %s /tmp/bk.got)\" -ge {SIZE} ]'",
+          timeout=70)
+    tc.sh("cmp /tmp/from-port-want /tmp/bk.got")
+    print("blocking writer, 256-byte writes, session backed up: blocked, "
+          "then 1 MiB arrived in order")
 
 
 def blocking_io(tc, acm):
@@ -328,6 +359,10 @@ def test(td):
 
     # 3. the agent restarted: the guest's last settings come from the relay
     off = tc.sh(f"stat -c %s {IOCTL_LOG}").strip()
+    # small socket buffers from here on, so a stopped agent backs the
+    # session up within a MiB (backed_up_writer)
+    tc.sh("echo '4096 16384 65536' > /proc/sys/net/ipv4/tcp_rmem && "
+          "echo '4096 16384 65536' > /proc/sys/net/ipv4/tcp_wmem")
     agent.stop()
     tc.sh("stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
     agent = start_agent(tc)
@@ -336,6 +371,7 @@ def test(td):
                      5, "ttyACM0 back at 9600 7E2 from the relay")
     tail = tc.sh(f"tail -c +{int(off) + 1} {IOCTL_LOG}")
     assert re.search(r"TCSETS2 cflag=0\d*\s", tail), tail
+    backed_up_writer(tc, acm, agent)
 
     # 3b. the adapter unplugged and back: ttyACM0 reopened at 9600 7E2, the
     # relay session untouched, data both ways again

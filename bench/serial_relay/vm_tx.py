@@ -224,11 +224,11 @@ def run_path(tc, relay, path, n, seq):
 RATIOS = (("cuse", "direct"), ("pty", "direct"), ("cuse", "pty"))
 
 
-def report(results, paths, baud):
+def report(results, paths, baud, smp):
     ratios = [(a, b) for a, b in RATIOS if a in paths and b in paths]
     print(f"\n== guest -> port, one QEMU 16550 at {baud} 8N1 (firmware "
           "sending 16 bytes per THRE), kB/s, inside the thin-client VM (TCG, "
-          "1 vCPU; the inner QEMU TCG too)")
+          f"{smp} vCPU; the inner QEMU TCG too)")
     print(f"  {'round':6} " + " ".join(f"{p:>8}" for p in paths) + " " +
           " ".join(f"{a + '/' + b:>12}" for a, b in ratios))
     for i, r in enumerate(results):
@@ -277,7 +277,7 @@ def measure(td, a):
     n = blocks * 65536
     tc = ThinClient(td, agent=bench.AGENT, modules=("cuse",),
                     files=vm_files(td.path, blocks, a.baud),
-                    memory=1024).start()
+                    memory=1024, smp=a.smp).start()
     try:
         tc.sh("mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts "
               "/dev/pts && ln -sf pts/ptmx /dev/ptmx\n"
@@ -308,7 +308,7 @@ def measure(td, a):
                 res[path] = run_path(tc, relay, path, n, seq)
             results.append(res)
         relay.stop()
-        report(results, a.paths, a.baud)
+        report(results, a.paths, a.baud, a.smp)
         print(f"host load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         tc.stop()
@@ -319,6 +319,9 @@ def main():
     ap.add_argument("--kib", type=int, default=64,
                     help="KiB per path and round (a multiple of 64)")
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--smp", type=int, default=1,
+                    help="the thin-client VM's vCPUs (2: the relay and the "
+                    "inner QEMU on different CPUs, as on a hypervisor)")
     ap.add_argument("--baud", type=int, default=115200,
                     help="the speed the guest sets (115200 / N): the relay "
                     "and the agent batch a stream the guest sends faster "

@@ -65,9 +65,9 @@ A/A spread 146 %).
 never halts (usbredirect's spin keeps it from halting in its own runs):
 what is left of a difference then is not the cost of waking an idle
 CPU. On a quiet host (2026-12-03, load 0.5-0.7, 3 rounds, 1500 round
-trips): agent / usbredirect p50 1.04 and 1.04 in two plain boots, 0.83
-with --awake (0.90-0.98 after its slow first pair); the minimum 1.04-1.08
-in all three.
+trips): agent / usbredirect p50 1.04, 1.04 and 1.05 in three plain
+boots, 0.83 and 1.01 with --awake; the minimum 1.04-1.09 in all five:
+keeping the CPU awake explains a few percent at most, within the noise.
 Uses $REDIR_AGENT, else a release build in build-bench/ (built if needed).
 Needs usbredirect (scripts/install-test-deps.sh) and the thin-client rig's
 dependencies; one boot, 35 s (--rounds 1) to 100 s (--rounds 5) here.

@@ -185,25 +185,36 @@ def fields(text):
     return {k: v for k, v in (f.split(":", 1) for f in text.split())}
 
 
-def read_exact(fd, n):
-    """n bytes from fd."""
+def read_exact(fd, n, line=None):
+    """n bytes from fd, no faster than line (a Line) if given."""
     got = bytearray()
     while len(got) < n:
+        want = n - len(got) if line is None else \
+            min(line.room(len(got)), n - len(got))
+        if not want:
+            continue
         if not select.select([fd], [], [], STALL_S)[0]:
             raise RuntimeError(f"port: {len(got)}/{n} bytes, then silence")
         try:
-            got += os.read(fd, n - len(got))
+            got += os.read(fd, want)
         except BlockingIOError:
             continue
     return bytes(got)
 
 
-def write_exact(fd, data):
+def write_exact(fd, data, line=None):
+    """All of data to fd, no faster than line (a Line) if given."""
     off = 0
     while off < len(data):
+        room = bench.CHUNK if line is None else line.room(off)
+        if not room:
+            continue
         if not select.select([], [fd], [], STALL_S)[1]:
             raise RuntimeError(f"port: wrote {off}/{len(data)}, then stuck")
-        off = bench.write_some(fd, data, off)
+        try:
+            off += os.write(fd, data[off:off + room])
+        except BlockingIOError:
+            continue
 
 
 class Line:
@@ -225,35 +236,6 @@ class Line:
         return max(room, 0)
 
 
-def read_paced(fd, n, line):
-    got = bytearray()
-    while len(got) < n:
-        room = line.room(len(got))
-        if not room:
-            continue
-        if not select.select([fd], [], [], STALL_S)[0]:
-            raise RuntimeError(f"port: {len(got)}/{n} bytes, then silence")
-        try:
-            got += os.read(fd, min(room, n - len(got)))
-        except BlockingIOError:
-            continue
-    return bytes(got)
-
-
-def write_paced(fd, data, line):
-    off = 0
-    while off < len(data):
-        room = line.room(off)
-        if not room:
-            continue
-        if not select.select([], [fd], [], STALL_S)[1]:
-            raise RuntimeError(f"port: wrote {off}/{len(data)}, then stuck")
-        try:
-            off += os.write(fd, data[off:off + room])
-        except BlockingIOError:
-            continue
-
-
 def host_tx(fd, n, baud):
     """The guest writes n bytes after the go byte: read them at the port,
     timed from the go byte to the last (as the guest times port -> guest:
@@ -261,7 +243,7 @@ def host_tx(fd, n, baud):
     baud: read no faster than such a line (None: as fast as they come)."""
     t0 = time.monotonic()
     os.write(fd, GO)
-    data = read_paced(fd, n, Line(baud)) if baud else read_exact(fd, n)
+    data = read_exact(fd, n, Line(baud) if baud else None)
     return {"crc": zlib.crc32(data), "rate": n / (time.monotonic() - t0)}
 
 
@@ -273,10 +255,7 @@ def host_rx(fd, n, baud):
     os.write(fd, GO)
     while read_exact(fd, 1) != GO:
         pass
-    if baud:
-        write_paced(fd, data, Line(baud))
-    else:
-        write_exact(fd, data)
+    write_exact(fd, data, Line(baud) if baud else None)
     return {"crc": zlib.crc32(data)}
 
 

@@ -92,21 +92,36 @@ def chardev(path):
     return f"serial,id=c,path=/run/{'com1' if path == 'cuse' else 'com2'}"
 
 
+def uart_setup(divisor, port2, value2):
+    """16-bit real-mode code: the 16550 at 0x3f8 to 115200 / divisor 8N1,
+    then value2 out to port2 (FCR to turn the FIFO on, or IER)."""
+    return bytes([
+        0xBA, 0xFB, 0x03, 0xB0, 0x83, 0xEE,   # LCR = DLAB | 8N1
+        0xBA, 0xF8, 0x03, 0xB0, divisor, 0xEE,  # DLL
+        0x42, 0xB0, 0x00, 0xEE,               # DLM = 0
+        0xBA, 0xFB, 0x03, 0xB0, 0x03, 0xEE,   # LCR = 8N1
+        0xBA, port2 & 0xff, port2 >> 8, 0xB0, value2, 0xEE,
+    ])
+
+
+def firmware(code):
+    """A 64 KiB firmware image: code at F000:0000, where the reset vector
+    (F000:FFF0) jumps. Interrupts stay off from reset, so no IDT or stack
+    is needed."""
+    image = bytearray(b"\xf4" * 65536)
+    image[:len(code)] = code
+    image[0xFFF0:0xFFF5] = bytes([0xEA, 0x00, 0x00, 0x00, 0xF0])  # jmp far
+    return bytes(image)
+
+
 def uart_tx_bios(blocks, baud=115200):
-    """A 64 KiB firmware image: 16-bit real-mode code at F000:0000 that
-    sets the 16550 at 0x3f8 to baud 8N1 and sends blocks * 64 KiB of the
-    pattern 0, 1, ..., 255, 0, ... to it, then halts; the reset vector
-    (F000:FFF0) jumps to it. Interrupts stay off from reset, so no IDT or
-    stack is needed."""
+    """Firmware that sets the UART to baud 8N1 with its FIFO on and sends
+    blocks * 64 KiB of the pattern 0, 1, ..., 255, 0, ..., then halts."""
     assert 1 <= blocks <= 0xffff and 115200 % baud == 0
     divisor = 115200 // baud
     assert divisor < 256
-    code = bytes([
-        0xBA, 0xFB, 0x03, 0xB0, 0x83, 0xEE,   # LCR = DLAB | 8N1
-        0xBA, 0xF8, 0x03, 0xB0, divisor, 0xEE,  # DLL: 115200 / divisor
-        0x42, 0xB0, 0x00, 0xEE,               # DLM = 0
-        0xBA, 0xFB, 0x03, 0xB0, 0x03, 0xEE,   # LCR = 8N1
-        0xBA, 0xFA, 0x03, 0xB0, 0x07, 0xEE,   # FCR: FIFO on, cleared
+    return firmware(uart_setup(divisor, 0x3FA, 0x07) + bytes([  # FCR
+        # offsets from 0x1C, where this part starts
         0xBE, blocks & 0xff, blocks >> 8,     # mov si, blocks
         0x31, 0xDB,                           # xor bx, bx: bl = next byte
         # 0x21 outer: 4096 times 16 bytes
@@ -122,29 +137,15 @@ def uart_tx_bios(blocks, baud=115200):
         0xE2, 0xE8,                           # loop inner
         0x4E, 0x75, 0xE2,                     # dec si; jnz outer
         0xF4, 0xEB, 0xFD,                     # hlt; jmp hlt
-    ])
-    image = bytearray(b"\xf4" * 65536)
-    image[:len(code)] = code
-    image[0xFFF0:0xFFF5] = bytes([0xEA, 0x00, 0x00, 0x00, 0xF0])  # jmp far
-    return bytes(image)
+    ]))
 
 
 def uart_idle_bios():
-    """Firmware for --idle: the 16550 at 115200 8N1 with the modem-status
+    """Firmware for --idle: the UART at 115200 8N1 with the modem-status
     interrupt enabled (IER bit 3), as a guest's driver has it while the
     port is open without CLOCAL or with RTS/CTS, then a halt forever."""
-    code = bytes([
-        0xBA, 0xFB, 0x03, 0xB0, 0x83, 0xEE,   # LCR = DLAB | 8N1
-        0xBA, 0xF8, 0x03, 0xB0, 0x01, 0xEE,   # DLL = 1
-        0x42, 0xB0, 0x00, 0xEE,               # DLM = 0
-        0xBA, 0xFB, 0x03, 0xB0, 0x03, 0xEE,   # LCR = 8N1
-        0xBA, 0xF9, 0x03, 0xB0, 0x08, 0xEE,   # IER = MSI
-        0xF4, 0xEB, 0xFD,                     # hlt; jmp hlt
-    ])
-    image = bytearray(b"\xf4" * 65536)
-    image[:len(code)] = code
-    image[0xFFF0:0xFFF5] = bytes([0xEA, 0x00, 0x00, 0x00, 0xF0])
-    return bytes(image)
+    return firmware(uart_setup(1, 0x3F9, 0x08) +
+                    bytes([0xF4, 0xEB, 0xFD]))   # hlt; jmp hlt
 
 
 def vm_files(work, blocks, baud):

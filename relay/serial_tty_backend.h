@@ -29,7 +29,8 @@ struct serial_tty_events {
     void (*control)(void *owner, enum rfc2217_control_target what, bool on);
     /* the guest flushed a queue: RFC2217_PURGE_RX/TX/BOTH */
     void (*purge)(void *owner, uint8_t what);
-    /* how much of the guest's output the target takes now (0: hold it) */
+    /* how much of the guest's output the target takes now (0: hold it;
+     * SIZE_MAX: no agent, so all of it, to be dropped: nothing to pace) */
     size_t (*room)(void *owner);
     void (*data)(void *owner, const uint8_t *p, size_t n);
     /* serial_tty_write has room again */

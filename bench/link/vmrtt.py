@@ -59,7 +59,7 @@ fighting the host's other load: usbredirect's p50 1.7-12.6 ms between runs,
 A/A spread 146 %).
 
     bench/link/vmrtt.py [--count 2000] [--warmup 200] [--rounds 1] [--smp 1]
-                        [--awake]
+                        [--awake] [--strace N]
 
 --awake runs a nice-19 busy loop in the VM during every run, so its vCPU
 never halts (usbredirect's spin keeps it from halting in its own runs):
@@ -68,6 +68,11 @@ CPU. On a quiet host (2026-12-03, load 0.5-0.7, 3 rounds, 1500 round
 trips): agent / usbredirect p50 1.04, 1.04 and 1.05 in three plain
 boots, 0.83 and 1.01 with --awake; the minimum 1.04-1.09 in all five:
 keeping the CPU awake explains a few percent at most, within the noise.
+
+--strace N runs N more round trips after each redirector's timed run,
+untimed, under strace -f in the VM (strace and coreutils' date are added
+to the VM), and prints each redirector's system calls per round trip. One
+boot (2026-12-03, 3 rounds): the agent 16.0, usbredirect 25.8 (0.62x).
 Uses $REDIR_AGENT, else a release build in build-bench/ (built if needed).
 Needs usbredirect (scripts/install-test-deps.sh) and the thin-client rig's
 dependencies; one boot, 35 s (--rounds 1) to 100 s (--rounds 5) here.
@@ -274,6 +279,35 @@ class Peer:
             / USER_HZ / IDLE_S * 100
         return res
 
+    def strace_count(self, pid, n):
+        """System calls per round trip over n untimed round trips under
+        strace -f, {name: calls}. Counted in the VM (awk): only calls made
+        between "count" and "COUNTED" by the VM's clock, not the ones while
+        strace attaches or stops (usbredirect spins meanwhile)."""
+        t = int(REPLY_S + n * SLOWEST_RTT_S * 20)   # strace slows TCG more
+        count = (
+            "awk -v t0=$t0 -v t1=$t1 -v n=%d '{ i = 1; if ($1 ~ /^[0-9]+$/) "
+            "i = 2; ts = $i + 0; c = $(i + 1); sub(/\\(.*/, \"\", c); "
+            "if (c !~ /^[a-z_0-9]+$/ || ts < t0 || ts > t1) next; k[c]++; "
+            "tot++ } END { for (c in k) printf \"SYS %%s %%.2f\\n\", c, "
+            "k[c] / n; printf \"SYS total %%.2f\\n\", tot / n }' "
+            "/tmp/strace.txt\n" % n)
+        script = (f"exec 4<{self.fout}\nargs=\nfor t in /proc/{pid}/task/*; "
+                  f"do args=\"$args -p ${{t##*/}}\"; done\n"
+                  f"/usr/bin/strace -f -ttt -o /tmp/strace.txt $args "
+                  f"2>/dev/null &\nst=$!\nsleep 1\n"
+                  f"t0=$(/usr/bin/gdate +%s.%N)\n"
+                  f"echo 'count {n}' > {self.fin}\n" +
+                  self._read_to("COUNTED", t) +
+                  "t1=$(/usr/bin/gdate +%s.%N)\nkill -INT $st; wait $st\n" +
+                  count + "rm -f /tmp/strace.txt\n")
+        rc, out = self.tc.run(script, timeout=t + 60)
+        if rc != 0:
+            raise harness.ProcessFailed(f"strace count: {out}")
+        return {w[1]: float(w[2]) for w in
+                (line.split() for line in out.splitlines())
+                if len(w) == 3 and w[0] == "SYS"}
+
     def close(self):
         """A line that is not "count M" ends the peer: exit code 0."""
         if self.proc.alive():
@@ -326,6 +360,8 @@ def run_redirector_once(tc, g, eps, kind, n, args):
     red = start_redirector(tc, g, kind, peer.port, n)
     try:
         res = peer.timed_run(red.pid)
+        if args.strace:
+            res["sys"] = peer.strace_count(red.pid, args.strace)
     finally:
         # the redirector first: usbredirect exits by itself when its peer
         # goes (a race with the signal); the peer waits on its stdin
@@ -392,11 +428,34 @@ def print_table(runs, order, args, load0, load1, tc):
           f"{ratio(add[1], badd[1])}")
 
 
+def rig_programs(rtt_exe, args):
+    """{VM path: host path} of the programs the VM needs beyond the rig's."""
+    progs = {"/usr/bin/hostrtt": rtt_exe}
+    if args.strace:   # busybox's date has no %N: coreutils' as gdate
+        progs.update({"/usr/bin/strace": "/usr/bin/strace",
+                      "/usr/bin/gdate": "/usr/bin/date"})
+    return progs
+
+
+def print_syscalls(runs, order, n):
+    """Per round trip, each redirector's calls (mean over its runs), the
+    names that make up at least one call per round trip."""
+    print(f"\n  system calls per round trip (strace -f in the VM, {n} "
+          f"untimed round trips per run, mean of the runs):")
+    for kind in ("usbredirect", "agent"):
+        rs = [runs[lb]["sys"] for lb, k in order if k == kind]
+        names = sorted({c for r in rs for c in r},
+                       key=lambda c: -sum(r.get(c, 0) for r in rs))
+        avg = {c: sum(r.get(c, 0) for r in rs) / len(rs) for c in names}
+        print(f"    {kind:12} " + ", ".join(
+            f"{c} {avg[c]:.1f}" for c in names if avg[c] >= 0.95))
+
+
 def bench(td, args):
     agent, rtt_exe = build(td.path)
     tc = ThinClient(td, agent=agent, usbredirect=True, smp=args.smp,
                     modules=("usb_f_ss_lb",),
-                    files=program_files({"/usr/bin/hostrtt": rtt_exe})).start()
+                    files=program_files(rig_programs(rtt_exe, args))).start()
     g, eps = plug_loopback(tc)
     order = [("device alone 1", "direct"), ("usbredirect A1", "usbredirect")]
     for i in range(args.rounds):
@@ -413,6 +472,8 @@ def bench(td, args):
         hostrtt.print_run(label, runs[label])
     load1 = loadavg()
     print_table(runs, order, args, load0, load1, tc)
+    if args.strace:
+        print_syscalls(runs, order, args.strace)
     tc.stop()
 
 
@@ -420,6 +481,9 @@ def main():
     ap = hostrtt.round_trip_args(__doc__)
     ap.add_argument("--rounds", type=int, default=1,
                     help="agent runs, each followed by a usbredirect run")
+    ap.add_argument("--strace", type=int, default=0,
+                    help="after each redirector's timed run, this many "
+                    "untimed round trips under strace -f (0: none)")
     ap.add_argument("--awake", action="store_true",
                     help="a nice-19 busy loop in the VM during every run: "
                     "its vCPU never halts, as usbredirect's spin keeps it")

@@ -79,6 +79,44 @@ void cuse_tty_line(const struct cuse_tty *t, struct serial_line *l)
 
 int cuse_tty_modem(const struct cuse_tty *t) { return t->lines; }
 
+/* Names the layout of a saved state: a relay of another build whose
+ * struct differs must not take it (bump with any change to the struct). */
+#define STATE_TAG 0x31544352u /* "RCT1" */
+#define STATE_LEN (sizeof(uint32_t) + sizeof(struct cuse_tty))
+/* Opens a restored state may count: no program holds this many, and a
+ * count past it is not one we wrote. */
+#define STATE_OPENS_MAX 65536
+_Static_assert(STATE_LEN <= CUSE_TTY_STATE_MAX, "CUSE_TTY_STATE_MAX");
+
+size_t cuse_tty_save(const struct cuse_tty *t, uint8_t *buf, size_t cap)
+{
+    uint32_t tag = STATE_TAG;
+
+    if (cap < STATE_LEN)
+        return 0;
+    memcpy(buf, &tag, sizeof(tag));
+    memcpy(buf + sizeof(tag), t, sizeof(*t));
+    return STATE_LEN;
+}
+
+bool cuse_tty_restore(struct cuse_tty *t, const uint8_t *buf, size_t len)
+{
+    const int lines = CUSE_TTY_DTR | CUSE_TTY_RTS | CUSE_TTY_CTS |
+                      CUSE_TTY_DSR | CUSE_TTY_CD | CUSE_TTY_RI;
+    struct cuse_tty saved;
+    uint32_t tag;
+
+    if (len != STATE_LEN)
+        return false;
+    memcpy(&tag, buf, sizeof(tag));
+    memcpy(&saved, buf + sizeof(tag), sizeof(saved));
+    if (tag != STATE_TAG || (saved.lines & ~lines) ||
+        saved.opens > STATE_OPENS_MAX)
+        return false;
+    *t = saved; /* any termios is one a caller could have set */
+    return true;
+}
+
 void cuse_tty_set_inputs(struct cuse_tty *t, int bits)
 {
     const int inputs = CUSE_TTY_CTS | CUSE_TTY_DSR | CUSE_TTY_CD | CUSE_TTY_RI;

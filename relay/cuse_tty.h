@@ -95,6 +95,20 @@ bool cuse_tty_closed(struct cuse_tty *t);
 /* The far port's inputs (CUSE_TTY_CTS | DSR | CD | RI). */
 void cuse_tty_set_inputs(struct cuse_tty *t, int bits);
 
+/* The most bytes cuse_tty_save writes: what a restarted relay needs to
+ * give the guest's open file its tty back (termios, window size, DTR/RTS,
+ * how many have it open). */
+#define CUSE_TTY_STATE_MAX 128
+
+/* Writes t's state to buf (cap bytes); returns its length, 0 if cap is too
+ * small. The layout is this build's: a tag names it. */
+size_t cuse_tty_save(const struct cuse_tty *t, uint8_t *buf, size_t cap);
+
+/* Takes back what cuse_tty_save wrote, possibly by another run or build
+ * of the relay: false (t unchanged) unless the tag and length are this
+ * build's and the contents sane. */
+bool cuse_tty_restore(struct cuse_tty *t, const uint8_t *buf, size_t len);
+
 /* Whether cmd waits for the output written before it (tcdrain(),
  * TCSETSW, TCSETSF and their termios2 forms, TCSBRK(P)): what the owner
  * holds back for the agent goes on first. */

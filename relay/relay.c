@@ -182,9 +182,10 @@ static void relay_stop(struct relay *r, const char *why)
     if (r->stopping)
         return;
     r->stopping = true;
-    fdstore_keep(); /* a restart takes the serial targets' ptys back */
+    fdstore_keep(); /* a restart takes the serial targets' ttys back */
     daemon_notify("STOPPING=1");
-    log_info("%s: closing %zu sessions and exiting", why, r->n_sessions);
+    log_info("%s: closing %zu session%s and exiting", why, r->n_sessions,
+             r->n_sessions == 1 ? "" : "s");
     uv_timer_start(&r->deadline, on_deadline, SHUTDOWN_DEADLINE_MS, 0);
     uv_unref((uv_handle_t *)&r->deadline); /* does not keep the loop up */
     if (r->listener)

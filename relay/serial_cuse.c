@@ -15,8 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "cuse_keep.h"
 #include "cuse_tty.h"
 #include "log.h"
 #include "net_pace.h"
@@ -48,8 +50,10 @@ struct held { /* a blocking read or write waiting for data or room */
     struct held *next;
 };
 
-struct opener { /* one open file: its poll handle */
-    struct fuse_pollhandle *ph;
+struct opener {                 /* one open file: its handle and poll handle */
+    uint64_t fh;                /* ours, for the kernel: fi->fh */
+    uint64_t kh;                /* the kernel's poll handle, 0 if none */
+    struct fuse_pollhandle *ph; /* libfuse's, holding kh */
     struct opener *next;
 };
 
@@ -65,13 +69,18 @@ struct serial_tty {
     uv_poll_t poll;
     uv_timer_t brk_timer;
     struct cuse_tty *tty;
+    struct cuse_keep *keep; /* the device and state across restarts */
+    uint64_t next_fh;       /* the next open file's handle */
     struct opener *openers;
     struct held *reads, *writes;
     unsigned held;
     bool linked;
-    bool full; /* the guest was told there is no room (poll, EAGAIN) */
+    bool inited; /* the kernel's device exists (CUSE_INIT answered) */
+    bool kept;   /* an earlier run's device, taken back at start */
+    bool full;   /* the guest was told there is no room (poll, EAGAIN) */
     struct net_pace *pace; /* when the guest's stream is handed on */
     size_t batched;        /* bytes in batch, not handed on yet */
+    size_t req_len;        /* of the request being served, in fbuf */
     uint8_t batch[BATCH_MAX];
     uint8_t in[INPUT_MAX];
     size_t head, tail; /* [head, tail): for the guest's reads */
@@ -100,16 +109,52 @@ static void notify_pollers(struct serial_tty *t)
             fuse_lowlevel_notify_poll(o->ph);
 }
 
+/* The open file fh names. One opened under an earlier run of the relay
+ * (its device kept across the restart) is met here first and adopted.
+ * From poll and release; NULL only out of memory. */
+static struct opener *opener_of(struct serial_tty *t, uint64_t fh)
+{
+    struct opener *o;
+
+    for (o = t->openers; o; o = o->next)
+        if (o->fh == fh)
+            return o;
+    if (!(o = calloc(1, sizeof(*o))))
+        return NULL;
+    o->fh = fh;
+    o->next = t->openers;
+    t->openers = o;
+    return o;
+}
+
+/* After anything that may change what a restarted relay needs: the tty,
+ * the open files' poll handles (no system call when nothing changed). */
+static void save_state(struct serial_tty *t)
+{
+    uint64_t kh[CUSE_KEEP_POLLERS];
+    size_t n = 0;
+
+    for (struct opener *o = t->openers; o && n < CUSE_KEEP_POLLERS; o = o->next)
+        if (o->kh)
+            kh[n++] = o->kh;
+    if (t->keep)
+        cuse_keep_save(t->keep, t->tty, t->next_fh, kh, n);
+}
+
 static void cuse_poll(fuse_req_t req, struct fuse_file_info *fi,
                       struct fuse_pollhandle *ph)
 {
     struct serial_tty *t = req_tty(req);
-    struct opener *o = (struct opener *)(uintptr_t)fi->fh;
+    struct opener *o = opener_of(t, fi->fh);
 
-    if (ph) {
+    if (ph && !o) {
+        fuse_pollhandle_destroy(ph);
+    } else if (ph) {
         if (o->ph)
             fuse_pollhandle_destroy(o->ph);
         o->ph = ph;
+        o->kh = cuse_keep_poll_kh(t->fbuf.mem, t->req_len);
+        save_state(t);
     }
     fuse_reply_poll(req, revents(t));
 }
@@ -367,35 +412,39 @@ static void cuse_open(fuse_req_t req, struct fuse_file_info *fi)
         fuse_reply_err(req, ENOMEM);
         return;
     }
+    o->fh = t->next_fh++;
     o->next = t->openers;
     t->openers = o;
-    fi->fh = (uint64_t)(uintptr_t)o;
+    fi->fh = o->fh;
     fi->direct_io = 1;
     fi->nonseekable = 1;
     fuse_reply_open(req, fi);
     if (cuse_tty_opened(t->tty))
         forward_outputs(t, before);
+    save_state(t);
     log_debug("target %s: %s opened (pid %d)", t->name, t->path, pid);
 }
 
 static void cuse_release(fuse_req_t req, struct fuse_file_info *fi)
 {
     struct serial_tty *t = req_tty(req);
-    struct opener *o = (struct opener *)(uintptr_t)fi->fh;
+    struct opener *o = NULL;
     int before = cuse_tty_modem(t->tty);
 
     for (struct opener **p = &t->openers; *p; p = &(*p)->next)
-        if (*p == o) {
+        if ((*p)->fh == fi->fh) { /* none: opened and never polled under */
+            o = *p;               /* an earlier run */
             *p = o->next;
             break;
         }
-    if (o->ph)
+    if (o && o->ph)
         fuse_pollhandle_destroy(o->ph);
     free(o);
     fuse_reply_err(req, 0);
     flush_batch(t);
     if (cuse_tty_closed(t->tty)) /* HUPCL: the last close drops DTR/RTS */
         forward_outputs(t, before);
+    save_state(t);
     log_debug("target %s: %s closed", t->name, t->path);
 }
 
@@ -480,6 +529,7 @@ static void cuse_ioctl(fuse_req_t req, int cmd, void *arg,
     } else {
         fuse_reply_ioctl(req, r.ret, r.out_len ? r.out : NULL, r.out_len);
         apply(t, c.cmd, &r, before);
+        save_state(t);
     }
 }
 
@@ -511,6 +561,7 @@ static void cuse_init_done(void *userdata)
     char node[sizeof(t->devname) + 8];
     struct stat st;
 
+    t->inited = true;
     snprintf(node, sizeof(node), "/dev/%s", t->devname);
     if (stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
         log_warn("target %s: CUSE device %s: no node in /dev (%s); QEMU "
@@ -520,6 +571,10 @@ static void cuse_init_done(void *userdata)
     if (rc < 0)
         log_err("target %s: cannot link %s to %s: %s", t->name, t->path, node,
                 strerror(-rc));
+    else if (t->kept)
+        log_info("target %s: serial tty %s (CUSE, kept across the restart) "
+                 "linked at %s",
+                 t->name, node, t->path);
     else
         log_info("target %s: serial tty %s (CUSE: every setting, modem "
                  "line and BREAK) linked at %s",
@@ -556,11 +611,13 @@ static void on_session(uv_poll_t *h, int status, int events)
             uv_poll_stop(&t->poll);
             return;
         }
+        t->req_len = (size_t)n;
         fuse_session_process_buf(t->se, &t->fbuf);
     }
 }
 
-static int session_open(struct serial_tty *t)
+/* A libfuse session on fd (a /dev/cuse fd, which it adopts). */
+static int session_new(struct serial_tty *t, int fd)
 {
     const char *info[] = {NULL};
     char devinfo[sizeof(t->devname) + 16];
@@ -575,17 +632,69 @@ static int session_open(struct serial_tty *t)
     info[0] = devinfo;
     t->se = cuse_lowlevel_new(&args, &ci, &cuse_ops, t);
     fuse_opt_free_args(&args); /* the parse may have copied argv */
-    if (!t->se)
+    if (!t->se) {
+        close(fd);
         return -ENOMEM;
-    int fd = open(CUSE_DEVICE, O_RDWR | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0)
-        return -errno;
+    }
     snprintf(mnt, sizeof(mnt), "/dev/fd/%d", fd);
     if (fuse_session_mount(t->se, mnt) < 0) { /* adopts fd */
         close(fd);
         return -EINVAL;
     }
-    int rc = uv_poll_init(t->loop, &t->poll, fd);
+    return 0;
+}
+
+/* The device an earlier run kept in systemd's fd store: served on from
+ * where that run left it (the guest's settings, its open files). False
+ * when it is not usable: a new one then. */
+static bool session_resume(struct serial_tty *t, int fd)
+{
+    struct serial_line l;
+
+    t->kept = true; /* for init_done's log */
+    if (session_new(t, fd) == 0) {
+        bool loaded = cuse_keep_resume(t->keep, t->se, fd, t->tty, &t->next_fh);
+        if (!loaded) /* the earlier run's handles are unknown: start far */
+            t->next_fh = (uint64_t)time(NULL) << 20; /* beyond them */
+        if (!loaded && t->inited)
+            log_warn("target %s: the CUSE device was kept across the "
+                     "restart, its settings were not: the guest's last "
+                     "ones are lost until it sets them again",
+                     t->name);
+    }
+    if (t->inited) {
+        cuse_tty_line(t->tty, &l);
+        if (t->pace)
+            net_pace_line(t->pace, &l);
+        return true;
+    }
+    log_warn("target %s: the CUSE device kept across the restart is not "
+             "usable: a new one, QEMU must reopen %s",
+             t->name, t->path);
+    t->kept = false;
+    if (t->se)
+        fuse_session_destroy(t->se);
+    t->se = NULL;
+    return false;
+}
+
+static int session_open(struct serial_tty *t)
+{
+    int fd, rc;
+
+    t->keep = cuse_keep_open(t->name, &fd);
+    if (!t->keep)
+        return -ENOMEM;
+    if (fd < 0 || !session_resume(t, fd)) {
+        fd = open(CUSE_DEVICE, O_RDWR | O_NONBLOCK | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        rc = session_new(t, fd);
+        if (rc < 0)
+            return rc;
+        cuse_keep_store(t->keep, fd);
+    }
+    rc = uv_poll_init(t->loop, &t->poll, fuse_session_fd(t->se));
     if (rc < 0)
         return rc;
     t->poll.data = t;
@@ -645,9 +754,11 @@ static void tty_close(struct serial_tty *t)
         uv_close((uv_handle_t *)&t->poll, on_poll_closed);
     if (t->se) {
         drop_requests(t);
-        fuse_session_destroy(t->se); /* closes /dev/cuse: the device goes */
-        t->se = NULL;
+        fuse_session_destroy(t->se); /* closes /dev/cuse: the device goes, */
+        t->se = NULL;                /* unless systemd keeps a copy */
     }
+    cuse_keep_close(t->keep);
+    t->keep = NULL;
     if (!polled)
         on_poll_closed((uv_handle_t *)&t->poll);
 }
@@ -681,6 +792,7 @@ static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
         return NULL;
     }
     t->loop = loop;
+    t->next_fh = 1; /* 0: no handle */
     t->ev = ev;
     t->owner = owner;
     snprintf(t->name, sizeof(t->name), "%s", target);
@@ -732,12 +844,8 @@ bool serial_cuse_available(void)
     return true;
 }
 
-/* A CUSE device ends with its relay: never one of an earlier run. */
-static bool tty_kept(const struct serial_tty *t)
-{
-    (void)t;
-    return false;
-}
+/* Under systemd, a device an earlier run kept (cuse_keep.c). */
+static bool tty_kept(const struct serial_tty *t) { return t->kept; }
 
 const struct serial_tty_backend serial_tty_cuse = {
     .kind = "cuse",

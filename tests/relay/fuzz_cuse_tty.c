@@ -2,7 +2,8 @@
 /* libFuzzer target: the CUSE tty's ioctl handling (relay/cuse_tty.c) fed
  * any command, integer argument and copied-in bytes of any length, as a
  * hostile or buggy program opening the relay's tty could send them. The
- * answers must stay within the sizes offered and the state readable. */
+ * answers must stay within the sizes offered and the state readable; a
+ * saved state read back (a restarted relay) is taken only as written. */
 #include <asm/ioctls.h>
 #include <asm/termbits.h> /* struct termios2, for TCGETS2 and kin */
 #include <stdint.h>
@@ -67,13 +68,35 @@ static void one_call(struct cuse_tty *t, const uint8_t *p, size_t n)
     cuse_tty_set_inputs(t, p[11] << 3);
 }
 
-/* Records of 12 header bytes and what follows as the argument. */
+/* A state as a restarted relay reads it from the fd store (written by
+ * any run, or by anyone who could put an fd there): taken only whole, and
+ * what was taken saves back to the same bytes (the oracle: nothing in a
+ * restored state that this build would not itself have written). */
+static void restore(struct cuse_tty *t, const uint8_t *p, size_t n)
+{
+    uint8_t back[CUSE_TTY_STATE_MAX];
+
+    if (!cuse_tty_restore(t, p, n))
+        return;
+    if (cuse_tty_save(t, back, sizeof(back)) != n || memcmp(back, p, n) != 0)
+        abort();
+}
+
+/* An optional state first (a first byte of 0xff, a length byte, that many
+ * bytes), then records of 12 header bytes and what follows as the
+ * argument. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct cuse_tty *t = cuse_tty_new();
 
     if (!t)
         return 0;
+    if (size >= 2 && data[0] == 0xff) {
+        size_t n = data[1] < size - 2 ? data[1] : size - 2;
+        restore(t, data + 2, n);
+        data += 2 + n;
+        size -= 2 + n;
+    }
     while (size >= 12) {
         size_t rest = size - 12;
         one_call(t, data, rest);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* Unit tests of the CUSE tty's ioctls (relay/cuse_tty.c): the retry that
  * names each argument's size, short and missing arguments, unknown
- * commands, what each setting, modem line and BREAK changes. */
+ * commands, what each setting, modem line and BREAK changes; the state
+ * a restarted relay takes back. */
 #include <asm/termios.h> /* the kernel ABI: TIOCM_*, termios2 */
 #include <errno.h>
 #include <string.h>
@@ -216,6 +217,46 @@ static void test_drains(void)
           "what QEMU polls or sets at once does not");
 }
 
+/* A restarted relay takes the state back (cuse_keep.c): the same line,
+ * lines and opens; anything not written by this build is refused. Attack:
+ * a stale or foreign fd-store entry must not become the guest's tty. */
+static void test_save_restore(void)
+{
+    struct cuse_tty *a = cuse_tty_new(), *b = cuse_tty_new();
+    uint8_t buf[CUSE_TTY_STATE_MAX], copy[CUSE_TTY_STATE_MAX];
+    struct serial_line la, lb;
+    size_t n;
+
+    CHECK(a && b, "cuse_tty_new");
+    if (!a || !b)
+        return;
+    cuse_tty_opened(a);
+    set_cflag(a, TCSETS, B9600 | CS7 | PARENB | CSTOPB, 0);
+    CHECK(cuse_tty_save(a, buf, 8) == 0, "too small a buffer: nothing");
+    n = cuse_tty_save(a, buf, sizeof(buf));
+    CHECK(n > 0 && n <= CUSE_TTY_STATE_MAX, "saved %zu bytes", n);
+    CHECK(!cuse_tty_restore(b, buf, n - 1), "a short state is refused");
+    memcpy(copy, buf, n);
+    copy[0] ^= 1;
+    CHECK(!cuse_tty_restore(b, copy, n), "another layout's tag is refused");
+    memcpy(copy, buf, n);
+    memset(copy + n - 4, 0xff, 4); /* the open count: absurd */
+    CHECK(!cuse_tty_restore(b, copy, n), "an absurd open count is refused");
+    cuse_tty_line(b, &lb);
+    CHECK(lb.data_bits == 8 && cuse_tty_modem(b) == 0, "refused: unchanged");
+    CHECK(cuse_tty_restore(b, buf, n), "this build's state is taken");
+    cuse_tty_line(a, &la);
+    cuse_tty_line(b, &lb);
+    CHECK(lb.baud == 9600 && lb.data_bits == 7 &&
+              lb.parity == SERIAL_PARITY_EVEN && lb.stop == SERIAL_STOP_2,
+          "9600 7E2 back: %u %u", lb.baud, lb.data_bits);
+    CHECK(cuse_tty_modem(b) == (TIOCM_DTR | TIOCM_RTS), "DTR/RTS back");
+    CHECK(cuse_tty_closed(b) && cuse_tty_modem(b) == 0,
+          "the open count back: the last close drops DTR/RTS");
+    cuse_tty_free(a);
+    cuse_tty_free(b);
+}
+
 int main(void)
 {
     struct cuse_tty *t = cuse_tty_new();
@@ -229,6 +270,7 @@ int main(void)
     test_modem(t);
     test_break_flush_queues(t);
     test_drains();
+    test_save_restore();
     cuse_tty_free(t);
     return check_summary();
 }

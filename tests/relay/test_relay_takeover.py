@@ -62,7 +62,7 @@ def test(td):
     assert relay.stop() == 0
     again.settimeout(5)
     assert again.recv(100) == b""
-    relay.wait_log(r"SIGTERM: closing 1 sessions and exiting")
+    relay.wait_log(r"SIGTERM: closing 1 session and exiting")
     relay.wait_log(r"left target 'vm1' .*: relay shutting down")
     relay2 = relayharness.Relay(td, name="relay2", port=relay.port,
                                 secret=relay.secret)

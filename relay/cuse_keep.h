@@ -1,0 +1,54 @@
+/* SPDX-License-Identifier: MIT */
+/* A CUSE tty across relay restarts: its /dev/cuse fd and its tty state
+ * kept in systemd's fd store, so that a restarted relay serves the same
+ * kernel device and the file QEMU holds open goes on working. */
+#ifndef REDIR_CUSE_KEEP_H
+#define REDIR_CUSE_KEEP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cuse_tty.h"
+
+struct fuse_session;
+struct cuse_keep;
+
+/* What an earlier run kept for target. *dev_fd: its /dev/cuse fd, or -1
+ * when there is none (a new device then). NULL only out of memory. */
+struct cuse_keep *cuse_keep_open(const char *target, int *dev_fd);
+
+/* A new device's /dev/cuse fd and a new state, into the store (when
+ * systemd runs the relay with one; else nothing is kept). */
+void cuse_keep_store(struct cuse_keep *k, int dev_fd);
+
+/* How many open files' pollers a restart wakes (QEMU holds one). */
+#define CUSE_KEEP_POLLERS 8
+
+/* se was just made on the kept dev_fd: the kernel's device exists and its
+ * CUSE_INIT was answered by the earlier run, so libfuse is told its init
+ * is done (its init_done callback runs: the caller checks that it did).
+ * Then the saved tty state and next open file handle are loaded into
+ * tty and *next_fh (both left as they were unless an earlier run of this
+ * build saved them: returns whether it did), and every poller the
+ * earlier run knew is woken, to poll again and so reach this run. */
+bool cuse_keep_resume(struct cuse_keep *k, struct fuse_session *se, int dev_fd,
+                      struct cuse_tty *tty, uint64_t *next_fh);
+
+/* Saves the state: the tty, the next open file handle, and the kernel's
+ * poll handles of the open files (kh[n], 0 for none; at most
+ * CUSE_KEEP_POLLERS). Called after anything that may have changed it:
+ * one pwrite to a memfd when it did, none when not. */
+void cuse_keep_save(struct cuse_keep *k, const struct cuse_tty *tty,
+                    uint64_t next_fh, const uint64_t *kh, size_t n);
+
+/* The kernel's poll handle in a FUSE_POLL request (req, len bytes as
+ * read from /dev/cuse), else 0: libfuse keeps it opaque, and a restarted
+ * relay needs it to wake that poller (cuse_keep_resume). */
+uint64_t cuse_keep_poll_kh(const void *req, size_t len);
+
+/* The target goes: its entries leave the store (unless the relay is
+ * exiting to be restarted: fdstore_keep). Frees k. */
+void cuse_keep_close(struct cuse_keep *k);
+
+#endif

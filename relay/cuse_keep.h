@@ -28,19 +28,36 @@ void cuse_keep_store(struct cuse_keep *k, int dev_fd);
 /* se was just made on the kept dev_fd: the kernel's device exists and its
  * CUSE_INIT was answered by the earlier run, so libfuse is told its init
  * is done (its init_done callback runs: the caller checks that it did).
- * Then the saved tty state and next open file handle are loaded into
- * tty and *next_fh (both left as they were unless an earlier run of this
- * build saved them: returns whether it did), and every poller the
- * earlier run knew is woken, to poll again and so reach this run. */
+ * The requests the earlier run died serving, holding or reading are
+ * answered (with EINTR, or "ready" for a poll). Then the saved tty
+ * state and next open file handle are loaded into tty and *next_fh (both
+ * left as they were unless an earlier run of this build saved them:
+ * returns whether it did), and every poller the earlier run knew is
+ * woken, to poll again and so reach this run. */
 bool cuse_keep_resume(struct cuse_keep *k, struct fuse_session *se, int dev_fd,
                       struct cuse_tty *tty, uint64_t *next_fh);
 
 /* Saves the state: the tty, the next open file handle, and the kernel's
  * poll handles of the open files (kh[n], 0 for none; at most
- * CUSE_KEEP_POLLERS). Called after anything that may have changed it:
- * one pwrite to a memfd when it did, none when not. */
+ * CUSE_KEEP_POLLERS). Called after anything that may have changed it: a
+ * store into the shared memfd, no system call. */
 void cuse_keep_save(struct cuse_keep *k, const struct cuse_tty *tty,
                     uint64_t next_fh, const uint64_t *kh, size_t n);
+
+/* Blocking reads and writes held at once (serial_cuse.c's HELD_MAX). */
+#define CUSE_KEEP_HELD 16
+
+/* The request (req, len bytes as read from /dev/cuse) about to be served,
+ * or NULL once it was answered or held: if the relay dies in between,
+ * the next run answers it (cuse_keep_resume), so that its caller does
+ * not wait for ever. */
+void cuse_keep_serving(struct cuse_keep *k, const void *req, size_t len);
+
+/* The request being served is held for later (a blocking read or
+ * write): returns its id for cuse_keep_unhold when it is answered (0:
+ * not noted, then a crash leaves it unanswered). */
+uint64_t cuse_keep_hold(struct cuse_keep *k);
+void cuse_keep_unhold(struct cuse_keep *k, uint64_t unique);
 
 /* The kernel's poll handle in a FUSE_POLL request (req, len bytes as
  * read from /dev/cuse), else 0: libfuse keeps it opaque, and a restarted

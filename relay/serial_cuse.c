@@ -30,7 +30,7 @@
 #define INPUT_MAX (64 * 1024)
 /* Reads and writes a caller may block in at once (each one an open
  * FUSE request); more fail with EAGAIN rather than pile up. */
-#define HELD_MAX 16
+#define HELD_MAX CUSE_KEEP_HELD /* each noted for a restart (cuse_keep.c) */
 /* The guest's stream, handed on in batches of at most this much while
  * the port still sends the batch before (see give_output); net_pace
  * starts no rest after a batch this big (its PACE_BATCH). */
@@ -46,6 +46,7 @@ struct held { /* a blocking read or write waiting for data or room */
     struct serial_tty *tty;
     fuse_req_t req;
     size_t size, done;
+    uint64_t unique; /* noted for a restarted relay, 0 if not */
     uint8_t *data; /* a write's bytes (copied: the request buffer is reused) */
     struct held *next;
 };
@@ -169,6 +170,7 @@ static void unhold(struct held **list, struct held *h)
             break;
         }
     h->tty->held--;
+    cuse_keep_unhold(h->tty->keep, h->unique);
     free(h->data);
     free(h);
 }
@@ -198,6 +200,7 @@ static void hold(struct serial_tty *t, struct held **list, fuse_req_t req,
         (!data || (h->data = malloc(size)))) {
         h->tty = t;
         h->req = req;
+        h->unique = cuse_keep_hold(t->keep);
         h->size = size;
         h->done = done;
         if (data)
@@ -612,7 +615,9 @@ static void on_session(uv_poll_t *h, int status, int events)
             return;
         }
         t->req_len = (size_t)n;
+        cuse_keep_serving(t->keep, t->fbuf.mem, t->req_len);
         fuse_session_process_buf(t->se, &t->fbuf);
+        cuse_keep_serving(t->keep, NULL, 0);
     }
 }
 

@@ -76,7 +76,8 @@ struct serial_tty {
     struct held *reads, *writes;
     unsigned held;
     bool linked;
-    bool inited; /* the kernel's device exists (CUSE_INIT answered) */
+    bool inited; /* the kernel's device exists (CUSE_INIT answered) and,
+                  * when kept, still has its node */
     bool kept;   /* an earlier run's device, taken back at start */
     bool full;   /* the guest was told there is no room (poll, EAGAIN) */
     struct net_pace *pace; /* when the guest's stream is handed on */
@@ -564,8 +565,11 @@ static void cuse_init_done(void *userdata)
     char node[sizeof(t->devname) + 8];
     struct stat st;
 
-    t->inited = true;
     snprintf(node, sizeof(node), "/dev/%s", t->devname);
+    /* a kept device whose node is gone is not one QEMU holds any more */
+    t->inited = !t->kept || (stat(node, &st) == 0 && S_ISCHR(st.st_mode));
+    if (!t->inited)
+        return;
     if (stat(node, &st) < 0 || !S_ISCHR(st.st_mode))
         log_warn("target %s: CUSE device %s: no node in /dev (%s); QEMU "
                  "will not find it at %s",

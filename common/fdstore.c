@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,25 @@ void fdstore_remove(const char *name)
 }
 
 void fdstore_keep(void) { keeping = true; }
+
+bool fdstore_keeping(void) { return keeping; }
+
+int fdstore_barrier(int timeout_ms)
+{
+    int p[2], rc;
+
+    if (pipe2(p, O_CLOEXEC) < 0)
+        return -errno;
+    rc = daemon_notify_fds("BARRIER=1", &p[1], 1);
+    close(p[1]); /* systemd's copy is the last: it closes it when done */
+    if (rc == 0) {
+        struct pollfd pfd = {.fd = p[0], .events = 0};
+        int n = poll(&pfd, 1, timeout_ms); /* POLLHUP needs no asking */
+        rc = n > 0 ? 0 : n == 0 ? -ETIMEDOUT : -errno;
+    }
+    close(p[0]);
+    return rc;
+}
 
 size_t fdstore_drop_unclaimed(void)
 {

@@ -5,6 +5,7 @@
 #ifndef REDIR_FDSTORE_H
 #define REDIR_FDSTORE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Longest name of a stored set (systemd's FDNAME limit). */
@@ -33,6 +34,16 @@ void fdstore_remove(const char *name);
 /* The process is exiting (or failed to start) and will be restarted: what
  * it closes from now on stays in the store. */
 void fdstore_keep(void);
+
+/* Whether fdstore_keep was called: what an fd stands for outlives this
+ * run (a device's callers should be told "try again", not "gone"). */
+bool fdstore_keeping(void);
+
+/* Waits (at most timeout_ms, blocking) until systemd has handled every
+ * notification sent before (BARRIER=1, as sd_notify_barrier(3)): after an
+ * fdstore_remove, its copies are closed then. 0, -ENOTCONN when not run
+ * by systemd, or -errno (-ETIMEDOUT). */
+int fdstore_barrier(int timeout_ms);
 
 /* Closes the fds nobody took and removes them from the store (what they
  * stood for is gone from the configuration). Returns how many. */

@@ -20,6 +20,7 @@
 
 #include "cuse_keep.h"
 #include "cuse_tty.h"
+#include "fdstore.h"
 #include "log.h"
 #include "net_pace.h"
 #include "serial_tty_backend.h"
@@ -130,17 +131,19 @@ static struct opener *opener_of(struct serial_tty *t, uint64_t fh)
 }
 
 /* After anything that may change what a restarted relay needs: the tty,
- * the open files' poll handles (no system call when nothing changed). */
+ * the open files' poll handles (a copy into shared memory, under systemd
+ * only). */
 static void save_state(struct serial_tty *t)
 {
     uint64_t kh[CUSE_KEEP_POLLERS];
     size_t n = 0;
 
+    if (!cuse_keep_saving(t->keep))
+        return;
     for (struct opener *o = t->openers; o && n < CUSE_KEEP_POLLERS; o = o->next)
         if (o->kh)
             kh[n++] = o->kh;
-    if (t->keep)
-        cuse_keep_save(t->keep, t->tty, t->next_fh, kh, n);
+    cuse_keep_save(t->keep, t->tty, t->next_fh, kh, n);
 }
 
 static void cuse_poll(fuse_req_t req, struct fuse_file_info *fi,
@@ -435,9 +438,10 @@ static void cuse_release(fuse_req_t req, struct fuse_file_info *fi)
     struct opener *o = NULL;
     int before = cuse_tty_modem(t->tty);
 
+    /* none for a file opened under an earlier run and never polled */
     for (struct opener **p = &t->openers; *p; p = &(*p)->next)
-        if ((*p)->fh == fi->fh) { /* none: opened and never polled under */
-            o = *p;               /* an earlier run */
+        if ((*p)->fh == fi->fh) {
+            o = *p;
             *p = o->next;
             break;
         }
@@ -613,15 +617,17 @@ static void on_session(uv_poll_t *h, int status, int events)
         if (n == -EAGAIN || n == -EINTR)
             return;
         if (n <= 0) { /* ENODEV: the kernel dropped the device */
-            log_err("target %s: the CUSE device ended (%s)", t->name,
-                    n < 0 ? strerror(-n) : "session closed");
+            log_err("target %s: the CUSE device ended (%s); a reload or "
+                    "restart makes a new one",
+                    t->name, n < 0 ? strerror(-n) : "session closed");
             uv_poll_stop(&t->poll);
+            cuse_keep_forget(t->keep); /* a restart must not take it back */
             return;
         }
         t->req_len = (size_t)n;
         cuse_keep_serving(t->keep, t->fbuf.mem, t->req_len);
         fuse_session_process_buf(t->se, &t->fbuf);
-        cuse_keep_serving(t->keep, NULL, 0);
+        cuse_keep_served(t->keep);
     }
 }
 
@@ -661,17 +667,17 @@ static bool session_resume(struct serial_tty *t, int fd)
     struct serial_line l;
 
     t->kept = true; /* for init_done's log */
-    if (session_new(t, fd) == 0) {
-        bool loaded = cuse_keep_resume(t->keep, t->se, fd, t->tty, &t->next_fh);
-        if (!loaded) /* the earlier run's handles are unknown: start far */
-            t->next_fh = (uint64_t)time(NULL) << 20; /* beyond them */
-        if (!loaded && t->inited)
+    if (session_new(t, fd) == 0)
+        cuse_keep_resume(t->keep, t->se, fd);
+    if (t->inited) {
+        if (!cuse_keep_load(t->keep, t->tty, &t->next_fh)) {
+            /* the earlier run's handles are unknown: start beyond them */
+            t->next_fh = (uint64_t)time(NULL) << 20;
             log_warn("target %s: the CUSE device was kept across the "
                      "restart, its settings were not: the guest's last "
                      "ones are lost until it sets them again",
                      t->name);
-    }
-    if (t->inited) {
+        }
         cuse_tty_line(t->tty, &l);
         if (t->pace)
             net_pace_line(t->pace, &l);
@@ -714,13 +720,21 @@ static int session_open(struct serial_tty *t)
  * poll handles: nothing of libfuse's is left when the session goes. */
 static void drop_requests(struct serial_tty *t)
 {
+    /* a device kept for the next run is not gone: its callers try again
+     * (a write tells what it got through, as when interrupted) */
+    int err = fdstore_keeping() ? EINTR : ENODEV;
+
     while (t->reads) {
-        fuse_reply_err(t->reads->req, ENODEV);
+        fuse_reply_err(t->reads->req, err);
         unhold(&t->reads, t->reads);
     }
     while (t->writes) {
-        fuse_reply_err(t->writes->req, ENODEV);
-        unhold(&t->writes, t->writes);
+        struct held *h = t->writes;
+        if (err == EINTR && h->done)
+            fuse_reply_write(h->req, h->done);
+        else
+            fuse_reply_err(h->req, err);
+        unhold(&t->writes, h);
     }
     while (t->openers) {
         struct opener *o = t->openers;

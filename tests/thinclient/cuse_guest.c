@@ -19,15 +19,22 @@
  *        serial,path=..., the guest's register writes made through
  *        qtest (no guest OS): the same STEPs, plus send256 (0..255
  *        through THR) and recv256 (256 bytes through LSR/RBR, which
- *        must be 255..0)
+ *        must be 255..0); wait-FILE (prints "WAIT FILE", then waits up to
+ *        120 s until FILE exists, QEMU left alone: the chardev's fd stays
+ *        open while the test restarts the relay); hangup (QEMU's own fd
+ *        on the chardev's device, taken with pidfd_getfd, reports an
+ *        error or hang-up; QEMU still answers). QEMU must quit within
+ *        10 s of SIGTERM at the end.
  *   cuse_guest hostile PATH   ioctls a buggy or hostile program may send:
  *        unknown ones, bad pointers, a NULL argument; each must fail
  *        with its errno, the tty must still work after
  *   cuse_guest gen FILE NBYTES SEED      (every byte value, runs of 0x00
  *                                         and 0xff, then pseudo-random)
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -35,6 +42,8 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
 #include <termios.h>
@@ -46,6 +55,16 @@
 #define WAIT_MS 5000
 #define LINE_MAX_LEN 256
 #define PUMP_CHUNK 65536
+/* wait-FILE: the test restarts the relay meanwhile (a TCG boot of an
+ * ASan relay under systemd takes seconds, not minutes). */
+#define WAIT_FILE_MS 120000
+/* A qtest answer: QEMU's main loop may wait in the kernel on a FUSE
+ * request a broken relay never answers; fail instead of hanging. */
+#define QTEST_ANSWER_S 30
+/* hangup: how long QEMU's fd may take to report the device gone. */
+#define HANGUP_MS 5000
+/* QEMU quits this soon after SIGTERM, even on a dead chardev. */
+#define QUIT_MS 10000
 
 static double now_ms(void)
 {
@@ -326,6 +345,8 @@ static int bytes(char **argv)
 #define UART 0x3f8 /* COM1: THR/RBR, DLL, DLM, LCR = +3, MCR = +4, LSR = +5 */
 
 static FILE *qt;
+static pid_t qemu_pid;
+static dev_t chardev_rdev; /* the device behind -chardev serial,path= */
 
 /* One qtest command; returns its "OK [value]" answer's value. */
 static unsigned long qtest(const char *fmt, unsigned port, unsigned val)
@@ -383,6 +404,93 @@ static int uart_recv256(void)
     return got == 256 ? 0 : 1;
 }
 
+/* wait-FILE: QEMU runs on, untouched, until the test says go. */
+static int wait_file(const char *log, long *offset, const char *file)
+{
+    double t0 = now_ms();
+
+    printf("WAIT %s\n", file);
+    fflush(stdout);
+    while (access(file, F_OK) != 0) {
+        if (now_ms() - t0 > WAIT_FILE_MS) {
+            printf("FAIL wait-%s: not there after %d ms\n", file, WAIT_FILE_MS);
+            return 1;
+        }
+        usleep(10000);
+    }
+    /* what the agent's port did meanwhile (the restored settings) is not
+     * what the next steps look for */
+    *offset = log_size(log);
+    printf("OK wait-%s %.0f ms\n", file, now_ms() - t0);
+    return 0;
+}
+
+/* QEMU's fd whose file is the chardev's device (its node may be gone:
+ * stat through /proc follows the open file itself). */
+static int qemu_chardev_fd(char *link, size_t len)
+{
+    char dir[64], path[PATH_MAX];
+    struct dirent *e;
+    struct stat st;
+    int found = -1;
+
+    snprintf(dir, sizeof(dir), "/proc/%d/fd", (int)qemu_pid);
+    DIR *d = opendir(dir);
+    if (!d)
+        die(dir);
+    while (found < 0 && (e = readdir(d))) {
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (e->d_name[0] == '.' || stat(path, &st) < 0 ||
+            !S_ISCHR(st.st_mode) || st.st_rdev != chardev_rdev)
+            continue;
+        found = atoi(e->d_name);
+        ssize_t n = readlink(path, link, len - 1);
+        link[n < 0 ? 0 : n] = '\0';
+    }
+    closedir(d);
+    return found;
+}
+
+/* hangup: the device behind QEMU's chardev is gone; QEMU's own open
+ * file says so (error or hang-up), and QEMU still runs its main loop. */
+static int hangup(void)
+{
+    char link[PATH_MAX];
+    int qfd = qemu_chardev_fd(link, sizeof(link));
+    int pidfd = (int)syscall(SYS_pidfd_open, qemu_pid, 0);
+    int fd = qfd < 0 || pidfd < 0
+                 ? -1
+                 : (int)syscall(SYS_pidfd_getfd, pidfd, qfd, 0);
+    double t0 = now_ms();
+    char c;
+
+    if (qfd < 0) {
+        printf("FAIL hangup: QEMU holds no fd on the chardev's device\n");
+        return 1;
+    }
+    if (fd < 0)
+        die("pidfd_getfd");
+    struct pollfd p = {fd, POLLIN, 0};
+    int n = poll(&p, 1, HANGUP_MS);
+    ssize_t r = read(fd, &c, 1);
+    int err = errno;
+    if (n != 1 || !(p.revents & (POLLERR | POLLHUP | POLLNVAL)) || r > 0 ||
+        (r < 0 && err == EAGAIN)) {
+        printf("FAIL hangup: QEMU's fd %d (%s): poll %d revents 0x%x, "
+               "read %zd (%s)\n",
+               qfd, link, n, p.revents, r, r < 0 ? strerror(err) : "-");
+        return 1;
+    }
+    printf("OK hangup: QEMU's fd %d (%s): poll revents 0x%x in %.0f ms, "
+           "read: %s\n",
+           qfd, link, p.revents, now_ms() - t0, r ? strerror(err) : "EOF");
+    qtest("inb 0x%x%.0u", UART + 5, 0);
+    printf("OK hangup: QEMU still answers\n");
+    close(fd);
+    close(pidfd);
+    return 0;
+}
+
 static int qemu_step(const char *log, long *offset, const char *name)
 {
     const unsigned frame = CSIZE | PARENB | PARODD | CSTOPB;
@@ -414,6 +522,10 @@ static int qemu_step(const char *log, long *offset, const char *name)
         return 0;
     } else if (strcmp(name, "recv256") == 0) {
         return uart_recv256();
+    } else if (strncmp(name, "wait-", 5) == 0) {
+        return wait_file(log, offset, name + 5);
+    } else if (strcmp(name, "hangup") == 0) {
+        return hangup();
     } else {
         printf("FAIL unknown step %s\n", name);
         return 1;
@@ -451,10 +563,46 @@ static pid_t qemu_start(char **argv)
     if (pid < 0 || poll(&p, 1, 60000) != 1)
         die("QEMU did not connect to qtest");
     int c = accept(srv, NULL, NULL);
+    struct timeval tv = {QTEST_ANSWER_S, 0};
     close(srv);
-    if (c < 0 || !(qt = fdopen(c, "r+")))
+    if (c < 0 || setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
+        !(qt = fdopen(c, "r+")))
         die("accept");
     return pid;
+}
+
+/* The device -chardev serial,path=P opens (hangup finds QEMU's fd by it). */
+static void note_chardev(char **argv)
+{
+    for (; *argv; argv++) {
+        const char *p = strstr(*argv, "path=");
+        char path[PATH_MAX];
+        struct stat st;
+        if (!p || strncmp(*argv, "serial,", 7) != 0)
+            continue;
+        snprintf(path, sizeof(path), "%.*s", (int)strcspn(p + 5, ","), p + 5);
+        if (stat(path, &st) == 0)
+            chardev_rdev = st.st_rdev;
+    }
+}
+
+/* SIGTERM, then at most QUIT_MS for QEMU to exit. */
+static int qemu_quit(pid_t pid)
+{
+    double t0 = now_ms();
+
+    kill(pid, SIGTERM);
+    while (waitpid(pid, NULL, WNOHANG) == 0) {
+        if (now_ms() - t0 > QUIT_MS) {
+            kill(pid, SIGKILL);
+            waitpid(pid, NULL, 0);
+            printf("FAIL QEMU did not quit within %d ms of SIGTERM\n", QUIT_MS);
+            return 1;
+        }
+        usleep(10000);
+    }
+    printf("OK qemu quit in %.0f ms\n", now_ms() - t0);
+    return 0;
 }
 
 static int qemu(int argc, char **argv)
@@ -468,7 +616,8 @@ static int qemu(int argc, char **argv)
         return 2;
     double t0 = now_ms();
     offset = log_size(argv[2]);
-    pid_t pid = qemu_start(argv + dash + 1);
+    note_chardev(argv + dash + 1);
+    pid_t pid = qemu_pid = qemu_start(argv + dash + 1);
     /* qtest connects before QEMU's machine is up: the first answer says
      * it is, so the steps time the UART alone */
     qtest("inb 0x%x%.0u", UART + 5, 0);
@@ -476,9 +625,7 @@ static int qemu(int argc, char **argv)
     int rc = 0;
     for (int i = 3; i < dash && !rc; i++)
         rc = qemu_step(argv[2], &offset, argv[i]);
-    kill(pid, SIGTERM);
-    waitpid(pid, NULL, 0);
-    return rc;
+    return qemu_quit(pid) || rc;
 }
 
 /* ---- bad ioctls ---- */

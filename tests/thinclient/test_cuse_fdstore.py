@@ -1,0 +1,391 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Thin-client rig: a CUSE serial target survives relay restarts through
+systemd's file descriptor store, under one QEMU that never reopens it.
+
+Failure answered: a relay restart, upgrade or crash cut every VM's CUSE
+COM port for good (QEMU's serial chardev opens its path once; the CUSE
+device died with the relay's /dev/cuse fd).
+
+In one thin-client boot (cuse.ko loaded; this host's kernel has none):
+
+  systemd --user (a real user manager, in a cgroup of its own)
+    redir-relay.service: Type=notify, Restart=always, RestartSec=300ms,
+      FileDescriptorStoreMax=16; [target.com1] kind = serial, tty = cuse,
+      path = /run/com1: the /dev/cuse fd (cuse.com1) and a state memfd
+      (cuse-state.com1) in the store
+  redir-agent ([serial.com1] connect = 127.0.0.1:PORT/com1) on ttyACM0
+      (a CDC ACM gadget; ttyGS0 its far end), under the ioctl recorder
+  cuse_guest qemu: ONE QEMU 7.2 (-chardev serial,path=/run/com1,
+      isa-serial) whose 16550 is driven through qtest; it holds its
+      chardev's fd from start to end
+
+(a) `systemctl --user restart` (an upgrade) and (b) SIGKILL of MainPID
+(a crash; Restart=always): the restarted relay logs the device kept
+across the restart, the store holds 2 fds again, the agent's port (reset
+to 115200 8N1 meanwhile) gets the guest's last settings (9600 7E2) back
+from the relay, and QEMU's same open fd carries settings, modem lines and
+256 bytes each way again. (c) `systemctl --user stop`: the store is
+released, /dev/redir-relay/com1 goes, QEMU's fd reports an error or a
+hang-up, and QEMU still quits on SIGTERM.
+
+REDIR_FDSTORE_TTY=pty runs the same scaffolding on the pty backend (data
+and the store only: a pty carries neither parity nor modem lines), to
+tell a rig problem from a CUSE one.
+"""
+import os
+import re
+import shutil
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from thinclient import (DEFAULT_ASAN_OPTIONS, TcAgent, ThinClient,  # noqa: E402
+                        acm_gadget, harness, program_files)
+
+TTY = os.environ.get("REDIR_FDSTORE_TTY", "cuse")
+PORT = 7100
+GUEST = "/usr/bin/cuse_guest"
+RECORDER = "/usr/lib/redir-test/libserial_ioctl_recorder.so"
+IOCTL_LOG = "/tmp/ioctl.log"
+QEMU = "/usr/bin/qemu-system-x86_64"
+QEMU_DATA = "/usr/share/qemu-rig"
+SYSTEMD = "/usr/lib/systemd/systemd"
+SYSTEMCTL = "/bin/systemctl"
+UNIT = "redir-relay.service"
+ETC = "/etc/redir-test"    # the test's configuration files
+# systemd --user's environment in the VM (root's manager, as on the host
+# test: the VM is disposable, so no namespace)
+XDG_RUNTIME = "/run/user/0"
+XDG_CONFIG = "/root/.config"
+UNIT_DIR = f"{XDG_CONFIG}/systemd/user"
+CGROUP = "/sys/fs/cgroup/rig-user"
+SYSTEMCTL_USER = f"XDG_RUNTIME_DIR={XDG_RUNTIME} {SYSTEMCTL} --user"
+# a CUSE target stores its /dev/cuse fd and the state memfd; a pty target
+# its master and slave
+STORED = 2
+FOLLOW_MS = 1000.0          # test_cuse.py's goal for a setting to follow
+# the restarted relay's log line (the lead's wording, relay/serial_cuse.c)
+KEPT = {"cuse": r"serial tty /dev/redir-relay/com1 \(CUSE, kept across the "
+                r"restart\)",
+        "pty": r"serial pty \S+ \(kept across the restart"}[TTY]
+# the target's line, whether its tty is kept or new
+TARGET_UP = r"target com1: serial (tty|pty) "
+
+RELAY_INI = f"""[relay]
+listen = 127.0.0.1:{PORT}
+secret_file = /tmp/relay.secret
+log_level = debug
+[target.com1]
+kind = serial
+path = /run/com1
+tty = {TTY}
+"""
+AGENT_INI = f"""[agent]
+log_level = debug
+control_socket = /run/agent.sock
+[serial.com1]
+device = /dev/ttyACM0
+connect = 127.0.0.1:{PORT}/com1
+relay_secret_file = /tmp/relay.secret
+on_device_loss = keep
+"""
+RELAY_UNIT = f"""[Unit]
+Description=redir-relay under test (thinclient_cuse_fdstore)
+# no basic.target in this VM: the default dependencies would need one
+DefaultDependencies=no
+[Service]
+Type=notify
+ExecStart=/usr/sbin/redir-relay -f -c {ETC}/relay.ini
+ExecReload=/bin/kill -HUP $MAINPID
+Restart=always
+RestartSec=300ms
+FileDescriptorStoreMax=16
+# as packaging/redir-relay.service: max_sessions' fds, no warning
+LimitNOFILE=65536
+Environment=ASAN_OPTIONS={DEFAULT_ASAN_OPTIONS}
+StandardOutput=append:/tmp/relay.log
+StandardError=append:/tmp/relay.log
+"""
+# systemd --user gives up without a default target (no unit ships here)
+DEFAULT_TARGET = "[Unit]\nDescription=rig user manager\n"
+# run by TcAgent: the manager enters its own cgroup, then becomes systemd
+MANAGER_SH = f"""echo $$ > {CGROUP}/cgroup.procs
+export HOME=/root XDG_RUNTIME_DIR={XDG_RUNTIME} XDG_CONFIG_HOME={XDG_CONFIG}
+export SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=info
+exec {SYSTEMD} --user
+"""
+
+# QEMU's steps per phase; wait-FILE hands over to the test. Data goes at
+# 115200 8N1; the last setting before each restart is 9600 7E2, which the
+# restarted relay must give the agent's port back.
+if TTY == "cuse":
+    ROUNDS = (("modem-off", "modem-on", "115200-8N1", "send256", "recv256",
+               "9600-7E2"),
+              ("115200-8N1", "modem-off", "modem-on", "send256", "recv256",
+               "9600-7E2"),
+              ("115200-8N1", "modem-off", "modem-on", "send256", "recv256"))
+else:
+    ROUNDS = (("send256", "recv256"),) * 3
+GO = ("/tmp/go1", "/tmp/go2", "/tmp/go3")
+
+
+def host_program(env, name):
+    path = os.environ.get(env)
+    if not path or not os.path.exists(path):
+        raise FileNotFoundError(f"${env} ({name}) is not set to a built file")
+    return path
+
+
+def rig_files():
+    """The relay, systemd and systemctl with their libraries, QEMU (TCG
+    module, SeaBIOS), cuse_guest and the ioctl recorder."""
+    qemu = shutil.which(os.environ.get("REDIR_QEMU", "qemu-system-x86_64"))
+    assert qemu, "qemu-system-x86_64 not found: scripts/install-deps.sh"
+    for prog in (SYSTEMD, SYSTEMCTL):
+        assert os.path.exists(prog), f"{prog}: scripts/install-test-deps.sh"
+    files = program_files({
+        "/usr/sbin/redir-relay": host_program("REDIR_RELAY", "redir-relay"),
+        QEMU: qemu, SYSTEMD: SYSTEMD, SYSTEMCTL: SYSTEMCTL})
+    tcg = "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"
+    files[tcg] = (open(tcg, "rb").read(), 0o644)
+    files[f"{QEMU_DATA}/bios-256k.bin"] = open(
+        "/usr/share/seabios/bios-256k.bin", "rb").read()
+    files[GUEST] = (open(host_program("REDIR_CUSE_GUEST", "cuse_guest"),
+                         "rb").read(), 0o755)
+    files[RECORDER] = (open(host_program("REDIR_IOCTL_RECORDER",
+                                         "the ioctl recorder"), "rb").read(),
+                       0o755)
+    # not under /tmp or /run: /init mounts tmpfs over both
+    files[f"{ETC}/relay.ini"] = RELAY_INI
+    files[f"{ETC}/agent.ini"] = AGENT_INI
+    files[f"{UNIT_DIR}/{UNIT}"] = RELAY_UNIT
+    files[f"{UNIT_DIR}/default.target"] = DEFAULT_TARGET
+    files[f"{ETC}/manager.sh"] = MANAGER_SH
+    return files
+
+
+def start_manager(tc):
+    """systemd --user in the VM: cgroup2 (the rig's /init mounts none),
+    /run/systemd/system (systemd runs only where it sees itself booted),
+    XDG_RUNTIME_DIR, and a cgroup of its own."""
+    tc.sh("grep -q ' /sys/fs/cgroup cgroup2 ' /proc/mounts || "
+          "mount -t cgroup2 cgroup2 /sys/fs/cgroup\n"
+          f"mkdir -p /run/systemd/system {XDG_RUNTIME} {CGROUP}\n"
+          f"chmod 700 {XDG_RUNTIME}")
+    sd = TcAgent(tc, "manager")
+    tc.agents.append(sd)
+    sd.start(argv=["sh", f"{ETC}/manager.sh"])
+    tc.sh(f"wait_until 60 test -S {XDG_RUNTIME}/systemd/private", timeout=70)
+    return sd
+
+
+def systemctl(tc, *args, timeout=60):
+    return tc.sh(f"{SYSTEMCTL_USER} {' '.join(args)}",
+                 timeout=timeout).strip()
+
+
+def show(tc, prop):
+    return systemctl(tc, "show", "-p", prop, "--value", UNIT)
+
+
+def vm_clock(tc, then=""):
+    """The VM's wall clock (epoch seconds, µs), read just before `then`
+    runs in the same script: the relay and agent stamp their logs with it."""
+    out = tc.sh("adjtimex | awk '/tv_sec/ {s = $2} /tv_usec/ {u = $2} "
+                "END {printf \"%d.%06d\\n\", s, u}'\n" + then)
+    return float(out.split()[0])
+
+
+def relay_log(tc):
+    """The unit's output (StandardOutput=append:), read like an agent's."""
+    log = TcAgent(tc, "relay")
+    tc.agents.append(log)
+    return log
+
+
+def start_gs(tc, acm, n):
+    """ttyGS0 (the port's far end) for round n: 255..0 toward QEMU, then
+    reads the 256 bytes QEMU sends."""
+    gs = acm.nodes["gs0"]
+    tc.sh(f"rm -f /tmp/from-qemu{n} /tmp/gs{n}.ready\n"
+          f"bg /tmp/gs{n}.log sh -c 'exec 4<>{gs}; stty raw -echo <&4; "
+          f"touch /tmp/gs{n}.ready; cat /tmp/to-qemu >&4; "
+          f"head -c 256 <&4 > /tmp/from-qemu{n}' >/dev/null\n"
+          f"wait_until 5 test -e /tmp/gs{n}.ready")
+
+
+def check_round(tc, qemu, n, off):
+    """QEMU finished round n and now waits for GO[n]; its settings
+    followed, 256 bytes went each way."""
+    qemu.wait_log(f"^WAIT {GO[n]}$", timeout=120, start_offset=off)
+    text = qemu.log_text(off)
+    for step in ROUNDS[n]:
+        assert re.search(rf"(?m)^OK {step}\b", text), f"round {n}: {text}"
+    lat = {m.group(1): float(m.group(2))
+           for m in re.finditer(r"(?m)^OK (\S+) ([\d.]+) ms$", text)
+           if not m.group(1).startswith("wait-")}
+    for step, ms in lat.items():
+        assert ms <= FOLLOW_MS, f"round {n}: QEMU {step} {ms} ms"
+    tc.sh(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/from-qemu{n})\" -ge "
+          f"256 ]'", timeout=20)
+    got = tc.ctl.run_bytes(f"cat /tmp/from-qemu{n}")[1]
+    assert got == bytes(range(256)), f"round {n}: QEMU's THR bytes: {got!r}"
+    print(f"round {n}: QEMU's steps (ms at the agent's port): " +
+          ", ".join(f"{k} {v:.0f}" for k, v in lat.items()) +
+          "; 256 bytes each way through its UART")
+    return lat
+
+
+def line_at_port(tc):
+    return tc.sh("stty -a -F /dev/ttyACM0")
+
+
+def is_9600_7e2(s):
+    return ("speed 9600 baud" in s and "cs7" in s and
+            re.search(r"(?<!-)\bparenb", s) and re.search(r"(?<!-)\bcstopb", s))
+
+
+def restarted(tc, relay, agent, old_pid, roff, aoff, t_down, how):
+    """The relay is back on the kept device; the store holds it again and
+    the agent's port has the guest's last settings. Returns timings."""
+    harness.wait_for(lambda: show(tc, "MainPID") not in ("0", old_pid), 60,
+                     f"the relay back after {how}")
+    relay.wait_log(TARGET_UP, timeout=60, start_offset=roff)
+    assert re.search(KEPT, relay.log_text(roff)), \
+        f"{how}: the relay made a new tty instead of taking the kept one " \
+        f"back (QEMU's fd is cut off):\n{relay.log_text(roff)}"
+    relay.wait_log(r"attached to target 'com1'", timeout=60,
+                   start_offset=roff)
+    up = relay.log_stamp(KEPT, roff)
+    n = show(tc, "NFileDescriptorStore")
+    assert n == str(STORED), f"{how}: {n} fds in the store, want {STORED}"
+    res = {"without a relay": up - t_down}
+    if TTY == "cuse":
+        harness.wait_for(lambda: is_9600_7e2(line_at_port(tc)), 10,
+                         f"ttyACM0 back at 9600 7E2 after {how}")
+        agent.wait_log(r"RFC 2217 request 1 value 9600$", start_offset=aoff)
+        res["settings back"] = agent.log_stamp(
+            r"RFC 2217 request 1 value 9600$", aoff) - t_down
+    print(f"{how}: relay back on the kept device; " +
+          ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in res.items()) +
+          " (from the restart or the kill on; TCG, ASan)")
+    return res
+
+
+def test(td):
+    t_start = time.monotonic()
+    tc = ThinClient(td, modules=("cuse",), files=rig_files(),
+                    memory=1024).start()
+    assert "cuse" in tc.sh("cat /proc/modules"), "cuse.ko not loaded"
+    # the rig's /init mounts no devpts: the pty backend needs one
+    tc.sh("mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts "
+          "/dev/pts && ln -sf pts/ptmx /dev/ptmx\n"
+          "head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \\n' "
+          "> /tmp/relay.secret && chmod 600 /tmp/relay.secret")
+    tc.put_file("/tmp/to-qemu", bytes(range(255, -1, -1)))
+    acm = tc.add_gadget(acm_gadget())
+    tc.wait_drivers(acm, {"1.0": "cdc_acm", "1.1": "cdc_acm"})
+    tc.sh("wait_until 10 test -c /dev/ttyACM0")
+
+    t_sd = time.monotonic()
+    sd = start_manager(tc)
+    relay = relay_log(tc)
+    systemctl(tc, "start", UNIT)
+    print(f"systemd --user up and the relay started in "
+          f"{time.monotonic() - t_sd:.1f}s")
+    relay.wait_log(r"listening for agents")
+    relay.wait_log(TARGET_UP)
+    assert not re.search(KEPT, relay.log_text()), relay.log_text()
+    tc.sh("wait_until 5 test -e /run/com1")
+    n = show(tc, "NFileDescriptorStore")
+    assert n == str(STORED), f"{n} fds in the store, want {STORED}"
+    agent = TcAgent(tc, "agent")
+    tc.agents.append(agent)
+    agent.start(argv=["env", f"LD_PRELOAD={RECORDER}",
+                      f"REDIR_IOCTL_LOG={IOCTL_LOG}", "/usr/sbin/redir-agent",
+                      "-f", "-c", f"{ETC}/agent.ini"])
+    relay.wait_log(r"attached to target 'com1'")
+    agent.wait_log(r"\[serial.com1\] .*opened")
+
+    # ONE QEMU for the whole test: its chardev's fd is opened once
+    start_gs(tc, acm, 0)
+    steps = []
+    for n, rnd in enumerate(ROUNDS):
+        steps += [*rnd, f"wait-{GO[n]}"]
+    qemu = TcAgent(tc, "qemu")
+    tc.agents.append(qemu)
+    qemu.start(argv=[
+        GUEST, "qemu", IOCTL_LOG, *steps, "hangup", "--", QEMU,
+        "-machine", "pc", "-accel", "tcg", "-S", "-nodefaults",
+        "-display", "none", "-m", "32", "-L", QEMU_DATA,
+        "-chardev", "serial,id=com1,path=/run/com1",
+        "-device", "isa-serial,chardev=com1"])
+    lat = [check_round(tc, qemu, 0, 0)]
+    timings = {}
+
+    # (a) an upgrade: systemctl restart. ttyACM0 is reset to 115200 8N1
+    # at once (the old relay is still stopping), so 9600 7E2 can only come
+    # back from the restarted relay's state
+    old, roff, aoff = show(tc, "MainPID"), relay.log_offset(), \
+        agent.log_offset()
+    qoff = qemu.log_offset()
+    t_down = vm_clock(tc, f"{SYSTEMCTL_USER} restart --no-block {UNIT}\n"
+                      "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
+    timings["restart"] = restarted(tc, relay, agent, old, roff, aoff, t_down,
+                                   "systemctl restart")
+    start_gs(tc, acm, 1)
+    tc.sh(f"touch {GO[0]}")
+    lat.append(check_round(tc, qemu, 1, qoff))
+
+    # (b) a crash: SIGKILL; Restart=always brings the relay back after
+    # RestartSec; the port is reset while no relay runs
+    old, roff, aoff = show(tc, "MainPID"), relay.log_offset(), \
+        agent.log_offset()
+    qoff = qemu.log_offset()
+    t_down = vm_clock(tc, f"kill -9 {old}\n"
+                      "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
+    timings["crash"] = restarted(tc, relay, agent, old, roff, aoff, t_down,
+                                 "SIGKILL (Restart=always)")
+    start_gs(tc, acm, 2)
+    tc.sh(f"touch {GO[1]}")
+    lat.append(check_round(tc, qemu, 2, qoff))
+
+    # (c) stopped for good: the store is released, the device goes,
+    # QEMU's fd says so and QEMU still quits
+    qoff = qemu.log_offset()
+    t0 = time.monotonic()
+    systemctl(tc, "stop", UNIT)
+    assert show(tc, "NFileDescriptorStore") == "0", "the store was kept"
+    node = "/dev/redir-relay/com1" if TTY == "cuse" else "/run/com1"
+    tc.sh(f"wait_until 10 sh -c '! test -e {node}' && ! test -e /run/com1")
+    gone_s = time.monotonic() - t0
+    tc.sh(f"touch {GO[2]}")
+    assert qemu.wait_exit(60) == 0, qemu.log_text(qoff)
+    text = qemu.log_text(qoff)
+    assert re.search(r"(?m)^OK hangup: QEMU's fd \d+ ", text), text
+    assert re.search(r"(?m)^OK qemu quit in \d+ ms$", text), text
+    print("systemctl stop: the store released, the device gone in "
+          f"{gone_s:.1f}s (host clock); " +
+          " ".join(line for line in text.splitlines()
+                   if line.startswith("OK hangup") or
+                   line.startswith("OK qemu quit")))
+
+    agent.stop()
+    systemctl(tc, "--force", "exit")    # no exit.target here: at once
+    assert sd.wait_exit(30) == 0, sd.fetch_log()
+    for proc in (relay, agent):
+        proc.assert_clean_log()
+    tc.stop()
+    print("timings (ms, from the restart or the SIGKILL on; the fd without "
+          "a relay: until the new relay's kept line): " +
+          "; ".join(f"{how}: " + ", ".join(f"{k} {v * 1000:.0f}"
+                                            for k, v in t.items())
+                    for how, t in timings.items()) +
+          " (TCG, ASan, shared 2-core host: not a performance figure)")
+    print(f"thin client boot {tc.boot_s:.2f}s; total "
+          f"{time.monotonic() - t_start:.1f}s")
+
+
+harness.main(test)

@@ -21,7 +21,15 @@
  *        through THR) and recv256 (256 bytes through LSR/RBR, which
  *        must be 255..0); wait-FILE (prints "WAIT FILE", then waits up to
  *        120 s until FILE exists, QEMU left alone: the chardev's fd stays
- *        open while the test restarts the relay); hangup (QEMU's own fd
+ *        open while the test restarts the relay); idle-arm (the UART's
+ *        receive interrupt on, IRQs reported through qtest) and, later,
+ *        recv-idle (waits for the IRQ a received byte raises, sending
+ *        QEMU nothing meanwhile, then reads that byte: what woke QEMU's
+ *        idle main loop was the tty's poll notification, not qtest, as
+ *        for an idle guest); send-down (the 12 bytes "\0while-down\377"
+ *        through THR, sent while the test has no relay running: QEMU's
+ *        write waits in the kernel until a relay serves the device, and
+ *        the time that took is printed); hangup (QEMU's own fd
  *        on the chardev's device, taken with pidfd_getfd, reports an
  *        error or hang-up; QEMU still answers). QEMU must quit within
  *        10 s of SIGTERM at the end.
@@ -61,6 +69,9 @@
 /* A qtest answer: QEMU's main loop may wait in the kernel on a FUSE
  * request a broken relay never answers; fail instead of hanging. */
 #define QTEST_ANSWER_S 30
+/* recv-idle: a byte sent while QEMU idles raises the IRQ this soon. */
+#define IDLE_IRQ_MS 10000
+#define UART_GSI 4 /* COM1's IRQ at the IOAPIC */
 /* hangup: how long QEMU's fd may take to report the device gone. */
 #define HANGUP_MS 5000
 /* QEMU quits this soon after SIGTERM, even on a dead chardev. */
@@ -344,7 +355,9 @@ static int bytes(char **argv)
 #define QTEST_SOCK "/tmp/cuse-qtest.sock"
 #define UART 0x3f8 /* COM1: THR/RBR, DLL, DLM, LCR = +3, MCR = +4, LSR = +5 */
 
-static FILE *qt;
+/* qtest's socket: one stream each way (a read-write stream would have to
+ * seek, which a socket cannot, between a read and a write) */
+static FILE *qt, *qt_out;
 static pid_t qemu_pid;
 static dev_t chardev_rdev; /* the device behind -chardev serial,path= */
 
@@ -353,9 +366,9 @@ static unsigned long qtest(const char *fmt, unsigned port, unsigned val)
 {
     char line[LINE_MAX_LEN];
 
-    fprintf(qt, fmt, port, val);
-    fputc('\n', qt);
-    fflush(qt);
+    fprintf(qt_out, fmt, port, val);
+    fputc('\n', qt_out);
+    fflush(qt_out);
     while (fgets(line, sizeof(line), qt))
         if (strncmp(line, "IRQ", 3) != 0) {
             if (strncmp(line, "OK", 2) != 0) {
@@ -402,6 +415,53 @@ static int uart_recv256(void)
     printf("%s recv256 %d bytes in %.0f ms\n", got == 256 ? "OK" : "FAIL", got,
            now_ms() - t0);
     return got == 256 ? 0 : 1;
+}
+
+/* idle-arm: the receive-data interrupt on; qtest reports the IOAPIC's
+ * lines ("IRQ raise N") from now on, unasked. */
+static int idle_arm(void)
+{
+    static int intercepted;
+
+    if (!intercepted)
+        qtest("irq_intercept_in ioapic%.0u%.0u", 0, 0);
+    intercepted = 1;
+    outb(UART + 1, 0x01); /* IER: received data available */
+    printf("OK idle-arm\n");
+    return 0;
+}
+
+/* recv-idle: nothing is sent to QEMU until the UART's IRQ is raised (a
+ * byte arrived and was read from the tty while QEMU idled), then that
+ * byte is taken from RBR and the interrupt turned off. */
+static int recv_idle(void)
+{
+    char line[LINE_MAX_LEN];
+    struct timeval tv = {1, 0}, answer = {QTEST_ANSWER_S, 0};
+    double t0 = now_ms();
+    int raised = 0;
+
+    setsockopt(fileno(qt), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    while (!raised && now_ms() - t0 < IDLE_IRQ_MS) {
+        if (!fgets(line, sizeof(line), qt)) {
+            clearerr(qt); /* the 1 s timeout: look at the clock */
+            continue;
+        }
+        unsigned n;
+        raised = sscanf(line, "IRQ raise %u", &n) == 1 && n == UART_GSI;
+    }
+    setsockopt(fileno(qt), SOL_SOCKET, SO_RCVTIMEO, &answer, sizeof(answer));
+    if (!raised) {
+        printf("FAIL recv-idle: no IRQ %d within %d ms: the byte sent did "
+               "not wake QEMU\n",
+               UART_GSI, IDLE_IRQ_MS);
+        return 1;
+    }
+    unsigned v = (unsigned)qtest("inb 0x%x%.0u", UART, 0);
+    outb(UART + 1, 0x00);
+    printf("OK recv-idle 0x%02x, IRQ %d after %.0f ms of the step\n", v,
+           UART_GSI, now_ms() - t0);
+    return 0;
 }
 
 /* wait-FILE: QEMU runs on, untouched, until the test says go. */
@@ -522,10 +582,20 @@ static int qemu_step(const char *log, long *offset, const char *name)
         return 0;
     } else if (strcmp(name, "recv256") == 0) {
         return uart_recv256();
+    } else if (strcmp(name, "send-down") == 0) {
+        static const char down[] = "\0while-down\377";
+        for (size_t i = 0; i < sizeof(down) - 1; i++)
+            outb(UART, (unsigned char)down[i]);
+        printf("OK send-down 12 bytes in %.0f ms\n", now_ms() - t0);
+        return 0;
     } else if (strncmp(name, "wait-", 5) == 0) {
         return wait_file(log, offset, name + 5);
     } else if (strcmp(name, "hangup") == 0) {
         return hangup();
+    } else if (strcmp(name, "idle-arm") == 0) {
+        return idle_arm();
+    } else if (strcmp(name, "recv-idle") == 0) {
+        return recv_idle();
     } else {
         printf("FAIL unknown step %s\n", name);
         return 1;
@@ -566,7 +636,7 @@ static pid_t qemu_start(char **argv)
     struct timeval tv = {QTEST_ANSWER_S, 0};
     close(srv);
     if (c < 0 || setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0 ||
-        !(qt = fdopen(c, "r+")))
+        !(qt = fdopen(c, "r")) || !(qt_out = fdopen(dup(c), "w")))
         die("accept");
     return pid;
 }

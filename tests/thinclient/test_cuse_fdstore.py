@@ -1,11 +1,8 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""Thin-client rig: a CUSE serial target survives relay restarts through
-systemd's file descriptor store, under one QEMU that never reopens it.
-
-Failure answered: a relay restart, upgrade or crash cut every VM's CUSE
-COM port for good (QEMU's serial chardev opens its path once; the CUSE
-device died with the relay's /dev/cuse fd).
+"""Thin-client rig: a CUSE serial target kept in systemd's fd store, so
+that a relay restart, upgrade or crash no longer cuts every VM's CUSE COM
+port for good (QEMU's serial chardev opens its path once, never again).
 
 In one thin-client boot (cuse.ko loaded; this host's kernel has none):
 
@@ -25,9 +22,13 @@ In one thin-client boot (cuse.ko loaded; this host's kernel has none):
 across the restart, the store holds 2 fds again, the agent's port (reset
 to 115200 8N1 meanwhile) gets the guest's last settings (9600 7E2) back
 from the relay, and QEMU's same open fd carries settings, modem lines and
-256 bytes each way again. (c) `systemctl --user stop`: the store is
+256 bytes each way again. After the upgrade, a byte sent to the QEMU
+idle since before it wakes QEMU (the poll notification reaches the old
+poller); during the crash, what QEMU writes while no relay runs waits in
+the kernel and arrives. (c) `systemctl --user stop`: the store is
 released, /dev/redir-relay/com1 goes, QEMU's fd reports an error or a
-hang-up, and QEMU still quits on SIGTERM.
+hang-up, and QEMU still quits on SIGTERM. Timings are printed: how long
+QEMU's fd had no relay, how long until the settings were back.
 
 REDIR_FDSTORE_TTY=pty runs the same scaffolding on the pty backend (data
 and the store only: a pty carries neither parity nor modem lines), to
@@ -45,6 +46,7 @@ from thinclient import (DEFAULT_ASAN_OPTIONS, TcAgent, ThinClient,  # noqa: E402
                         acm_gadget, harness, program_files)
 
 TTY = os.environ.get("REDIR_FDSTORE_TTY", "cuse")
+assert TTY in ("cuse", "pty"), f"REDIR_FDSTORE_TTY={TTY}: cuse or pty"
 PORT = 7100
 GUEST = "/usr/bin/cuse_guest"
 RECORDER = "/usr/lib/redir-test/libserial_ioctl_recorder.so"
@@ -66,7 +68,7 @@ SYSTEMCTL_USER = f"XDG_RUNTIME_DIR={XDG_RUNTIME} {SYSTEMCTL} --user"
 # its master and slave
 STORED = 2
 FOLLOW_MS = 1000.0          # test_cuse.py's goal for a setting to follow
-# the restarted relay's log line (the lead's wording, relay/serial_cuse.c)
+# the restarted relay's line for a tty taken back from the store
 KEPT = {"cuse": r"serial tty /dev/redir-relay/com1 \(CUSE, kept across the "
                 r"restart\)",
         "pty": r"serial pty \S+ \(kept across the restart"}[TTY]
@@ -110,25 +112,36 @@ StandardError=append:/tmp/relay.log
 """
 # systemd --user gives up without a default target (no unit ships here)
 DEFAULT_TARGET = "[Unit]\nDescription=rig user manager\n"
-# run by TcAgent: the manager enters its own cgroup, then becomes systemd
+# run by TcAgent: the manager enters its own cgroup, then becomes systemd;
+# its messages go to the VM's console (tc-console.log)
 MANAGER_SH = f"""echo $$ > {CGROUP}/cgroup.procs
 export HOME=/root XDG_RUNTIME_DIR={XDG_RUNTIME} XDG_CONFIG_HOME={XDG_CONFIG}
 export SYSTEMD_LOG_TARGET=console SYSTEMD_LOG_LEVEL=info
 exec {SYSTEMD} --user
 """
 
-# QEMU's steps per phase; wait-FILE hands over to the test. Data goes at
-# 115200 8N1; the last setting before each restart is 9600 7E2, which the
-# restarted relay must give the agent's port back.
+# QEMU's rounds of steps, each ended by wait-FILE (QEMU then idles while
+# the test acts; FILE says go on). Data goes at 115200 8N1; the last
+# setting before each restart is 9600 7E2, which the restarted relay must
+# give the agent's port back.
+#  - idle-arm before the upgrade and recv-idle first after it: a byte sent
+#    to the QEMU idle since then must wake it through the tty's poll
+#    notification (the restarted relay must still serve the poll handles
+#    QEMU registered with the old one), not through qtest's traffic.
+#  - send-down while no relay runs (after the SIGKILL): QEMU's writes wait
+#    in the kernel and arrive once the relay is back.
 if TTY == "cuse":
-    ROUNDS = (("modem-off", "modem-on", "115200-8N1", "send256", "recv256",
-               "9600-7E2"),
-              ("115200-8N1", "modem-off", "modem-on", "send256", "recv256",
-               "9600-7E2"),
-              ("115200-8N1", "modem-off", "modem-on", "send256", "recv256"))
-else:
-    ROUNDS = (("send256", "recv256"),) * 3
-GO = ("/tmp/go1", "/tmp/go2", "/tmp/go3")
+    SETTINGS = ("115200-8N1", "modem-off", "modem-on")
+    LAST = ("9600-7E2",)
+else:                       # a pty carries neither framing nor modem lines
+    SETTINGS = LAST = ()
+DATA = ("send256", "recv256")
+ROUNDS = ((SETTINGS + DATA + LAST + ("idle-arm",), "/tmp/go1"),
+          (("recv-idle",) + SETTINGS + DATA + LAST, "/tmp/down"),
+          (("send-down",), "/tmp/go2"),
+          (SETTINGS + DATA, "/tmp/go3"))
+IDLE_BYTE = 0x5a
+DOWN_BYTES = b"\x00while-down\xff"     # cuse_guest's send-down
 
 
 def host_program(env, name):
@@ -216,25 +229,45 @@ def start_gs(tc, acm, n):
           f"wait_until 5 test -e /tmp/gs{n}.ready")
 
 
+def go(tc, acm, n):
+    """Round n's ttyGS0 side, after one byte toward the QEMU that has
+    idled since idle-arm if the round starts with recv-idle (QEMU waits in
+    poll() on its fd); then QEMU goes on."""
+    gs = acm.nodes["gs0"]
+    if "recv-idle" in ROUNDS[n][0]:
+        tc.sh(f"printf '\\{IDLE_BYTE:03o}' > {gs}")
+    if "send256" in ROUNDS[n][0]:
+        start_gs(tc, acm, n)
+    tc.sh(f"touch {ROUNDS[n - 1][1]}")
+
+
 def check_round(tc, qemu, n, off):
-    """QEMU finished round n and now waits for GO[n]; its settings
-    followed, 256 bytes went each way."""
-    qemu.wait_log(f"^WAIT {GO[n]}$", timeout=120, start_offset=off)
+    """QEMU finished round n and now waits for its file; its settings
+    followed, 256 bytes went each way. Returns {step: ms}."""
+    steps, wait = ROUNDS[n]
+    qemu.wait_log(f"^WAIT {wait}$", timeout=120, start_offset=off)
     text = qemu.log_text(off)
-    for step in ROUNDS[n]:
+    for step in steps:
         assert re.search(rf"(?m)^OK {step}\b", text), f"round {n}: {text}"
     lat = {m.group(1): float(m.group(2))
            for m in re.finditer(r"(?m)^OK (\S+) ([\d.]+) ms$", text)
            if not m.group(1).startswith("wait-")}
     for step, ms in lat.items():
         assert ms <= FOLLOW_MS, f"round {n}: QEMU {step} {ms} ms"
-    tc.sh(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/from-qemu{n})\" -ge "
-          f"256 ]'", timeout=20)
-    got = tc.ctl.run_bytes(f"cat /tmp/from-qemu{n}")[1]
-    assert got == bytes(range(256)), f"round {n}: QEMU's THR bytes: {got!r}"
-    print(f"round {n}: QEMU's steps (ms at the agent's port): " +
-          ", ".join(f"{k} {v:.0f}" for k, v in lat.items()) +
-          "; 256 bytes each way through its UART")
+    notes = [line[3:] for line in text.splitlines()
+             if line.startswith(("OK recv-idle", "OK send-down"))]
+    if "recv-idle" in steps:
+        assert f"OK recv-idle 0x{IDLE_BYTE:02x}," in text, text
+    if "send256" in steps:
+        tc.sh(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/from-qemu{n})\" "
+              f"-ge 256 ]'", timeout=20)
+        got = tc.ctl.run_bytes(f"cat /tmp/from-qemu{n}")[1]
+        assert got == bytes(range(256)), f"round {n}: QEMU's THR: {got!r}"
+        notes.append("256 bytes each way through its UART")
+    if lat:
+        notes.insert(0, "settings at the agent's port (ms): " +
+                     ", ".join(f"{k} {v:.0f}" for k, v in lat.items()))
+    print(f"round {n}: " + "; ".join(notes))
     return lat
 
 
@@ -312,8 +345,8 @@ def test(td):
     # ONE QEMU for the whole test: its chardev's fd is opened once
     start_gs(tc, acm, 0)
     steps = []
-    for n, rnd in enumerate(ROUNDS):
-        steps += [*rnd, f"wait-{GO[n]}"]
+    for rnd, wait in ROUNDS:
+        steps += [*rnd, f"wait-{wait}"]
     qemu = TcAgent(tc, "qemu")
     tc.agents.append(qemu)
     qemu.start(argv=[
@@ -335,22 +368,32 @@ def test(td):
                       "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
     timings["restart"] = restarted(tc, relay, agent, old, roff, aoff, t_down,
                                    "systemctl restart")
-    start_gs(tc, acm, 1)
-    tc.sh(f"touch {GO[0]}")
+    go(tc, acm, 1)
     lat.append(check_round(tc, qemu, 1, qoff))
 
     # (b) a crash: SIGKILL; Restart=always brings the relay back after
-    # RestartSec; the port is reset while no relay runs
+    # RestartSec; the port is reset and QEMU writes while no relay runs
     old, roff, aoff = show(tc, "MainPID"), relay.log_offset(), \
         agent.log_offset()
     qoff = qemu.log_offset()
+    gs = acm.nodes["gs0"]
+    tc.sh(f"rm -f /tmp/down.got /tmp/down.ready\n"
+          f"bg /tmp/down.log sh -c 'exec 4<>{gs}; stty raw -echo <&4; "
+          f"touch /tmp/down.ready; head -c {len(DOWN_BYTES)} <&4 "
+          f"> /tmp/down.got' >/dev/null\nwait_until 5 test -e /tmp/down.ready")
     t_down = vm_clock(tc, f"kill -9 {old}\n"
-                      "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
+                      "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb\n"
+                      f"touch {ROUNDS[1][1]}")
     timings["crash"] = restarted(tc, relay, agent, old, roff, aoff, t_down,
                                  "SIGKILL (Restart=always)")
-    start_gs(tc, acm, 2)
-    tc.sh(f"touch {GO[1]}")
     lat.append(check_round(tc, qemu, 2, qoff))
+    tc.sh(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/down.got)\" -ge "
+          f"{len(DOWN_BYTES)} ]'", timeout=20)
+    got = tc.ctl.run_bytes("cat /tmp/down.got")[1]
+    assert got == DOWN_BYTES, f"written while no relay ran: {got!r}"
+    qoff = qemu.log_offset()
+    go(tc, acm, 3)
+    lat.append(check_round(tc, qemu, 3, qoff))
 
     # (c) stopped for good: the store is released, the device goes,
     # QEMU's fd says so and QEMU still quits
@@ -361,7 +404,7 @@ def test(td):
     node = "/dev/redir-relay/com1" if TTY == "cuse" else "/run/com1"
     tc.sh(f"wait_until 10 sh -c '! test -e {node}' && ! test -e /run/com1")
     gone_s = time.monotonic() - t0
-    tc.sh(f"touch {GO[2]}")
+    tc.sh(f"touch {ROUNDS[3][1]}")
     assert qemu.wait_exit(60) == 0, qemu.log_text(qoff)
     text = qemu.log_text(qoff)
     assert re.search(r"(?m)^OK hangup: QEMU's fd \d+ ", text), text

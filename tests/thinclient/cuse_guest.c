@@ -27,9 +27,10 @@
  *        QEMU nothing meanwhile, then reads that byte: what woke QEMU's
  *        idle main loop was the tty's poll notification, not qtest, as
  *        for an idle guest); send-down (the 12 bytes "\0while-down\377"
- *        through THR, sent while the test has no relay running: QEMU's
- *        write waits in the kernel until a relay serves the device, and
- *        the time that took is printed); hangup (QEMU's own fd
+ *        through THR, each once LSR shows THR empty, sent while the test
+ *        has no relay running: QEMU's write waits in the kernel until a
+ *        relay serves the device, and the time that took is printed);
+ *        hangup (QEMU's own fd
  *        on the chardev's device, taken with pidfd_getfd, reports an
  *        error or hang-up; QEMU still answers). QEMU must quit within
  *        10 s of SIGTERM at the end.
@@ -417,6 +418,30 @@ static int uart_recv256(void)
     return got == 256 ? 0 : 1;
 }
 
+/* send-down: as a guest's driver writes, each byte once LSR says THR is
+ * empty (QEMU holds a byte its chardev refused, EAGAIN, until the tty
+ * polls writable; a THR written meanwhile would replace it). */
+static int send_down(double t0)
+{
+    static const char down[] = "\0while-down\377";
+
+    for (size_t i = 0; i < sizeof(down) - 1; i++) {
+        while (!(qtest("inb 0x%x%.0u", UART + 5, 0) & 0x20)) { /* THRE */
+            if (now_ms() - t0 > WAIT_FILE_MS) {
+                printf("FAIL send-down: THR still full after %d ms, "
+                       "byte %zu\n",
+                       WAIT_FILE_MS, i);
+                return 1;
+            }
+            usleep(1000);
+        }
+        outb(UART, (unsigned char)down[i]);
+    }
+    printf("OK send-down %zu bytes in %.0f ms\n", sizeof(down) - 1,
+           now_ms() - t0);
+    return 0;
+}
+
 /* idle-arm: the receive-data interrupt on; qtest reports the IOAPIC's
  * lines ("IRQ raise N") from now on, unasked. */
 static int idle_arm(void)
@@ -583,11 +608,7 @@ static int qemu_step(const char *log, long *offset, const char *name)
     } else if (strcmp(name, "recv256") == 0) {
         return uart_recv256();
     } else if (strcmp(name, "send-down") == 0) {
-        static const char down[] = "\0while-down\377";
-        for (size_t i = 0; i < sizeof(down) - 1; i++)
-            outb(UART, (unsigned char)down[i]);
-        printf("OK send-down 12 bytes in %.0f ms\n", now_ms() - t0);
-        return 0;
+        return send_down(t0);
     } else if (strncmp(name, "wait-", 5) == 0) {
         return wait_file(log, offset, name + 5);
     } else if (strcmp(name, "hangup") == 0) {

@@ -130,13 +130,17 @@ exec {SYSTEMD} --user
 #    QEMU registered with the old one), not through qtest's traffic.
 #  - send-down while no relay runs (after the SIGKILL): QEMU's writes wait
 #    in the kernel and arrive once the relay is back.
+# DTR/RTS are left off before each restart (their state must survive it);
+# QEMU passes MCR on only when it changes, so later rounds turn them on
+# first (QEMU's reset MCR is OUT2 alone, so the first round may start off).
 if TTY == "cuse":
-    SETTINGS = ("115200-8N1", "modem-off", "modem-on")
-    LAST = ("9600-7E2",)
+    FIRST = ("modem-off", "modem-on", "115200-8N1")
+    SETTINGS = ("115200-8N1", "modem-on", "modem-off", "modem-on")
+    LAST = ("modem-off", "9600-7E2")
 else:                       # a pty carries neither framing nor modem lines
-    SETTINGS = LAST = ()
+    FIRST = SETTINGS = LAST = ()
 DATA = ("send256", "recv256")
-ROUNDS = ((SETTINGS + DATA + LAST + ("idle-arm",), "/tmp/go1"),
+ROUNDS = ((FIRST + DATA + LAST + ("idle-arm",), "/tmp/go1"),
           (("recv-idle",) + SETTINGS + DATA + LAST, "/tmp/down"),
           (("send-down",), "/tmp/go2"),
           (SETTINGS + DATA, "/tmp/go3"))
@@ -259,8 +263,8 @@ def check_round(tc, qemu, n, off):
     if "recv-idle" in steps:
         assert f"OK recv-idle 0x{IDLE_BYTE:02x}," in text, text
     if "send256" in steps:
-        tc.sh(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/from-qemu{n})\" "
-              f"-ge 256 ]'", timeout=20)
+        tc.run(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/from-qemu{n})\" "
+               f"-ge 256 ]'", timeout=20)
         got = tc.ctl.run_bytes(f"cat /tmp/from-qemu{n}")[1]
         assert got == bytes(range(256)), f"round {n}: QEMU's THR: {got!r}"
         notes.append("256 bytes each way through its UART")
@@ -280,9 +284,34 @@ def is_9600_7e2(s):
             re.search(r"(?<!-)\bparenb", s) and re.search(r"(?<!-)\bcstopb", s))
 
 
-def restarted(tc, relay, agent, old_pid, roff, aoff, t_down, how):
+def marks(tc, relay, agent, qemu):
+    """Where each log stands (relay, agent, ioctl recorder, QEMU)."""
+    return (relay.log_offset(), agent.log_offset(),
+            int(tc.sh(f"stat -c %s {IOCTL_LOG}")), qemu.log_offset())
+
+
+def modem_lines_back(tc, agent, ioff, aoff, how):
+    """DTR and RTS end off at the agent's port, as the guest left them.
+    The new session may raise them first (the agent's default for a new
+    client) until the relay's state arrives: how long, if so."""
+    ioctls = tc.sh(f"tail -c +{ioff + 1} {IOCTL_LOG}")
+    for bit, name in ((0x2, "DTR"), (0x4, "RTS")):
+        last = re.findall(rf"(?m)^TIOCMBI([SC]) 0x{bit:x}$", ioctls)
+        assert last and last[-1] == "C", \
+            f"{how}: {name} not left off at the port:\n{ioctls}"
+    if not re.search(r"TIOCMBIS 0x[24]", ioctls):
+        return {}
+    agent.wait_log(r"RFC 2217 request 5 value 9$", start_offset=aoff)
+    return {"DTR raised by the new session for": agent.log_stamp(
+        r"RFC 2217 request 5 value 9$", aoff) - agent.log_stamp(
+        r"client \S+ connected", aoff)}
+
+
+def restarted(tc, relay, agent, old_pid, mark, t_down, how):
     """The relay is back on the kept device; the store holds it again and
-    the agent's port has the guest's last settings. Returns timings."""
+    the agent's port has the guest's last settings: 9600 7E2, DTR and RTS
+    off (not turned on by the new session). Returns timings."""
+    roff, aoff, ioff, _ = mark
     harness.wait_for(lambda: show(tc, "MainPID") not in ("0", old_pid), 60,
                      f"the relay back after {how}")
     relay.wait_log(TARGET_UP, timeout=60, start_offset=roff)
@@ -301,6 +330,7 @@ def restarted(tc, relay, agent, old_pid, roff, aoff, t_down, how):
         agent.wait_log(r"RFC 2217 request 1 value 9600$", start_offset=aoff)
         res["settings back"] = agent.log_stamp(
             r"RFC 2217 request 1 value 9600$", aoff) - t_down
+        res.update(modem_lines_back(tc, agent, ioff, aoff, how))
     print(f"{how}: relay back on the kept device; " +
           ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in res.items()) +
           " (from the restart or the kill on; TCG, ASan)")
@@ -361,21 +391,19 @@ def test(td):
     # (a) an upgrade: systemctl restart. ttyACM0 is reset to 115200 8N1
     # at once (the old relay is still stopping), so 9600 7E2 can only come
     # back from the restarted relay's state
-    old, roff, aoff = show(tc, "MainPID"), relay.log_offset(), \
-        agent.log_offset()
-    qoff = qemu.log_offset()
+    old, mark = show(tc, "MainPID"), marks(tc, relay, agent, qemu)
+    qoff = mark[3]
     t_down = vm_clock(tc, f"{SYSTEMCTL_USER} restart --no-block {UNIT}\n"
                       "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
-    timings["restart"] = restarted(tc, relay, agent, old, roff, aoff, t_down,
+    timings["restart"] = restarted(tc, relay, agent, old, mark, t_down,
                                    "systemctl restart")
     go(tc, acm, 1)
     lat.append(check_round(tc, qemu, 1, qoff))
 
     # (b) a crash: SIGKILL; Restart=always brings the relay back after
     # RestartSec; the port is reset and QEMU writes while no relay runs
-    old, roff, aoff = show(tc, "MainPID"), relay.log_offset(), \
-        agent.log_offset()
-    qoff = qemu.log_offset()
+    old, mark = show(tc, "MainPID"), marks(tc, relay, agent, qemu)
+    qoff = mark[3]
     gs = acm.nodes["gs0"]
     tc.sh(f"rm -f /tmp/down.got /tmp/down.ready\n"
           f"bg /tmp/down.log sh -c 'exec 4<>{gs}; stty raw -echo <&4; "
@@ -384,13 +412,14 @@ def test(td):
     t_down = vm_clock(tc, f"kill -9 {old}\n"
                       "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb\n"
                       f"touch {ROUNDS[1][1]}")
-    timings["crash"] = restarted(tc, relay, agent, old, roff, aoff, t_down,
+    timings["crash"] = restarted(tc, relay, agent, old, mark, t_down,
                                  "SIGKILL (Restart=always)")
     lat.append(check_round(tc, qemu, 2, qoff))
-    tc.sh(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/down.got)\" -ge "
-          f"{len(DOWN_BYTES)} ]'", timeout=20)
+    tc.run(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/down.got)\" -ge "
+           f"{len(DOWN_BYTES)} ]'", timeout=20)
     got = tc.ctl.run_bytes("cat /tmp/down.got")[1]
-    assert got == DOWN_BYTES, f"written while no relay ran: {got!r}"
+    assert got == DOWN_BYTES, "what QEMU wrote while no relay ran did not " \
+        f"reach the port whole: {got!r}"
     qoff = qemu.log_offset()
     go(tc, acm, 3)
     lat.append(check_round(tc, qemu, 3, qoff))

@@ -30,10 +30,9 @@
  *        through THR, each once LSR shows THR empty, sent while the test
  *        has no relay running: QEMU's write waits in the kernel until a
  *        relay serves the device, and the time that took is printed);
- *        hangup (QEMU's own fd
- *        on the chardev's device, taken with pidfd_getfd, reports an
- *        error or hang-up; QEMU still answers). QEMU must quit within
- *        10 s of SIGTERM at the end.
+ *        hangup (QEMU's own fd on the chardev's device, taken with
+ *        pidfd_getfd, reports an error or hang-up; QEMU still answers).
+ *        QEMU must quit within 10 s of SIGTERM at the end.
  *   cuse_guest hostile PATH   ioctls a buggy or hostile program may send:
  *        unknown ones, bad pointers, a NULL argument; each must fail
  *        with its errno, the tty must still work after
@@ -70,6 +69,8 @@
 /* A qtest answer: QEMU's main loop may wait in the kernel on a FUSE
  * request a broken relay never answers; fail instead of hanging. */
 #define QTEST_ANSWER_S 30
+/* send-down: the relay restarted meanwhile takes as long as wait-FILE's. */
+#define SEND_DOWN_MS WAIT_FILE_MS
 /* recv-idle: a byte sent while QEMU idles raises the IRQ this soon. */
 #define IDLE_IRQ_MS 10000
 #define UART_GSI 4 /* COM1's IRQ at the IOAPIC */
@@ -427,10 +428,10 @@ static int send_down(double t0)
 
     for (size_t i = 0; i < sizeof(down) - 1; i++) {
         while (!(qtest("inb 0x%x%.0u", UART + 5, 0) & 0x20)) { /* THRE */
-            if (now_ms() - t0 > WAIT_FILE_MS) {
+            if (now_ms() - t0 > SEND_DOWN_MS) {
                 printf("FAIL send-down: THR still full after %d ms, "
                        "byte %zu\n",
-                       WAIT_FILE_MS, i);
+                       SEND_DOWN_MS, i);
                 return 1;
             }
             usleep(1000);

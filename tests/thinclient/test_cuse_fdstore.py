@@ -247,7 +247,7 @@ def go(tc, acm, n):
 
 def check_round(tc, qemu, n, off):
     """QEMU finished round n and now waits for its file; its settings
-    followed, 256 bytes went each way. Returns {step: ms}."""
+    followed, 256 bytes went each way."""
     steps, wait = ROUNDS[n]
     qemu.wait_log(f"^WAIT {wait}$", timeout=120, start_offset=off)
     text = qemu.log_text(off)
@@ -272,7 +272,6 @@ def check_round(tc, qemu, n, off):
         notes.insert(0, "settings at the agent's port (ms): " +
                      ", ".join(f"{k} {v:.0f}" for k, v in lat.items()))
     print(f"round {n}: " + "; ".join(notes))
-    return lat
 
 
 def line_at_port(tc):
@@ -281,7 +280,8 @@ def line_at_port(tc):
 
 def is_9600_7e2(s):
     return ("speed 9600 baud" in s and "cs7" in s and
-            re.search(r"(?<!-)\bparenb", s) and re.search(r"(?<!-)\bcstopb", s))
+            re.search(r"(?<!-)\bparenb", s) and
+            re.search(r"(?<!-)\bcstopb", s))
 
 
 def marks(tc, relay, agent, qemu):
@@ -337,126 +337,155 @@ def restarted(tc, relay, agent, old_pid, mark, t_down, how):
     return res
 
 
+class Rig:
+    """The thin client with systemd --user, the relay unit, the agent and
+    the one QEMU: what every phase acts on."""
+
+    def __init__(self, td):
+        self.tc = tc = ThinClient(td, modules=("cuse",), files=rig_files(),
+                                  memory=1024).start()
+        assert "cuse" in tc.sh("cat /proc/modules"), "cuse.ko not loaded"
+        # the rig's /init mounts no devpts: the pty backend needs one
+        tc.sh("mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts "
+              "/dev/pts && ln -sf pts/ptmx /dev/ptmx\n"
+              "head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \\n' "
+              "> /tmp/relay.secret && chmod 600 /tmp/relay.secret")
+        tc.put_file("/tmp/to-qemu", bytes(range(255, -1, -1)))
+        self.acm = tc.add_gadget(acm_gadget())
+        tc.wait_drivers(self.acm, {"1.0": "cdc_acm", "1.1": "cdc_acm"})
+        tc.sh("wait_until 10 test -c /dev/ttyACM0")
+        self.timings = {}
+
+    def start_relay(self):
+        """The manager, the relay unit (a new tty, 2 fds stored), the agent
+        attached to it."""
+        tc = self.tc
+        t0 = time.monotonic()
+        self.sd = start_manager(tc)
+        self.relay = relay = relay_log(tc)
+        systemctl(tc, "start", UNIT)
+        print(f"systemd --user up and the relay started in "
+              f"{time.monotonic() - t0:.1f}s")
+        relay.wait_log(r"listening for agents")
+        relay.wait_log(TARGET_UP)
+        assert not re.search(KEPT, relay.log_text()), relay.log_text()
+        tc.sh("wait_until 5 test -e /run/com1")
+        n = show(tc, "NFileDescriptorStore")
+        assert n == str(STORED), f"{n} fds in the store, want {STORED}"
+        self.agent = TcAgent(tc, "agent")
+        tc.agents.append(self.agent)
+        self.agent.start(argv=[
+            "env", f"LD_PRELOAD={RECORDER}", f"REDIR_IOCTL_LOG={IOCTL_LOG}",
+            "/usr/sbin/redir-agent", "-f", "-c", f"{ETC}/agent.ini"])
+        relay.wait_log(r"attached to target 'com1'")
+        self.agent.wait_log(r"\[serial.com1\] .*opened")
+
+    def start_qemu(self):
+        """ONE QEMU for the whole test: its chardev's fd is opened once;
+        its first round."""
+        start_gs(self.tc, self.acm, 0)
+        steps = []
+        for rnd, wait in ROUNDS:
+            steps += [*rnd, f"wait-{wait}"]
+        self.qemu = TcAgent(self.tc, "qemu")
+        self.tc.agents.append(self.qemu)
+        self.qemu.start(argv=[
+            GUEST, "qemu", IOCTL_LOG, *steps, "hangup", "--", QEMU,
+            "-machine", "pc", "-accel", "tcg", "-S", "-nodefaults",
+            "-display", "none", "-m", "32", "-L", QEMU_DATA,
+            "-chardev", "serial,id=com1,path=/run/com1",
+            "-device", "isa-serial,chardev=com1"])
+        check_round(self.tc, self.qemu, 0, 0)
+
+    def restart(self, how, then):
+        """`then` (a shell script) takes the relay down; back, it must be
+        on the kept device with the guest's settings."""
+        old = show(self.tc, "MainPID")
+        mark = marks(self.tc, self.relay, self.agent, self.qemu)
+        t_down = vm_clock(self.tc, then)
+        self.timings[how] = restarted(self.tc, self.relay, self.agent, old,
+                                      mark, t_down, how)
+        return mark[3]
+
+    def upgrade(self):
+        """(a) systemctl restart. ttyACM0 is reset to 115200 8N1 at once
+        (the old relay is still stopping), so 9600 7E2 can only come back
+        from the restarted relay's state."""
+        qoff = self.restart("systemctl restart",
+                            f"{SYSTEMCTL_USER} restart --no-block {UNIT}\n"
+                            "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
+        go(self.tc, self.acm, 1)
+        check_round(self.tc, self.qemu, 1, qoff)
+
+    def crash(self):
+        """(b) SIGKILL; Restart=always brings the relay back after
+        RestartSec. The port is reset and QEMU writes while no relay runs:
+        its bytes arrive."""
+        tc = self.tc
+        tc.sh(f"rm -f /tmp/down.got /tmp/down.ready\n"
+              f"bg /tmp/down.log sh -c 'exec 4<>{self.acm.nodes['gs0']}; "
+              f"stty raw -echo <&4; touch /tmp/down.ready; "
+              f"head -c {len(DOWN_BYTES)} <&4 > /tmp/down.got' >/dev/null\n"
+              "wait_until 5 test -e /tmp/down.ready")
+        qoff = self.restart("SIGKILL (Restart=always)",
+                            f"kill -9 {show(tc, 'MainPID')}\n"
+                            "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb\n"
+                            f"touch {ROUNDS[1][1]}")
+        check_round(tc, self.qemu, 2, qoff)
+        tc.run(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/down.got)\" -ge "
+               f"{len(DOWN_BYTES)} ]'", timeout=20)
+        got = tc.ctl.run_bytes("cat /tmp/down.got")[1]
+        assert got == DOWN_BYTES, "what QEMU wrote while no relay ran did " \
+            f"not reach the port whole: {got!r}"
+        qoff = self.qemu.log_offset()
+        go(tc, self.acm, 3)
+        check_round(tc, self.qemu, 3, qoff)
+
+    def stop_for_good(self):
+        """(c) systemctl stop: the store is released, the device goes,
+        QEMU's fd says so and QEMU still quits."""
+        tc, qoff = self.tc, self.qemu.log_offset()
+        t0 = time.monotonic()
+        systemctl(tc, "stop", UNIT)
+        assert show(tc, "NFileDescriptorStore") == "0", "the store was kept"
+        node = "/dev/redir-relay/com1" if TTY == "cuse" else "/run/com1"
+        tc.sh(f"wait_until 10 sh -c '! test -e {node}' && ! test -e /run/com1")
+        gone_s = time.monotonic() - t0
+        tc.sh(f"touch {ROUNDS[3][1]}")
+        assert self.qemu.wait_exit(60) == 0, self.qemu.log_text(qoff)
+        text = self.qemu.log_text(qoff)
+        assert re.search(r"(?m)^OK hangup: QEMU's fd \d+ ", text), text
+        assert re.search(r"(?m)^OK qemu quit in \d+ ms$", text), text
+        print("systemctl stop: the store released, the device gone in "
+              f"{gone_s:.1f}s (host clock); " +
+              " ".join(line for line in text.splitlines()
+                       if line.startswith(("OK hangup", "OK qemu quit"))))
+
+    def finish(self):
+        self.agent.stop()
+        systemctl(self.tc, "--force", "exit")  # no exit.target here: at once
+        assert self.sd.wait_exit(30) == 0, self.sd.fetch_log()
+        for proc in (self.relay, self.agent):
+            proc.assert_clean_log()
+        self.tc.stop()
+        print("timings (ms, from the restart or the SIGKILL on; the fd "
+              "without a relay: until the new relay's kept line): " +
+              "; ".join(f"{how}: " + ", ".join(f"{k} {v * 1000:.0f}"
+                                                for k, v in t.items())
+                        for how, t in self.timings.items()) +
+              " (TCG, ASan, shared 2-core host: not a performance figure)")
+
+
 def test(td):
     t_start = time.monotonic()
-    tc = ThinClient(td, modules=("cuse",), files=rig_files(),
-                    memory=1024).start()
-    assert "cuse" in tc.sh("cat /proc/modules"), "cuse.ko not loaded"
-    # the rig's /init mounts no devpts: the pty backend needs one
-    tc.sh("mkdir -p /dev/pts && mount -t devpts -o ptmxmode=0666 devpts "
-          "/dev/pts && ln -sf pts/ptmx /dev/ptmx\n"
-          "head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \\n' "
-          "> /tmp/relay.secret && chmod 600 /tmp/relay.secret")
-    tc.put_file("/tmp/to-qemu", bytes(range(255, -1, -1)))
-    acm = tc.add_gadget(acm_gadget())
-    tc.wait_drivers(acm, {"1.0": "cdc_acm", "1.1": "cdc_acm"})
-    tc.sh("wait_until 10 test -c /dev/ttyACM0")
-
-    t_sd = time.monotonic()
-    sd = start_manager(tc)
-    relay = relay_log(tc)
-    systemctl(tc, "start", UNIT)
-    print(f"systemd --user up and the relay started in "
-          f"{time.monotonic() - t_sd:.1f}s")
-    relay.wait_log(r"listening for agents")
-    relay.wait_log(TARGET_UP)
-    assert not re.search(KEPT, relay.log_text()), relay.log_text()
-    tc.sh("wait_until 5 test -e /run/com1")
-    n = show(tc, "NFileDescriptorStore")
-    assert n == str(STORED), f"{n} fds in the store, want {STORED}"
-    agent = TcAgent(tc, "agent")
-    tc.agents.append(agent)
-    agent.start(argv=["env", f"LD_PRELOAD={RECORDER}",
-                      f"REDIR_IOCTL_LOG={IOCTL_LOG}", "/usr/sbin/redir-agent",
-                      "-f", "-c", f"{ETC}/agent.ini"])
-    relay.wait_log(r"attached to target 'com1'")
-    agent.wait_log(r"\[serial.com1\] .*opened")
-
-    # ONE QEMU for the whole test: its chardev's fd is opened once
-    start_gs(tc, acm, 0)
-    steps = []
-    for rnd, wait in ROUNDS:
-        steps += [*rnd, f"wait-{wait}"]
-    qemu = TcAgent(tc, "qemu")
-    tc.agents.append(qemu)
-    qemu.start(argv=[
-        GUEST, "qemu", IOCTL_LOG, *steps, "hangup", "--", QEMU,
-        "-machine", "pc", "-accel", "tcg", "-S", "-nodefaults",
-        "-display", "none", "-m", "32", "-L", QEMU_DATA,
-        "-chardev", "serial,id=com1,path=/run/com1",
-        "-device", "isa-serial,chardev=com1"])
-    lat = [check_round(tc, qemu, 0, 0)]
-    timings = {}
-
-    # (a) an upgrade: systemctl restart. ttyACM0 is reset to 115200 8N1
-    # at once (the old relay is still stopping), so 9600 7E2 can only come
-    # back from the restarted relay's state
-    old, mark = show(tc, "MainPID"), marks(tc, relay, agent, qemu)
-    qoff = mark[3]
-    t_down = vm_clock(tc, f"{SYSTEMCTL_USER} restart --no-block {UNIT}\n"
-                      "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb")
-    timings["restart"] = restarted(tc, relay, agent, old, mark, t_down,
-                                   "systemctl restart")
-    go(tc, acm, 1)
-    lat.append(check_round(tc, qemu, 1, qoff))
-
-    # (b) a crash: SIGKILL; Restart=always brings the relay back after
-    # RestartSec; the port is reset and QEMU writes while no relay runs
-    old, mark = show(tc, "MainPID"), marks(tc, relay, agent, qemu)
-    qoff = mark[3]
-    gs = acm.nodes["gs0"]
-    tc.sh(f"rm -f /tmp/down.got /tmp/down.ready\n"
-          f"bg /tmp/down.log sh -c 'exec 4<>{gs}; stty raw -echo <&4; "
-          f"touch /tmp/down.ready; head -c {len(DOWN_BYTES)} <&4 "
-          f"> /tmp/down.got' >/dev/null\nwait_until 5 test -e /tmp/down.ready")
-    t_down = vm_clock(tc, f"kill -9 {old}\n"
-                      "stty -F /dev/ttyACM0 115200 cs8 -parenb -cstopb\n"
-                      f"touch {ROUNDS[1][1]}")
-    timings["crash"] = restarted(tc, relay, agent, old, mark, t_down,
-                                 "SIGKILL (Restart=always)")
-    lat.append(check_round(tc, qemu, 2, qoff))
-    tc.run(f"wait_until 10 eval '[ \"$(stat -c %s /tmp/down.got)\" -ge "
-           f"{len(DOWN_BYTES)} ]'", timeout=20)
-    got = tc.ctl.run_bytes("cat /tmp/down.got")[1]
-    assert got == DOWN_BYTES, "what QEMU wrote while no relay ran did not " \
-        f"reach the port whole: {got!r}"
-    qoff = qemu.log_offset()
-    go(tc, acm, 3)
-    lat.append(check_round(tc, qemu, 3, qoff))
-
-    # (c) stopped for good: the store is released, the device goes,
-    # QEMU's fd says so and QEMU still quits
-    qoff = qemu.log_offset()
-    t0 = time.monotonic()
-    systemctl(tc, "stop", UNIT)
-    assert show(tc, "NFileDescriptorStore") == "0", "the store was kept"
-    node = "/dev/redir-relay/com1" if TTY == "cuse" else "/run/com1"
-    tc.sh(f"wait_until 10 sh -c '! test -e {node}' && ! test -e /run/com1")
-    gone_s = time.monotonic() - t0
-    tc.sh(f"touch {ROUNDS[3][1]}")
-    assert qemu.wait_exit(60) == 0, qemu.log_text(qoff)
-    text = qemu.log_text(qoff)
-    assert re.search(r"(?m)^OK hangup: QEMU's fd \d+ ", text), text
-    assert re.search(r"(?m)^OK qemu quit in \d+ ms$", text), text
-    print("systemctl stop: the store released, the device gone in "
-          f"{gone_s:.1f}s (host clock); " +
-          " ".join(line for line in text.splitlines()
-                   if line.startswith("OK hangup") or
-                   line.startswith("OK qemu quit")))
-
-    agent.stop()
-    systemctl(tc, "--force", "exit")    # no exit.target here: at once
-    assert sd.wait_exit(30) == 0, sd.fetch_log()
-    for proc in (relay, agent):
-        proc.assert_clean_log()
-    tc.stop()
-    print("timings (ms, from the restart or the SIGKILL on; the fd without "
-          "a relay: until the new relay's kept line): " +
-          "; ".join(f"{how}: " + ", ".join(f"{k} {v * 1000:.0f}"
-                                            for k, v in t.items())
-                    for how, t in timings.items()) +
-          " (TCG, ASan, shared 2-core host: not a performance figure)")
-    print(f"thin client boot {tc.boot_s:.2f}s; total "
+    rig = Rig(td)
+    rig.start_relay()
+    rig.start_qemu()
+    rig.upgrade()
+    rig.crash()
+    rig.stop_for_good()
+    rig.finish()
+    print(f"thin client boot {rig.tc.boot_s:.2f}s; total "
           f"{time.monotonic() - t_start:.1f}s")
 
 

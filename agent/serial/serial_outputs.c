@@ -98,6 +98,15 @@ void serial_outputs_new_session(struct serial_outputs *o)
 
     if (o->cfg->kind != SERIAL_KIND_TTY)
         return;
+    /* A relay target sends the guest's line and lines first thing: the
+     * port keeps what it has until then. Resetting it meanwhile would
+     * pulse DTR (an Arduino-like device resets) and change the framing
+     * for some milliseconds at every reconnect or relay restart. */
+    if (o->cfg->target[0]) {
+        if (o->fd >= 0)
+            serial_tty_flush(o->fd, SERIAL_FLUSH_INPUT);
+        return;
+    }
     if (!serial_line_equal(&o->line, &o->cfg->settings))
         set_line(o, &o->cfg->settings);
     if (!o->control.dtr)

@@ -43,7 +43,9 @@ void serial_outputs_attach(struct serial_outputs *o, int fd, bool modem_lines);
 void serial_outputs_detach(struct serial_outputs *o);
 
 /* A new client starts from the config's line with DTR and RTS up, as if
- * the device had just been opened; a client that left drops BREAK. */
+ * the device had just been opened (a relay target's session: from what
+ * the port has, until the relay's state comes); a client that left drops
+ * BREAK. */
 void serial_outputs_new_session(struct serial_outputs *o);
 void serial_outputs_end_session(struct serial_outputs *o);
 

@@ -36,6 +36,11 @@
  *   cuse_guest hostile PATH   ioctls a buggy or hostile program may send:
  *        unknown ones, bad pointers, a NULL argument; each must fail
  *        with its errno, the tty must still work after
+ *   cuse_guest storm PATH SECONDS   TIOCMGET without pause (a guest
+ *        polling its modem status hard, so that a relay killed meanwhile
+ *        dies serving or reading a request), "alive N eintr E" every
+ *        200 ms; any error but EINTR (what a restarted relay answers for a
+ *        request the dead one left) fails it
  *   cuse_guest gen FILE NBYTES SEED      (every byte value, runs of 0x00
  *                                         and 0xff, then pseudo-random)
  */
@@ -791,6 +796,33 @@ static int gen(char **argv)
     return 0;
 }
 
+#define STORM_REPORT_MS 200
+
+static int storm(const char *path, const char *seconds)
+{
+    int fd = open(path, O_RDWR | O_NONBLOCK | O_NOCTTY), bits;
+    double end = now_ms() + atof(seconds) * 1e3, next = 0;
+    unsigned long n = 0, eintr = 0;
+
+    if (fd < 0)
+        die("storm: open");
+    for (double t = now_ms(); t < end; t = now_ms()) {
+        if (ioctl(fd, TIOCMGET, &bits) == 0)
+            n++;
+        else if (errno == EINTR)
+            eintr++;
+        else
+            die("storm: TIOCMGET");
+        if (t >= next) {
+            printf("alive %lu eintr %lu\n", n, eintr);
+            next = t + STORM_REPORT_MS;
+        }
+    }
+    printf("OK storm %lu calls, %lu EINTR\n", n, eintr);
+    close(fd);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -804,6 +836,8 @@ int main(int argc, char **argv)
         return hostile(argv[2]);
     if (argc >= 5 && strcmp(argv[1], "qemu") == 0)
         return qemu(argc, argv);
+    if (argc == 4 && strcmp(argv[1], "storm") == 0)
+        return storm(argv[2], argv[3]);
     if (argc == 5 && strcmp(argv[1], "gen") == 0)
         return gen(argv);
     fprintf(stderr, "usage: see the first comment of cuse_guest.c\n");

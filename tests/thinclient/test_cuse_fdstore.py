@@ -146,6 +146,7 @@ ROUNDS = ((FIRST + DATA + LAST + ("idle-arm",), "/tmp/go1"),
           (SETTINGS + DATA, "/tmp/go3"))
 IDLE_BYTE = 0x5a
 DOWN_BYTES = b"\x00while-down\xff"     # cuse_guest's send-down
+STORM_KILLS = 4                        # relay SIGKILLs under the storm
 
 
 def host_program(env, name):
@@ -201,6 +202,12 @@ def start_manager(tc):
 def systemctl(tc, *args, timeout=60):
     return tc.sh(f"{SYSTEMCTL_USER} {' '.join(args)}",
                  timeout=timeout).strip()
+
+
+def storm_calls(storm):
+    """The TIOCMGET calls `cuse_guest storm` has made so far."""
+    n = re.findall(r"(?m)^alive (\d+)", storm.fetch_log())
+    return int(n[-1]) if n else 0
 
 
 def show(tc, prop):
@@ -439,6 +446,46 @@ class Rig:
         go(tc, self.acm, 3)
         check_round(tc, self.qemu, 3, qoff)
 
+    def kill_storm(self):
+        """(b2) SIGKILL after SIGKILL while a program makes TIOCMGET calls
+        without pause and another waits in a blocking read: a relay that
+        dies leaves requests read and not answered (the held read, and the
+        one being served or read when the kill lands), each a caller that
+        would wait for ever (QEMU, holding its big lock: a frozen VM). The
+        next run answers them: the reader ends (EINTR), the storm goes on
+        after every kill. Before the fix it hung in fuse_do_ioctl."""
+        tc = self.tc
+        storm = TcAgent(tc, "storm")
+        tc.agents.append(storm)
+        storm.start(argv=[GUEST, "storm", "/run/com1", "120"])
+        storm.wait_log(r"alive [1-9]")
+        tc.sh("rm -f /tmp/blk.rc\nbg /tmp/blk.log sh -c 'head -c 1 "
+              "/run/com1 > /dev/null; echo $? > /tmp/blk.rc' >/dev/null\n"
+              "sleep 1; ! test -e /tmp/blk.rc")   # held by the relay now
+        roff = self.relay.log_offset()
+        for i in range(STORM_KILLS):
+            old, off = show(tc, "MainPID"), self.relay.log_offset()
+            before = storm_calls(storm)
+            tc.sh(f"kill -9 {old}")
+            harness.wait_for(lambda: show(tc, "MainPID") not in ("0", old),
+                             60, f"the relay back after kill {i + 1}")
+            self.relay.wait_log(KEPT, start_offset=off, timeout=60)
+            harness.wait_for(lambda: storm_calls(storm) > before + 50, 30,
+                             f"the storm going on after kill {i + 1}")
+            if i == 0:
+                tc.sh("wait_until 10 test -e /tmp/blk.rc")
+        text = self.relay.log_text(roff)
+        left = [int(n) for n in re.findall(
+            r"the last run died with (\d+) requests? of the guest's side "
+            r"unanswered", text)]
+        assert left and left[0] >= 1, f"the held read was not answered:\n{text}"
+        storm.kill()
+        eintr = re.findall(r"eintr (\d+)", storm.fetch_log())[-1]
+        print(f"{STORM_KILLS} SIGKILLs under a TIOCMGET storm and a blocking "
+              f"read: {sum(left)} request(s) left by dead relays answered "
+              f"({left}), the storm got {eintr} EINTR and never stopped, "
+              f"the reader ended (rc {tc.sh('cat /tmp/blk.rc').strip()})")
+
     def stop_for_good(self):
         """(c) systemctl stop: the store is released, the device goes,
         QEMU's fd says so and QEMU still quits."""
@@ -487,6 +534,8 @@ def test(td):
     rig.start_qemu()
     rig.upgrade()
     rig.crash()
+    if TTY == "cuse":
+        rig.kill_storm()
     rig.stop_for_good()
     rig.finish()
     print(f"thin client boot {rig.tc.boot_s:.2f}s; total "

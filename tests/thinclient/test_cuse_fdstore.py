@@ -512,6 +512,36 @@ class Rig:
               " ".join(line for line in text.splitlines()
                        if line.startswith(("OK hangup", "OK qemu quit"))))
 
+    def reload_renamed(self):
+        """(d) the relay started again (a new device), then a reload that
+        makes the target anew at another path: the old device, of which
+        systemd holds a copy, must be gone before the new one of the same
+        name registers (the kernel refuses a name still taken and ends the
+        new device: BARRIER=1 after the store's removal); the new one
+        works, and the store holds it instead of the old."""
+        tc, relay = self.tc, self.relay
+        off = relay.log_offset()
+        systemctl(tc, "start", UNIT)
+        relay.wait_log(r"linked at /run/com1$", start_offset=off)
+        relay.wait_log(r"attached to target 'com1'", start_offset=off)
+        off = relay.log_offset()
+        tc.sh(f"sed -i 's|^path = /run/com1$|path = /run/com1b|' "
+              f"{ETC}/relay.ini")
+        systemctl(tc, "reload", UNIT)
+        relay.wait_log(r"linked at /run/com1b$", start_offset=off)
+        relay.wait_log(r"attached to target 'com1'", start_offset=off,
+                       timeout=30)
+        rc, out = tc.ctl.run_bytes(f"{GUEST} steps /run/com1b {IOCTL_LOG} "
+                                   "9600-7E2 modem-off modem-on", timeout=60)
+        text = relay.log_text(off)
+        assert rc == 0 and "device ended" not in text, \
+            f"{out.decode()}\n{text}"
+        n = show(tc, "NFileDescriptorStore")
+        assert n == str(STORED), f"after the reload: {n} fds in the store"
+        print("reload to /run/com1b: the old device gone first, the new one "
+              "answers: " + " ".join(re.findall(r"OK \S+ [\d.]+ ms",
+                                                 out.decode())))
+
     def finish(self):
         self.agent.stop()
         systemctl(self.tc, "--force", "exit")  # no exit.target here: at once
@@ -537,6 +567,8 @@ def test(td):
     if TTY == "cuse":
         rig.kill_storm()
     rig.stop_for_good()
+    if TTY == "cuse":
+        rig.reload_renamed()
     rig.finish()
     print(f"thin client boot {rig.tc.boot_s:.2f}s; total "
           f"{time.monotonic() - t_start:.1f}s")

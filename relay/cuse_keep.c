@@ -47,6 +47,7 @@
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL)
 
 struct saved_tty {
+    uint64_t applied; /* the request served when saved: its effect is in */
     uint64_t next_fh;
     uint64_t kh[CUSE_KEEP_POLLERS];
     uint32_t tty_len;
@@ -72,10 +73,11 @@ struct cuse_keep {
     char target[FDSTORE_NAME_MAX + 1];
     char dev_name[FDSTORE_NAME_MAX + 1], state_name[FDSTORE_NAME_MAX + 1];
     int state_fd;
-    int dev_fd;        /* once resumed: for the answers and wakeups */
-    bool took;         /* an earlier run's entries were there */
-    bool stored;       /* systemd holds a copy of this run's device */
-    struct saved *map; /* the memfd, NULL when nothing is kept */
+    int dev_fd;           /* once resumed: for the answers and wakeups */
+    bool took;            /* an earlier run's entries were there */
+    bool stored;          /* systemd holds a copy of this run's device */
+    uint64_t release_cut; /* the close the earlier run died serving, or 0 */
+    struct saved *map;    /* the memfd, NULL when nothing is kept */
 };
 
 /* The order of stores into the map is the order a successor sees. */
@@ -249,8 +251,11 @@ static unsigned answer_left_over(struct cuse_keep *k)
     uint64_t last = k->map->last_unique;
     unsigned n = 0;
 
-    if (k->map->serving && last)
+    if (k->map->serving && last) {
         n += answer_left(k, last, k->map->last_opcode);
+        if (k->map->last_opcode == FUSE_RELEASE)
+            k->release_cut = last;
+    }
     for (size_t i = 0; i < CUSE_KEEP_HELD; i++)
         if (k->map->held[i])
             n += answer_left(k, k->map->held[i], 0);
@@ -307,6 +312,10 @@ bool cuse_keep_load(struct cuse_keep *k, struct cuse_tty *tty,
         !cuse_tty_restore(tty, st.tty, st.tty_len))
         return false;
     *next_fh = st.next_fh;
+    /* a close the state does not show yet: HUPCL must still count it, or
+     * the guest's last close would leave DTR/RTS up */
+    if (k->release_cut && st.applied != k->release_cut)
+        cuse_tty_closed(tty);
     return true;
 }
 
@@ -380,6 +389,7 @@ void cuse_keep_save(struct cuse_keep *k, const struct cuse_tty *tty,
         return;
     s = &k->map->st[(k->map->seq + 1) & 1];
     memset(s, 0, sizeof(*s));
+    s->applied = k->map->serving ? k->map->last_unique : 0;
     s->next_fh = next_fh;
     memcpy(s->kh, kh,
            (n < CUSE_KEEP_POLLERS ? n : CUSE_KEEP_POLLERS) * sizeof(*kh));

@@ -29,7 +29,14 @@ the relay answers (cuse), or a pty write (pty). Nested TCG makes the
 guest's own instructions slow (microseconds each), so a path's extra cost
 per byte shows diluted: on KVM it would weigh more.
 
-    bench/serial_relay/vm_tx.py [--kib N] [--rounds R]
+    bench/serial_relay/vm_tx.py [--kib N] [--rounds R] [--writer program]
+
+--writer program: no inner QEMU; vm_writer (vm_writer.c) does what its
+16550 does to the chardev, one write() per byte, to the tty (set 115200
+8N1 raw) or to the agent's socket. One TCG level instead of two: what
+each path costs per byte with QEMU's own emulation out of the way (the
+relay's CUSE answers, the pty, the socket), closer to a hypervisor's
+proportions.
 
 Rounds alternate the paths' order. Prints kB/s per path and round, the
 ratios cuse/direct, pty/direct, cuse/pty, and each process's CPU per KiB.
@@ -58,6 +65,7 @@ QEMU_DATA = "/usr/share/qemu-rig"
 BIOS = f"{QEMU_DATA}/uart-tx.bin"
 IDLE_BIOS = f"{QEMU_DATA}/uart-idle.bin"
 PORT_PROG = "/usr/bin/vm_port"
+WRITER_PROG = "/usr/bin/vm_writer"
 PATHS = ("direct", "cuse", "pty")
 SILENCE_S = 60   # vm_port gives up after this long without a byte
 
@@ -148,12 +156,18 @@ def uart_idle_bios():
                     bytes([0xF4, 0xEB, 0xFD]))   # hlt; jmp hlt
 
 
+def static_program(work, name):
+    """bench/serial_relay/NAME.c built static for the VM: its path."""
+    out = os.path.join(work, name)
+    subprocess.run(["cc", "-O2", "-static", "-Wall", "-Wextra", "-Werror",
+                    os.path.join(HERE, name + ".c"), "-o", out], check=True)
+    return out
+
+
 def vm_files(work, blocks, baud):
     qemu = shutil.which(os.environ.get("REDIR_QEMU", "qemu-system-x86_64"))
     assert qemu, "qemu-system-x86_64 not found: scripts/install-deps.sh"
-    sink = os.path.join(work, "vm_port")
-    subprocess.run(["cc", "-O2", "-static", "-Wall", "-Wextra", "-Werror",
-                    os.path.join(HERE, "vm_port.c"), "-o", sink], check=True)
+    sink = static_program(work, "vm_port")
     files = program_files({"/usr/sbin/redir-relay": bench.RELAY, QEMU: qemu})
     # Debian's QEMU loads TCG as a module from its compiled-in directory
     tcg = "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"
@@ -161,6 +175,8 @@ def vm_files(work, blocks, baud):
     files[BIOS] = uart_tx_bios(blocks, baud)
     files[IDLE_BIOS] = uart_idle_bios()
     files[PORT_PROG] = (open(sink, "rb").read(), 0o755)
+    files[WRITER_PROG] = (open(static_program(work, "vm_writer"), "rb").read(),
+                          0o755)
     return files
 
 
@@ -194,14 +210,28 @@ def stop(tc, qpid, agent):
     agent.stop()
 
 
-def run_path(tc, relay, path, n, seq):
+def start_writer(tc, path, n, seq):
+    """vm_writer on the path's chardev end: its pid (it may be done by the
+    time its CPU is read: then its own count, from /proc while it ran, is
+    not there, and the writer's CPU shows as 0)."""
+    target = str(DIRECT_PORT) if path == "direct" else \
+        f"/run/com{1 if path == 'cuse' else 2}"
+    out = tc.sh(f"bg /tmp/writer-{seq}.log {WRITER_PROG} {target} {n} "
+                f">/dev/null\necho $!")
+    return int(out.split()[-1])
+
+
+def run_path(tc, relay, path, n, seq, writer="qemu"):
     """One transfer down one path; {kB/s, CPU s per process}."""
     agent = start_agent(tc, relay, path, seq)
     ready = f"/tmp/port-{seq}.ready"
     tc.sh(f"rm -f {ready}\nbg /tmp/port-{seq}.out {PORT_PROG} /dev/ttyGS0 "
           f"{n} {ready} {SILENCE_S} >/dev/null\nwait_until 5 test -e {ready}")
     before = {"relay": cpu_s(tc, relay.pid), "agent": cpu_s(tc, agent.pid)}
-    qpid = start_qemu(tc, path, BIOS, seq, 0.2)
+    if writer == "qemu":
+        qpid = start_qemu(tc, path, BIOS, seq, 0.2)
+    else:
+        qpid = start_writer(tc, path, n, seq)
     t0 = time.monotonic()
     harness.wait_for(lambda: "OK" in tc.sh(f"cat /tmp/port-{seq}.out") or
                      "FAIL" in tc.sh(f"cat /tmp/port-{seq}.out"),
@@ -210,10 +240,14 @@ def run_path(tc, relay, path, n, seq):
     out = tc.sh(f"cat /tmp/port-{seq}.out")
     cost = {"relay": cpu_s(tc, relay.pid) - before["relay"],
             "agent": cpu_s(tc, agent.pid) - before["agent"],
-            "qemu": cpu_s(tc, qpid)}
-    stop(tc, qpid, agent)
+            "qemu": cpu_s(tc, qpid) if writer == "qemu" else 0.0}
+    if writer == "qemu":
+        stop(tc, qpid, agent)
+    else:
+        agent.stop()
     m = re.search(r"OK bytes (\d+) span_us (\d+) kB/s ([\d.]+)", out)
-    assert m, f"{path}: {out}\nQEMU: " + tc.sh(f"cat /tmp/qemu-{seq}.log")
+    assert m, f"{path}: {out}\n{writer}: " + tc.sh(
+        f"cat /tmp/{'qemu' if writer == 'qemu' else 'writer'}-{seq}.log")
     print(f"  {path:6} {float(m.group(3)):8.2f} kB/s ({n} bytes in "
           f"{int(m.group(2)) / 1e6:.1f} s, {time.monotonic() - t0:.0f} s "
           f"with QEMU's start)", flush=True)
@@ -225,11 +259,17 @@ def run_path(tc, relay, path, n, seq):
 RATIOS = (("cuse", "direct"), ("pty", "direct"), ("cuse", "pty"))
 
 
-def report(results, paths, baud, smp):
+def report(results, paths, baud, smp, writer="qemu"):
     ratios = [(a, b) for a, b in RATIOS if a in paths and b in paths]
-    print(f"\n== guest -> port, one QEMU 16550 at {baud} 8N1 (firmware "
-          "sending 16 bytes per THRE), kB/s, inside the thin-client VM (TCG, "
-          f"{smp} vCPU; the inner QEMU TCG too)")
+    if writer == "qemu":
+        print(f"\n== guest -> port, one QEMU 16550 at {baud} 8N1 (firmware "
+              "sending 16 bytes per THRE), kB/s, inside the thin-client VM "
+              f"(TCG, {smp} vCPU; the inner QEMU TCG too)")
+    else:
+        print("\n== guest -> port, vm_writer doing what QEMU's 16550 does to "
+              "the chardev (one write() per byte; tty at 115200 8N1), kB/s, "
+              f"inside the thin-client VM (TCG, {smp} vCPU, no inner QEMU; "
+              "a 115200 line carries 11.52 kB/s)")
     print(f"  {'round':6} " + " ".join(f"{p:>8}" for p in paths) + " " +
           " ".join(f"{a + '/' + b:>12}" for a, b in ratios))
     for i, r in enumerate(results):
@@ -244,7 +284,8 @@ def report(results, paths, baud, smp):
     print("  CPU ms per KiB (mean of the rounds): " + "; ".join(
         f"{p}: " + ", ".join(
             f"{k} {sum(r[p]['ms_per_kib'][k] for r in results) / len(results):.2f}"
-            for k in ("qemu", "relay", "agent") if p != "direct" or k != "relay")
+            for k in (("qemu",) if writer == "qemu" else ()) +
+            ("relay", "agent") if p != "direct" or k != "relay")
         for p in paths))
 
 
@@ -306,10 +347,10 @@ def measure(td, a):
             res = {}
             for path in order:
                 seq += 1
-                res[path] = run_path(tc, relay, path, n, seq)
+                res[path] = run_path(tc, relay, path, n, seq, a.writer)
             results.append(res)
         relay.stop()
-        report(results, a.paths, a.baud, a.smp)
+        report(results, a.paths, a.baud, a.smp, a.writer)
         print(f"host load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         tc.stop()
@@ -330,6 +371,9 @@ def main():
     ap.add_argument("--idle", type=int, metavar="S",
                     help="instead: each path with a guest idle for S "
                     "seconds, the relay's and the agent's calls and CPU")
+    ap.add_argument("--writer", choices=("qemu", "program"), default="qemu",
+                    help="who writes the guest's bytes: an inner QEMU's "
+                    "16550 (default) or vm_writer (no nested TCG)")
     ap.add_argument("--paths", default=",".join(PATHS),
                     help="which paths, comma-separated (default: all)")
     a = ap.parse_args()

@@ -33,49 +33,20 @@ restarted QEMU would), its settings and data go through again.
 """
 import os
 import re
-import shutil
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from thinclient import ThinClient, acm_gadget, harness, program_files  # noqa: E402
+from thinclient import ThinClient, acm_gadget, harness  # noqa: E402
+from cuse_rig import (AGENT_INI, GUEST, IOCTL_LOG, QEMU,  # noqa: E402
+                      QEMU_DATA, RECORDER, cuse_files, relay_ini)
 
-PORT = 7100
 SIZE = 1 << 20
 BLK = 256 << 10           # blocking I/O: more than the tty's 64 KiB buffer
 STREAM = 8 << 10          # bytes written one per write(), as QEMU does
 FOLLOW_MS = 1000.0          # the issue's goal: settings follow within 1 s
-GUEST = "/usr/bin/cuse_guest"
-RECORDER = "/usr/lib/redir-test/libserial_ioctl_recorder.so"
-IOCTL_LOG = "/tmp/ioctl.log"
-QEMU = "/usr/bin/qemu-system-x86_64"
-QEMU_DATA = "/usr/share/qemu-rig"      # -L: SeaBIOS for the pc machine
-RELAY_INI = f"""[relay]
-listen = 127.0.0.1:{PORT}
-secret_file = /tmp/relay.secret
-log_level = debug
-[target.com1]
-kind = serial
-path = /run/com1
-tty = cuse
-"""
-AGENT_INI = f"""[agent]
-log_level = debug
-control_socket = /run/agent.sock
-[serial.com1]
-device = /dev/ttyACM0
-connect = 127.0.0.1:{PORT}/com1
-relay_secret_file = /tmp/relay.secret
-on_device_loss = keep
-"""
-
-
-def host_program(env, name):
-    path = os.environ.get(env)
-    if not path or not os.path.exists(path):
-        raise FileNotFoundError(f"${env} ({name}) is not set to a built file")
-    return path
+RELAY_INI = relay_ini()
 
 
 def steps(tc, *names, path="/run/com1"):
@@ -291,21 +262,7 @@ def unprivileged_relay(tc, relay):
 
 def test(td):
     t_start = time.monotonic()
-    qemu = shutil.which(os.environ.get("REDIR_QEMU", "qemu-system-x86_64"))
-    assert qemu, "qemu-system-x86_64 not found: scripts/install-deps.sh"
-    files = program_files({
-        "/usr/sbin/redir-relay": host_program("REDIR_RELAY", "redir-relay"),
-        QEMU: qemu})
-    # Debian's QEMU loads TCG as a module from its compiled-in directory
-    tcg = "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"
-    files[tcg] = (open(tcg, "rb").read(), 0o644)
-    files[f"{QEMU_DATA}/bios-256k.bin"] = open(
-        "/usr/share/seabios/bios-256k.bin", "rb").read()
-    files[GUEST] = (open(host_program("REDIR_CUSE_GUEST", "cuse_guest"),
-                         "rb").read(), 0o755)
-    files[RECORDER] = (open(host_program("REDIR_IOCTL_RECORDER",
-                                         "the ioctl recorder"), "rb").read(),
-                       0o755)
+    files = cuse_files()
     tc = ThinClient(td, modules=("cuse",), files=files, memory=1024).start()
     assert "cuse" in tc.sh("cat /proc/modules"), "cuse.ko not loaded"
     # the rig's /init mounts no devpts; tty = pty (phase 4b) needs one

@@ -36,23 +36,18 @@ tell a rig problem from a CUSE one.
 """
 import os
 import re
-import shutil
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from thinclient import (DEFAULT_ASAN_OPTIONS, TcAgent, ThinClient,  # noqa: E402
-                        acm_gadget, harness, program_files)
+                        acm_gadget, harness)
+from cuse_rig import (AGENT_INI, GUEST, IOCTL_LOG, QEMU,  # noqa: E402
+                      QEMU_DATA, RECORDER, cuse_files, relay_ini)
 
 TTY = os.environ.get("REDIR_FDSTORE_TTY", "cuse")
 assert TTY in ("cuse", "pty"), f"REDIR_FDSTORE_TTY={TTY}: cuse or pty"
-PORT = 7100
-GUEST = "/usr/bin/cuse_guest"
-RECORDER = "/usr/lib/redir-test/libserial_ioctl_recorder.so"
-IOCTL_LOG = "/tmp/ioctl.log"
-QEMU = "/usr/bin/qemu-system-x86_64"
-QEMU_DATA = "/usr/share/qemu-rig"
 SYSTEMD = "/usr/lib/systemd/systemd"
 SYSTEMCTL = "/bin/systemctl"
 UNIT = "redir-relay.service"
@@ -75,24 +70,7 @@ KEPT = {"cuse": r"serial tty /dev/redir-relay/com1 \(CUSE, kept across the "
 # the target's line, whether its tty is kept or new
 TARGET_UP = r"target com1: serial (tty|pty) "
 
-RELAY_INI = f"""[relay]
-listen = 127.0.0.1:{PORT}
-secret_file = /tmp/relay.secret
-log_level = debug
-[target.com1]
-kind = serial
-path = /run/com1
-tty = {TTY}
-"""
-AGENT_INI = f"""[agent]
-log_level = debug
-control_socket = /run/agent.sock
-[serial.com1]
-device = /dev/ttyACM0
-connect = 127.0.0.1:{PORT}/com1
-relay_secret_file = /tmp/relay.secret
-on_device_loss = keep
-"""
+RELAY_INI = relay_ini(TTY)
 RELAY_UNIT = f"""[Unit]
 Description=redir-relay under test (thinclient_cuse_fdstore)
 # no basic.target in this VM: the default dependencies would need one
@@ -149,32 +127,12 @@ DOWN_BYTES = b"\x00while-down\xff"     # cuse_guest's send-down
 STORM_KILLS = 4                        # relay SIGKILLs under the storm
 
 
-def host_program(env, name):
-    path = os.environ.get(env)
-    if not path or not os.path.exists(path):
-        raise FileNotFoundError(f"${env} ({name}) is not set to a built file")
-    return path
-
-
 def rig_files():
     """The relay, systemd and systemctl with their libraries, QEMU (TCG
     module, SeaBIOS), cuse_guest and the ioctl recorder."""
-    qemu = shutil.which(os.environ.get("REDIR_QEMU", "qemu-system-x86_64"))
-    assert qemu, "qemu-system-x86_64 not found: scripts/install-deps.sh"
     for prog in (SYSTEMD, SYSTEMCTL):
         assert os.path.exists(prog), f"{prog}: scripts/install-test-deps.sh"
-    files = program_files({
-        "/usr/sbin/redir-relay": host_program("REDIR_RELAY", "redir-relay"),
-        QEMU: qemu, SYSTEMD: SYSTEMD, SYSTEMCTL: SYSTEMCTL})
-    tcg = "/usr/lib/x86_64-linux-gnu/qemu/accel-tcg-x86_64.so"
-    files[tcg] = (open(tcg, "rb").read(), 0o644)
-    files[f"{QEMU_DATA}/bios-256k.bin"] = open(
-        "/usr/share/seabios/bios-256k.bin", "rb").read()
-    files[GUEST] = (open(host_program("REDIR_CUSE_GUEST", "cuse_guest"),
-                         "rb").read(), 0o755)
-    files[RECORDER] = (open(host_program("REDIR_IOCTL_RECORDER",
-                                         "the ioctl recorder"), "rb").read(),
-                       0o755)
+    files = cuse_files({SYSTEMD: SYSTEMD, SYSTEMCTL: SYSTEMCTL})
     # not under /tmp or /run: /init mounts tmpfs over both
     files[f"{ETC}/relay.ini"] = RELAY_INI
     files[f"{ETC}/agent.ini"] = AGENT_INI

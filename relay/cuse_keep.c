@@ -185,6 +185,9 @@ void cuse_keep_store(struct cuse_keep *k, int dev_fd)
     if (k->took) {
         fdstore_remove(k->dev_name);
         fdstore_remove(k->state_name);
+        /* an unusable device systemd still holds keeps its name: gone
+         * before ours registers (our CUSE_INIT reply is not sent yet) */
+        fdstore_barrier(BARRIER_MS);
         k->took = false;
     }
     drop_state(k);

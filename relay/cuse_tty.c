@@ -320,6 +320,19 @@ void cuse_tty_ioctl(struct cuse_tty *t, const struct cuse_tty_call *c,
     }
 }
 
+bool cuse_tty_only_reads(unsigned int cmd)
+{
+    switch (cmd) {
+    case TCGETS:
+    case TCGETS2:
+    case TIOCMGET:
+    case FIONREAD:
+    case TIOCOUTQ:
+    case TIOCGWINSZ: return true;
+    default: return false;
+    }
+}
+
 bool cuse_tty_drains(unsigned int cmd)
 {
     switch (cmd) {

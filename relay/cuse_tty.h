@@ -109,6 +109,10 @@ size_t cuse_tty_save(const struct cuse_tty *t, uint8_t *buf, size_t cap);
  * build's and the contents sane. */
 bool cuse_tty_restore(struct cuse_tty *t, const uint8_t *buf, size_t len);
 
+/* Whether cmd only reads the tty (TCGETS, TIOCMGET, FIONREAD, ...):
+ * nothing a restarted relay would need can have changed. */
+bool cuse_tty_only_reads(unsigned int cmd);
+
 /* Whether cmd waits for the output written before it (tcdrain(),
  * TCSETSW, TCSETSF and their termios2 forms, TCSBRK(P)): what the owner
  * holds back for the agent goes on first. */

@@ -112,9 +112,10 @@ static void notify_pollers(struct serial_tty *t)
             fuse_lowlevel_notify_poll(o->ph);
 }
 
-/* The open file fh names. One opened under an earlier run of the relay
- * (its device kept across the restart) is met here first and adopted.
- * From poll and release; NULL only out of memory. */
+/* The open file fh names, made if it is not known: a new one (open), or
+ * one opened under an earlier run of the relay (its device kept across
+ * the restart), met here first and adopted (poll). NULL only out of
+ * memory. */
 static struct opener *opener_of(struct serial_tty *t, uint64_t fh)
 {
     struct opener *o;
@@ -158,8 +159,11 @@ static void cuse_poll(fuse_req_t req, struct fuse_file_info *fi,
         if (o->ph)
             fuse_pollhandle_destroy(o->ph);
         o->ph = ph;
-        o->kh = cuse_keep_poll_kh(t->fbuf.mem, t->req_len);
-        save_state(t);
+        uint64_t kh = cuse_keep_poll_kh(t->fbuf.mem, t->req_len);
+        if (kh != o->kh) { /* a file's handle stays: QEMU polls it often */
+            o->kh = kh;
+            save_state(t);
+        }
     }
     fuse_reply_poll(req, revents(t));
 }
@@ -411,7 +415,7 @@ static void forward_outputs(struct serial_tty *t, int before)
 static void cuse_open(fuse_req_t req, struct fuse_file_info *fi)
 {
     struct serial_tty *t = req_tty(req);
-    struct opener *o = calloc(1, sizeof(*o));
+    struct opener *o = opener_of(t, t->next_fh);
     int before = cuse_tty_modem(t->tty);
     int pid = (int)fuse_req_ctx(req)->pid; /* req is gone after the reply */
 
@@ -419,9 +423,7 @@ static void cuse_open(fuse_req_t req, struct fuse_file_info *fi)
         fuse_reply_err(req, ENOMEM);
         return;
     }
-    o->fh = t->next_fh++;
-    o->next = t->openers;
-    t->openers = o;
+    t->next_fh++;
     fi->fh = o->fh;
     fi->direct_io = 1;
     fi->nonseekable = 1;
@@ -537,7 +539,8 @@ static void cuse_ioctl(fuse_req_t req, int cmd, void *arg,
     } else {
         fuse_reply_ioctl(req, r.ret, r.out_len ? r.out : NULL, r.out_len);
         apply(t, c.cmd, &r, before);
-        save_state(t);
+        if (!cuse_tty_only_reads(c.cmd)) /* QEMU's TIOCMGET polls: no */
+            save_state(t);
     }
 }
 

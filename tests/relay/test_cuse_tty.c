@@ -215,6 +215,13 @@ static void test_drains(void)
     CHECK(!cuse_tty_drains(TCSETS) && !cuse_tty_drains(TCSETS2) &&
               !cuse_tty_drains(TIOCMGET) && !cuse_tty_drains(TCGETS),
           "what QEMU polls or sets at once does not");
+    /* what a restarted relay needs is saved after any other ioctl */
+    CHECK(cuse_tty_only_reads(TIOCMGET) && cuse_tty_only_reads(TCGETS) &&
+              cuse_tty_only_reads(TCGETS2) && cuse_tty_only_reads(FIONREAD),
+          "getters only read");
+    CHECK(!cuse_tty_only_reads(TCSETS) && !cuse_tty_only_reads(TIOCMSET) &&
+              !cuse_tty_only_reads(TIOCMBIS) && !cuse_tty_only_reads(0x1234),
+          "setters, and what is not known, may change the tty");
 }
 
 /* A restarted relay takes the state back (cuse_keep.c): the same line,

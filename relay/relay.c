@@ -405,6 +405,7 @@ int relay_run(struct relay *r)
     uv_timer_init(r->loop, &r->deadline);
     fdstore_init();
     if (relay_start(r) < 0) {
+        log_err("start-up failed: exiting");
         rc = 1;
         r->stopping = true;
         fdstore_keep(); /* the next try may work: QEMU keeps its ptys */

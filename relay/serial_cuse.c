@@ -834,7 +834,10 @@ static struct serial_tty *tty_open(uv_loop_t *loop, const char *target,
                 "%s%s",
                 target, t->devname, CUSE_DEVICE,
                 strerror(rc < -4095 ? EINVAL : -rc),
-                rc == -ENOENT ? " (cuse.ko not loaded?)" : "");
+                rc == -ENOENT   ? " (cuse.ko not loaded?); tty = auto falls "
+                                  "back to a pty"
+                : rc == -EACCES ? "; tty = auto falls back to a pty"
+                                : "");
         tty_close(t);
         return NULL;
     }

@@ -58,7 +58,9 @@ def test(td):
         text = open(bad.log_path).read()
         assert rc == 1, (rc, text)
         assert re.search(r"target com1: cannot create the CUSE tty "
-                         r"/dev/redir-relay/com1 through /dev/cuse: ", text), text
+                         r"/dev/redir-relay/com1 through /dev/cuse: .*"
+                         r"tty = auto falls back to a pty", text), text
+        assert "start-up failed: exiting" in text, text
         print("tty = cuse without /dev/cuse: exit 1, " +
               re.search(r"cannot create the CUSE tty.*", text).group(0))
 
